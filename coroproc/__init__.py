@@ -1,0 +1,3 @@
+"""coroproc: a Corosync-compatible cluster engine (Totem SRP + EVS) in Python."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""coroproc.client — see docs/architecture.md; arrives with the executive work."""

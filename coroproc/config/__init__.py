@@ -1,0 +1,1 @@
+"""coroproc.config — see docs/architecture.md; arrives with the executive work."""

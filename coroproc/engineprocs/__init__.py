@@ -1,0 +1,1 @@
+"""coroproc.engineprocs — see docs/architecture.md; arrives with the executive work."""

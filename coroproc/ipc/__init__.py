@@ -1,0 +1,1 @@
+"""coroproc.ipc — see docs/architecture.md; arrives with the executive work."""

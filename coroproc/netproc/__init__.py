@@ -1,0 +1,1 @@
+"""coroproc.netproc — see docs/architecture.md; arrives with the executive work."""

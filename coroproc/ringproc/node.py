@@ -1,0 +1,150 @@
+"""TotemNode: the Python driver of one sans-I/O Totem core (see docs/core-api.md).
+
+It owns the numpy state, calls the jitted entry points, and turns the output buffers into
+tuples. Work per call is one jitted call plus one Python tuple per output; the ring
+process uses the same core through batch entry points instead of this per-event driver.
+Totempg reassembly happens here, between the core's frame deliveries and the application,
+exactly where Corosync's totempg sits above totemsrp.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import srp
+from . import totempg as pg
+from .config import TotemConfig
+from .state import (COUNTER_NAMES, EV_CONFIG, EV_DELIVER, EV_LOG, EV_RINGID, S_RING_REP,
+                    S_RING_SEQ, S_STATE, TotemState, new_state)
+from .wire import REJECT_NAMES
+
+LEVELS = ("agreed", "safe")
+KINDS = ("transitional", "regular")
+
+
+class TotemNode:
+    """One Totem core and its totempg layer, driven by the caller's clock and network."""
+
+    def __init__(self, config: TotemConfig, nodeid: int, ring_seq: int = 0,
+                 reassembly_senders: int | None = None):
+        if not 0 < nodeid < 2**32:
+            raise ValueError(f"nodeid {nodeid} is outside 1..2^32-1")
+        self.config = config
+        self.nodeid = nodeid
+        self.st: TotemState = new_state(config.to_array(), nodeid, ring_seq,
+                                        config.new_message_queue_bytes)
+        senders = reassembly_senders or max(len(config.nodelist), 1)
+        self._slot_of: dict[int, int] = {}
+        self._asm_data = np.zeros((senders, config.max_message_bytes + 64), np.uint8)
+        self._asm_meta = np.zeros((senders, pg.ASM_META_LEN), np.int64)
+        self._out_data = np.zeros(config.max_message_bytes + config.netmtu * 4, np.uint8)
+        self._out_meta = np.zeros((config.netmtu, pg.OUT_META_LEN), np.int64)
+        self._outputs: list[tuple] = []
+
+    # ---- inputs ----
+    def start(self, now_us: int) -> None:
+        srp.srp_start(self.st, now_us)
+        self._collect()
+
+    def on_frame(self, now_us: int, frame) -> int:
+        buf = np.frombuffer(frame, np.uint8) if not isinstance(frame, np.ndarray) else frame
+        r = srp.srp_on_frame(self.st, now_us, buf, buf.shape[0])
+        self._collect()
+        return r
+
+    def on_timer(self, now_us: int) -> int:
+        fired = srp.srp_on_timer(self.st, now_us)
+        if fired:
+            self._collect()
+        return fired
+
+    def next_deadline_us(self) -> int:
+        return int(srp.srp_next_deadline(self.st))
+
+    def submit(self, payload: bytes, safe: bool = False, group: bytes = b"a") -> bool:
+        msg = pg.build_group_message(group, payload)
+        ok = srp.srp_submit(self.st, self._now(), msg, msg.shape[0], 1 if safe else 0)
+        self._collect()
+        return bool(ok)
+
+    def leave(self, now_us: int) -> None:
+        srp.srp_leave(self.st, now_us)
+        self._collect()
+
+    # ---- outputs ----
+    def take_outputs(self) -> list[tuple]:
+        out, self._outputs = self._outputs, []
+        return out
+
+    def counters(self) -> dict:
+        c = {name: int(v) for name, v in zip(COUNTER_NAMES, self.st.cnt)}
+        for i, name in enumerate(REJECT_NAMES):
+            if i:
+                c["rx_rejected_" + name] = int(self.st.rej[i])
+        return c
+
+    @property
+    def state(self) -> int:
+        return int(self.st.s[S_STATE])
+
+    @property
+    def ring_id(self) -> tuple[int, int]:
+        return int(self.st.s[S_RING_REP]), int(self.st.s[S_RING_SEQ])
+
+    # ---- internals ----
+    def _now(self) -> int:
+        from .state import S_NOW_US
+        return int(self.st.s[S_NOW_US])
+
+    def _slot(self, sender: int) -> int:
+        slot = self._slot_of.get(sender)
+        if slot is None:
+            slot = len(self._slot_of)
+            if slot >= self._asm_meta.shape[0]:
+                # more senders than the nodelist named: grow (rare, membership-time only)
+                self._asm_data = np.concatenate([self._asm_data, np.zeros_like(self._asm_data)])
+                self._asm_meta = np.concatenate([self._asm_meta, np.zeros_like(self._asm_meta)])
+            self._slot_of[sender] = slot
+        return slot
+
+    def _collect(self) -> None:
+        st = self.st
+        out = self._outputs
+        tx_n = int(st.s[srp.S_TX_N])
+        for i in range(tx_n):
+            off, ln, dest = st.tx_meta[i]
+            out.append(("send", int(dest), st.tx_data[off:off + ln].tobytes()))
+        ev_n = int(st.s[srp.S_EV_N])
+        for i in range(ev_n):
+            kind, a, b, c, d, e, off, ln = (int(x) for x in st.ev_meta[i])
+            if kind == EV_DELIVER:
+                self._unpack(out, a, b, c, d, e, st.ev_data[off:off + ln])
+            elif kind == EV_CONFIG:
+                if a == 1:
+                    # The old ring is fully delivered: what is still partial can never
+                    # complete (senders restart such messages in the new ring).
+                    pg.pg_assembly_reset_all(self._asm_meta)
+                members = tuple(int(x) for x in st.ev_ints[off:off + ln])
+                out.append(("config", KINDS[a], (b, c), members))
+            elif kind == EV_RINGID:
+                out.append(("ringid", b, c))
+            elif kind == EV_LOG:
+                nodes = tuple(int(x) for x in st.ev_ints[off:off + ln]) if ln else ()
+                out.append(("log", a, b, c, d, nodes))
+        srp.srp_clear_outputs(st)
+
+    def _unpack(self, out, sender, rep, seq, tseq, guarantee, packet) -> None:
+        count = pg.pg_unpack(packet, packet.shape[0], self._slot(sender), self._asm_data,
+                             self._asm_meta, self._out_data, self._out_meta, 0)
+        if count < 0:
+            out.append(("log", 0, count, sender, tseq, ()))
+            return
+        level = LEVELS[1 if guarantee == 1 else 0]
+        for i in range(count):
+            off = int(self._out_meta[i, 0])
+            ln = int(self._out_meta[i, 1])
+            msg = self._out_data[off:off + ln]
+            payload_off = pg.group_payload_offset(msg)
+            if payload_off < 0:
+                continue
+            out.append(("deliver", sender, (rep, seq), tseq, level,
+                        msg[payload_off:].tobytes()))

@@ -1,0 +1,134 @@
+"""The Totem core's state: a namedtuple of numpy arrays, and the index of every field.
+
+Everything the protocol remembers lives here, so a node's state can be copied, pickled or
+mapped into shared memory, and the jitted functions in ``srp.py`` take it as one argument.
+Scalars sit in ``s`` (int64) at the S_* indices; node sets in ``lists`` (row L_*, column 0
+= count, then sorted nodeids); each of the two sort queues (one per ring: the ring in
+operation and the ring being formed) is a set of slot arrays indexed ``seq % queue_slots``.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from . import config as C
+from .wire import (COMMIT_MAX_BYTES, JOIN_MAX_BYTES, PROCESSOR_COUNT_MAX, R_COUNT_MAX,
+                   TOKEN_MAX_BYTES)
+
+# Membership states (Corosync's numbering).
+OPERATIONAL = 1
+GATHER = 2
+COMMIT = 3
+RECOVERY = 4
+
+# Scalars.
+_S_NAMES = """
+STATE MY_ID RING_REP RING_SEQ OLD_REP OLD_SEQ TOKEN_RING_ID_SEQ HAVE_OLD_CONFIG
+QO QR HIGH_DELIVERED LAST_RELEASED SAFE_POINT
+MY_LAST_ARU MY_TOKEN_SEQ MY_LAST_SEQ SEQ_UNCHANGED TOKEN_HELD ARU_COUNT FAILED_TO_RECV
+ORF_TOKEN_DISCARD ORIGINATED_ORF RETRANS_FLG_COUNT SET_RETRANS_FLG INSTALL_SEQ
+ROTATION_COUNTER TRC PBL CBL LOW_RING_ARU HIGH_RING_DELIVERED GLOBAL_SEQNO
+MERGE_OUTSTANDING CONT_GATHER TOKEN_RX_US TOK_LEN TOK_DEST CT_LEN
+RQ_HEAD RQ_COUNT TX_N TX_OFF EV_N EV_OFF EV_IOFF NOW_US LAST_TOKEN_SEQ_REF
+SELF_JOIN_PENDING SELF_JOIN_LEN
+""".split()
+for _i, _n in enumerate(_S_NAMES):
+    globals()["S_" + _n] = _i
+S_COUNT = len(_S_NAMES)
+
+# Node sets.
+_L_NAMES = "PROC FAILED MEMB NEW_MEMB TRANS CONSENSUS LEFT SCRATCH SCRATCH2".split()
+for _i, _n in enumerate(_L_NAMES):
+    globals()["L_" + _n] = _i
+L_COUNT = len(_L_NAMES)
+LIST_WIDTH = PROCESSOR_COUNT_MAX + 1
+
+# Timers (absolute deadlines in µs, -1 = not armed).
+T_TOKEN = 0
+T_TOKEN_RETRANSMIT = 1
+T_HOLD = 2
+T_JOIN = 3
+T_CONSENSUS = 4
+T_MERGE = 5
+T_TOKEN_WARNING = 6
+T_COUNT = 7
+TIMER_NAMES = ("token", "token_retransmit", "hold", "join", "consensus", "merge", "token_warning")
+
+# Counters (stats.srp.* where Corosync has one).
+_K_NAMES = """
+orf_token_tx orf_token_rx memb_merge_detect_tx memb_merge_detect_rx memb_join_tx memb_join_rx
+mcast_tx mcast_retx mcast_rx memb_commit_token_tx memb_commit_token_rx token_hold_cancel_tx
+token_hold_cancel_rx operational_entered operational_token_lost gather_entered
+gather_token_lost commit_entered commit_token_lost recovery_entered recovery_token_lost
+consensus_timeouts rx_msg_dropped continuous_gather firewall_enabled_or_nic_failure
+frames_rejected mcast_out_of_window token_dup_discarded tx_full ev_full
+recovery_msgs_originated delivered_frames safe_held recovery_gap
+""".split()
+for _i, _n in enumerate(_K_NAMES):
+    globals()["K_" + _n.upper()] = _i
+K_COUNT = len(_K_NAMES)
+COUNTER_NAMES = tuple(_K_NAMES)
+
+# Output event kinds (rows of ev_meta: kind, a, b, c, d, e, off, len).
+EV_DELIVER = 1    # a=sender nodeid, b=ring rep, c=ring seq, d=totem seq, e=guarantee; data=totempg packet
+EV_CONFIG = 2     # a=0 transitional / 1 regular, b=ring rep, c=ring seq, d=member count; ints[off:off+d]
+EV_RINGID = 3     # b=ring rep, c=ring seq: persist before going on
+EV_LOG = 4        # a=log code, b, c, d = arguments; ints[off:off+len] = node list if any
+EV_COLS = 8
+
+TotemState = namedtuple("TotemState", [
+    "s", "cfg", "timers", "lists", "cnt", "rej",
+    "sq_flag", "sq_seq", "sq_len", "sq_miss", "sq_data", "qhead", "qaru", "qhigh",
+    "rq_len", "rq_data",
+    "tok_buf", "ct_buf", "join_buf", "scratch", "scratch2",
+    "tx_meta", "tx_data", "ev_meta", "ev_data", "ev_ints",
+    "pg_q_data", "pg_q_meta", "pg_frag", "pg_packet",
+])
+
+
+def new_state(cfg_array: np.ndarray, nodeid: int, ring_seq: int,
+              pg_queue_bytes: int, tx_frames: int | None = None) -> TotemState:
+    """Allocate every array of one core; sizes follow the configuration."""
+    slots = int(cfg_array[C.C_QUEUE_SLOTS])
+    frame = int(cfg_array[C.C_FRAME_BYTES])
+    window = int(cfg_array[C.C_WINDOW_SIZE])
+    tx_rows = tx_frames or (4 * window + 64)
+    ev_rows = 2 * slots + 256
+    from . import totempg as pg  # the application queue belongs to totempg
+    st = TotemState(
+        s=np.zeros(S_COUNT, np.int64),
+        cfg=cfg_array.copy(),
+        timers=np.full(T_COUNT, -1, np.int64),
+        lists=np.zeros((L_COUNT, LIST_WIDTH), np.int64),
+        cnt=np.zeros(K_COUNT, np.int64),
+        rej=np.zeros(R_COUNT_MAX, np.int64),
+        sq_flag=np.zeros((2, slots), np.uint8),
+        sq_seq=np.zeros((2, slots), np.int64),
+        sq_len=np.zeros((2, slots), np.int32),
+        sq_miss=np.zeros((2, slots), np.int32),
+        sq_data=np.zeros((2, slots, frame), np.uint8),
+        qhead=np.zeros(2, np.int64),
+        qaru=np.zeros(2, np.int64),
+        qhigh=np.zeros(2, np.int64),
+        rq_len=np.zeros(slots, np.int32),
+        rq_data=np.zeros((slots, frame), np.uint8),
+        tok_buf=np.zeros(max(TOKEN_MAX_BYTES, COMMIT_MAX_BYTES) + 16, np.uint8),
+        ct_buf=np.zeros(COMMIT_MAX_BYTES + 16, np.uint8),
+        join_buf=np.zeros(JOIN_MAX_BYTES + 16, np.uint8),
+        scratch=np.zeros(max(frame, COMMIT_MAX_BYTES) + 64, np.uint8),
+        scratch2=np.zeros(max(frame, COMMIT_MAX_BYTES) + 64, np.uint8),
+        tx_meta=np.zeros((tx_rows, 3), np.int64),
+        tx_data=np.zeros(tx_rows * frame, np.uint8),
+        ev_meta=np.zeros((ev_rows, EV_COLS), np.int64),
+        ev_data=np.zeros(ev_rows * frame, np.uint8),
+        ev_ints=np.zeros(8 * LIST_WIDTH + 64, np.int64),
+        pg_q_data=np.zeros(pg_queue_bytes, np.uint8),
+        pg_q_meta=np.zeros(pg.Q_META_LEN, np.int64),
+        pg_frag=np.zeros(pg.FRAG_STATE_LEN, np.int64),
+        pg_packet=np.zeros(frame, np.uint8),
+    )
+    pg.pg_queue_init(st.pg_q_meta, pg_queue_bytes)
+    st.s[S_MY_ID] = nodeid
+    st.s[S_TOKEN_RING_ID_SEQ] = ring_seq
+    return st

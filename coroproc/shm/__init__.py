@@ -1,0 +1,1 @@
+"""coroproc.shm — see docs/architecture.md; arrives with the executive work."""

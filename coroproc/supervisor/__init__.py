@@ -1,0 +1,1 @@
+"""coroproc.supervisor — see docs/architecture.md; arrives with the executive work."""

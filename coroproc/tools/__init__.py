@@ -1,0 +1,1 @@
+"""coroproc.tools — see docs/architecture.md; arrives with the executive work."""
