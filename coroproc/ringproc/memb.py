@@ -27,7 +27,8 @@ from .deliver import emit_deliver
 from .sq import (emit_config, emit_log, emit_log_list, emit_tx, ev_row, lst_add, lst_and,
                  lst_clear, lst_copy, lst_equal, lst_has, lst_load, lst_min, lst_next, lst_sub,
                  lst_subset, lst_union, seq_from_wire, sq_add, sq_encapsulated, sq_guarantee,
-                 sq_in_range, sq_inuse, sq_reinit, sq_slot, sq_update_aru, timer_cancel,
+                 sq_in_range, sq_inuse, sq_reinit, sq_release_to, sq_slot, sq_update_aru,
+                 timer_cancel,
                  timer_set)
 from .state import (COMMIT, EV_RINGID, GATHER, K_COMMIT_ENTERED, K_CONSENSUS_TIMEOUTS,
                     K_CONTINUOUS_GATHER, K_FIREWALL_ENABLED_OR_NIC_FAILURE, K_GATHER_ENTERED,
@@ -365,7 +366,7 @@ def recovery_enter(st):
     if st.s[S_HAVE_OLD_CONFIG]:
         seq = low + 1
         while seq <= st.qhigh[qo]:
-            if sq_inuse(st, qo, seq):
+            if sq_inuse(st, qo, seq) and not sq_encapsulated(st, qo, seq):
                 _encapsulate(st, qo, seq)
             seq += 1
     start = st.cfg[C_SEQNO_START]
@@ -478,11 +479,18 @@ def operational_enter(st):
         if st.lists[L_SCRATCH2, 0] > 0:
             emit_log_list(st, E.LOG_FAILED, 0, 0, L_SCRATCH2)
     lst_clear(st, L_LEFT)
-    # The new ring's queue becomes the operational one.
+    # The new ring's queue becomes the operational one, without its recovery traffic:
+    # every member holds all of it (that is what ended recovery), it is never delivered,
+    # and keeping it would have a later recovery wrap it a second time.
     qo = st.s[S_QO]
-    st.s[S_QO] = st.s[S_QR]
+    qr = st.s[S_QR]
+    st.s[S_QO] = qr
     st.s[S_QR] = qo
-    st.s[S_HIGH_DELIVERED] = st.cfg[C_SEQNO_START]
+    last = st.cfg[C_SEQNO_START]
+    while sq_inuse(st, qr, last + 1) and sq_encapsulated(st, qr, last + 1):
+        last += 1
+    sq_release_to(st, qr, last)
+    st.s[S_HIGH_DELIVERED] = last
     st.s[S_SAFE_POINT] = st.cfg[C_SEQNO_START]
     st.s[S_MY_LAST_ARU] = st.cfg[C_SEQNO_START]
     lst_copy(st, L_PROC, L_NEW_MEMB)
@@ -544,6 +552,7 @@ def join_process(st, b):
     elif lst_has(st, L_FAILED, from_id):
         pass
     else:
+        before = st.lists[L_PROC, 0] + st.lists[L_FAILED, 0]  # the sets only grow here
         lst_union(st, L_PROC, L_SCRATCH)
         if lst_has(st, L_SCRATCH2, st.s[S_MY_ID]):
             lst_add(st, L_FAILED, from_id)
@@ -553,7 +562,14 @@ def join_process(st, b):
             else:
                 lst_sub(st, L_SCRATCH, L_SCRATCH2, L_MEMB)
                 lst_union(st, L_FAILED, L_SCRATCH)
-        gather_enter(st, E.GS_MERGE_DURING_JOIN)
+        changed = st.lists[L_PROC, 0] + st.lists[L_FAILED, 0] != before
+        # Corosync re-enters GATHER here even when the join taught it nothing; with
+        # several nodes holding failed sets they cannot adopt from each other, every join
+        # then triggers a join from every receiver (a storm that grows geometrically)
+        # and each re-entry restarts the consensus timer, so it never expires. A join
+        # that changes nothing is already answered by our last join and the join timer.
+        if changed or st.s[S_STATE] != GATHER:
+            gather_enter(st, E.GS_MERGE_DURING_JOIN)
         gathered = True
     if not gathered and st.s[S_STATE] == OPERATIONAL:
         gather_enter(st, E.GS_JOIN_OPERATIONAL)

@@ -17,7 +17,7 @@ from .state import (EV_CONFIG, EV_LOG, K_EV_FULL, K_TX_FULL, LIST_WIDTH,
 from .wire import O_ENCAP, O_MC_GUARANTEE, ENCAPSULATED, rd_i32, rd_u32
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def seq_from_wire(w, ref):
     """The int64 seq nearest to ``ref`` whose low 32 bits are ``w`` (RFC 1982 style)."""
     d = (w - ref) & 0xFFFFFFFF
@@ -26,7 +26,7 @@ def seq_from_wire(w, ref):
     return ref + d
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def u32_lte(a, b):
     """a <= b in 32-bit serial arithmetic (Corosync's sq_lte_compare)."""
     d = (b - a) & 0xFFFFFFFF
@@ -161,12 +161,12 @@ def sq_reinit(st, q, start_seq):
     st.qhigh[q] = start_seq
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sq_in_range(st, q, seq):
     return st.qhead[q] <= seq < st.qhead[q] + st.cfg[C_QUEUE_SLOTS]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sq_slot(st, seq):
     return seq & (st.cfg[C_QUEUE_SLOTS] - 1)
 
@@ -214,12 +214,12 @@ def sq_update_aru(st, q):
         st.qaru[q] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sq_encapsulated(st, q, seq):
     return st.sq_data[q, sq_slot(st, seq), O_ENCAP] == ENCAPSULATED
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sq_guarantee(st, q, seq):
     return rd_i32(st.sq_data[q, sq_slot(st, seq)], O_MC_GUARANTEE)
 
@@ -311,12 +311,12 @@ def emit_log_list(st, code, a, b, li):
 
 # ---- timers ----
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def timer_set(st, t, delay_us):
     st.timers[t] = st.s[S_NOW_US] + delay_us
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def timer_cancel(st, t):
     st.timers[t] = -1
 

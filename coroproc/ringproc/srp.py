@@ -16,7 +16,8 @@ from .memb import (consensus_timeout_expired, gather_enter, join_send, leave_sen
 from .sq import emit_log, sq_reinit, timer_set
 from .state import (COMMIT, GATHER, K_COMMIT_TOKEN_LOST, K_FRAMES_REJECTED, K_GATHER_TOKEN_LOST,
                     K_MEMB_COMMIT_TOKEN_RX, K_MEMB_JOIN_RX, K_MEMB_MERGE_DETECT_RX,
-                    K_OPERATIONAL_TOKEN_LOST, K_RECOVERY_TOKEN_LOST, L_PROC, OPERATIONAL,
+                    K_OPERATIONAL_TOKEN_LOST, K_RECOVERY_TOKEN_LOST, K_RX_MSG_DROPPED, L_PROC,
+                    OPERATIONAL,
                     RECOVERY, S_EV_IOFF, S_EV_N, S_EV_OFF, S_HIGH_DELIVERED, S_LAST_TOKEN_SEQ_REF,
                     S_MERGE_OUTSTANDING, S_MY_ID, S_MY_LAST_ARU, S_MY_LAST_SEQ, S_MY_TOKEN_SEQ,
                     S_NOW_US, S_ORF_TOKEN_DISCARD, S_QO, S_QR, S_RING_REP, S_RING_SEQ, S_SELF_JOIN_LEN, S_SELF_JOIN_PENDING,
@@ -25,8 +26,8 @@ from .state import (COMMIT, GATHER, K_COMMIT_TOKEN_LOST, K_FRAMES_REJECTED, K_GA
                     T_TOKEN_RETRANSMIT, T_TOKEN_WARNING)
 from .config import C_CONSENSUS_US, C_JOIN_US, C_TOKEN_US
 from .token import on_hold_cancel, on_mcast, on_token
-from .wire import (R_OK, R_OVERSIZE, T_COMMIT_TOKEN, T_MCAST, T_MEMB_JOIN, T_MERGE_DETECT,
-                   T_ORF_TOKEN, check_frame)
+from .wire import (O_JN_FROM, R_OK, R_OVERSIZE, T_COMMIT_TOKEN, T_MCAST, T_MEMB_JOIN,
+                   T_MERGE_DETECT, T_ORF_TOKEN, check_frame, rd_u32)
 
 
 @njit(cache=True)
@@ -82,7 +83,9 @@ def srp_on_frame(st, now_us, buf, n):
     """One received frame; returns 0 or the reject reason (also counted in st.rej)."""
     st.s[S_NOW_US] = now_us
     reason, t = check_frame(buf, n)
-    if reason == R_OK and n > st.cfg[C_FRAME_BYTES]:
+    if reason == R_OK and t == T_MCAST and n > st.cfg[C_FRAME_BYTES]:
+        # only mcast frames are stored in fixed slots; the other types are bounded by
+        # their validated counts (a 384-member commit token is 10.8 KB)
         reason = R_OVERSIZE
     if reason != R_OK:
         st.rej[reason] += 1
@@ -94,7 +97,12 @@ def srp_on_frame(st, now_us, buf, n):
         on_mcast(st, buf, n)
     elif t == T_MEMB_JOIN:
         st.cnt[K_MEMB_JOIN_RX] += 1
-        on_join(st, buf)
+        if rd_u32(buf, O_JN_FROM) == st.s[S_MY_ID]:
+            # our own joins are heard through loop_self; one from the network is an echo
+            # (udpu sends to every member) or a stale leave of an earlier incarnation
+            st.cnt[K_RX_MSG_DROPPED] += 1
+        else:
+            on_join(st, buf)
     elif t == T_COMMIT_TOKEN:
         st.cnt[K_MEMB_COMMIT_TOKEN_RX] += 1
         on_commit_token(st, buf, n)

@@ -31,7 +31,7 @@ from .state import (GATHER, K_MCAST_OUT_OF_WINDOW, K_MCAST_RETX, K_MCAST_RX, K_M
                     S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_TOKEN_HELD, S_TOKEN_RX_US,
                     S_NOW_US, S_TRC, T_HOLD, T_MERGE, T_TOKEN, T_TOKEN_RETRANSMIT,
                     T_TOKEN_WARNING)
-from .wire import (GUARANTEE_SAFE, MCAST_BYTES, NOT_ENCAPSULATED, O_MC_FROM, O_MC_GUARANTEE,
+from .wire import (ENCAPSULATED, GUARANTEE_SAFE, MCAST_BYTES, NOT_ENCAPSULATED, O_ENCAP, O_MC_FROM, O_MC_GUARANTEE,
                    O_MC_NODE_ID, O_MC_RING_REP, O_MC_RING_SEQ, O_MC_SEQ, O_MC_THIS_SEQNO,
                    O_HC_RING_REP, O_HC_RING_SEQ, O_NODEID, O_TK_ARU, O_TK_ARU_ADDR,
                    O_TK_BACKLOG, O_TK_FCC, O_TK_RETRANS_FLG, O_TK_RING_REP, O_TK_RING_SEQ,
@@ -70,7 +70,9 @@ def on_mcast(st, b, n):
         if not on_foreign_mcast(st, rd_u32(b, O_MC_FROM)):
             st.cnt[K_RX_MSG_DROPPED] += 1
         return
-    if q < 0:
+    if q < 0 or (b[O_ENCAP] == ENCAPSULATED and st.s[S_STATE] == OPERATIONAL):
+        # recovery traffic is complete before a node turns operational (token aru >=
+        # install seq for two rotations), so a late one is a duplicate or forged
         st.cnt[K_RX_MSG_DROPPED] += 1
         return
     seq = seq_from_wire(rd_u32(b, O_MC_SEQ), st.qaru[q])

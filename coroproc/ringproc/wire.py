@@ -135,24 +135,24 @@ REJECT_NAMES = (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd_u8(b, o):
     return np.int64(b[o])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd_u16(b, o):
     return np.int64(b[o]) | (np.int64(b[o + 1]) << 8)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd_u32(b, o):
     # np.int64, not int(): int() of a uint8 types as uint64 and poisons arithmetic to float
     return (np.int64(b[o]) | (np.int64(b[o + 1]) << 8) | (np.int64(b[o + 2]) << 16)
             | (np.int64(b[o + 3]) << 24))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd_i32(b, o):
     v = rd_u32(b, o)
     if v >= 0x80000000:
@@ -160,7 +160,7 @@ def rd_i32(b, o):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd_u64(b, o):
     # Ring seqs are < 2**63 in practice; a hostile 2**64-1 reads as -1 and fails validation.
     lo = rd_u32(b, o)
@@ -168,18 +168,18 @@ def rd_u64(b, o):
     return lo | (hi << 32)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wr_u8(b, o, v):
     b[o] = v & 0xFF
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wr_u16(b, o, v):
     b[o] = v & 0xFF
     b[o + 1] = (v >> 8) & 0xFF
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wr_u32(b, o, v):
     b[o] = v & 0xFF
     b[o + 1] = (v >> 8) & 0xFF
@@ -187,7 +187,7 @@ def wr_u32(b, o, v):
     b[o + 3] = (v >> 24) & 0xFF
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wr_u64(b, o, v):
     wr_u32(b, o, v & 0xFFFFFFFF)
     wr_u32(b, o + 4, (v >> 32) & 0xFFFFFFFF)
@@ -234,11 +234,17 @@ def _unique_nonzero(b, o, count):
     return R_OK
 
 
+# Ring seqs grow by 4 per configuration from 0; no real ring comes near 2**62, and a
+# larger value (hostile or corrupt) would overflow the next ring's seq and wedge formation.
+RING_SEQ_MAX = 1 << 62
+
+
 @njit(cache=True)
 def check_ring(b, o_rep, o_seq):
     if rd_u32(b, o_rep) == 0:
         return R_NODEID
-    if rd_u64(b, o_seq) < 0:
+    seq = rd_u64(b, o_seq)
+    if seq < 0 or seq >= RING_SEQ_MAX:
         return R_FIELD
     return R_OK
 
@@ -322,7 +328,8 @@ def check_join(b, n):
         return R_LENGTH
     if rd_u32(b, O_JN_FROM) == 0:
         return R_NODEID
-    if rd_u64(b, O_JN_RING_SEQ) < 0:
+    seq = rd_u64(b, O_JN_RING_SEQ)
+    if seq < 0 or seq >= RING_SEQ_MAX:
         return R_FIELD
     r = _unique_nonzero(b, JOIN_BYTES, p)
     if r != R_OK:

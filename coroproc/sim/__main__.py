@@ -80,11 +80,20 @@ def overrides_of(args: argparse.Namespace) -> dict:
 
 def _job(task: tuple[int, int, dict, bool]) -> RunResult:
     seed, nodes, overrides, keep_logs = task
-    return run_seed(seed, nodes, keep_logs=keep_logs, **overrides)
+    result = run_seed(seed, nodes, keep_logs=keep_logs, **overrides)
+    if result.ok:
+        result.logs = None      # only failing seeds' logs travel back to be dumped
+    return result
 
 
 def warm_up() -> None:
     """Compile (or load) the core's kernels once, before forking workers."""
+    try:
+        from coroproc.ringproc.warm import smoke_ring
+    except ImportError:
+        pass
+    else:
+        smoke_ring()
     run_seed(0, 3, check=False, fault_ms=200, quiet_ms=300, drain_ms=100)
 
 
@@ -192,6 +201,8 @@ def sweep(args: argparse.Namespace, out=None) -> int:
         failed_liveness += result.liveness > 0
         if args.progress:
             print(result.progress_line(), file=out, flush=True)
+        if args.print_memberships:
+            print_memberships(result, out)
         if not result.ok:
             report_failure(result, args, out)
     seconds = time.perf_counter() - started
@@ -217,7 +228,7 @@ def single(args: argparse.Namespace, out=None) -> int:
     nodes = params.nodes_for_seed(args.seed, *args.nodes)
     # The trace streams as the run goes, so a core that hangs shows what led there; after
     # --seed-timeout the stack of the hung call is printed and the process exits.
-    faulthandler.dump_traceback_later(args.seed_timeout, exit=True)
+    faulthandler.dump_traceback_later(args.seed_timeout, exit=True, file=sys.__stderr__)
     try:
         result = run_seed(args.seed, nodes, trace=args.trace, keep_logs=args.dump_logs is not None,
                           trace_sink=out if args.trace else None, **overrides_of(args))

@@ -43,11 +43,11 @@ SOCKET_BUFFER_FRAMES = 2000  # frames queued for a paused node; more are dropped
 WORKLOAD_TICK_US = 5_000
 BURSTS_PER_S_MIN = 2.0
 BURSTS_PER_S_MAX = 12.0
-STORMS_MAX = 2
-STORM_PROBABILITY = 0.3          # a seed has storms at all
-STORM_MS_MIN = 50
-STORM_MS_MAX = 200
-NEW_MESSAGE_QUEUE_BYTES = 256 * 1024   # the core's queue (Corosync: 4 MiB); small = back-pressure
+STORMS_MAX = 1
+STORM_PROBABILITY = 0.2          # a seed has a storm at all
+STORM_MS_MIN = 30
+STORM_MS_MAX = 100
+NEW_MESSAGE_QUEUE_BYTES = 128 * 1024   # the core's queue (Corosync: 4 MiB); small = back-pressure
 CLIENT_QUEUE_MESSAGES_MAX = 1024   # per node, messages waiting for an accepting submit
 BURST_MESSAGES_MAX = 48
 SIZE_SMALL_MIN_BYTES = 16
@@ -63,7 +63,9 @@ FAULTS_MAX = 256             # start + end events of one schedule
 
 # ---- bounds on one run -------------------------------------------------------------------
 EVENTS_MAX = 5_000_000       # events of one run; more is a frame storm (a core bug)
-HEAP_ENTRIES_MAX = 500_000   # pending events; more is a frame storm too
+HEAP_ENTRIES_MAX = 50_000    # pending events (normal: a few thousand); more is a frame storm
+EVENTS_PER_VIRTUAL_MS_MAX = 2_000   # sustained over STORM_WINDOWS windows of 4096 events: a
+STORM_WINDOWS = 4                   # storm (normal: < 200 even for 32 saturated nodes)
 SEED_WALL_S_MAX = 120.0      # a seed running longer (wall) in a sweep is reported as hung
 
 

@@ -208,7 +208,11 @@ class World:
         self.heap: list[tuple] = []
         self._tie = itertools.count().__next__
         self.now_us = 0
-        slots = max(self.nodeids) + 1
+        self._init_node_tables(max(self.nodeids) + 1)
+        self._init_records(trace, trace_sink)
+
+    def _init_node_tables(self, slots: int) -> None:
+        """Per-node state, in lists indexed by nodeid (faster than dicts in the hot loop)."""
         self.node: list = [None] * slots
         self.gen = [0] * slots
         self.wake_us = [NEVER_US] * slots
@@ -220,6 +224,11 @@ class World:
         self.anchor_local_us = [0] * slots
         self.ring_seq = [0] * slots       # the persisted ringid_<nodeid> file
         self.alive = {n: False for n in self.nodeids}
+        self._last_frame: list[tuple] = [()] * slots   # (rep, seq, totem seq) last delivered from
+        self._last_rpos = [0] * slots
+
+    def _init_records(self, trace: bool, trace_sink) -> None:
+        """What the run writes down: event logs, trace, statistics, bounds bookkeeping."""
         self.logs: dict[int, list[dict]] = {n: [] for n in self.nodeids}
         self.trace = Trace(load_log_names(), trace_sink) if trace else None
         self.harness: list[HarnessViolation] = []
@@ -231,11 +240,11 @@ class World:
             "crashes", "restarts", "pauses", "log_events"), 0)
         self.log_codes: dict[int, int] = {}
         self._since_install = {n: [0, 0] for n in self.nodeids}  # deliveries, safe ones
-        self._last_frame: list[tuple] = [()] * slots   # (rep, seq, totem seq) last delivered from
-        self._last_rpos = [0] * slots
         self.ended = False
         self.aborted = False          # cut short: no quiet phase to judge liveness on
         self.events = 0
+        self._window_start_us = 0
+        self._dense_windows = 0
 
     # ---- running -------------------------------------------------------------------
 
@@ -263,6 +272,12 @@ class World:
 
     def _push(self, t_us: int, kind: int, nid: int, data) -> None:
         heapq.heappush(self.heap, (t_us, self._tie(), kind, nid, data))
+
+    def inject(self, fault: faults_mod.Fault) -> None:
+        """Schedule one more fault while the run goes on (scenario tests trigger faults on
+        a node's protocol state this way); it must not lie in the past."""
+        assert fault.t_us >= self.now_us, f"fault {fault.describe()} is in the past"
+        self._push(fault.t_us, EV_FAULT, fault.node, fault)
 
     def _loop(self, end_us: int) -> None:
         heap = self.heap
@@ -303,14 +318,23 @@ class World:
     def _check_bounds(self, every: int = 4096) -> int:
         """Called every `every` events: a frame storm must end the run, not the machine."""
         self.events += every
-        if len(self.heap) > params.HEAP_ENTRIES_MAX or self.events > params.EVENTS_MAX:
+        elapsed_us = self.now_us - self._window_start_us
+        self._window_start_us = self.now_us
+        if every * 1000 > params.EVENTS_PER_VIRTUAL_MS_MAX * elapsed_us:
+            self._dense_windows += 1
+        else:
+            self._dense_windows = 0
+        if (len(self.heap) > params.HEAP_ENTRIES_MAX or self.events > params.EVENTS_MAX
+                or self._dense_windows >= params.STORM_WINDOWS):
             kinds: dict[int, int] = {}
             for entry in self.heap:
                 if entry[2] == EV_FRAME and len(entry[4]) > 3:
                     kinds[entry[4][3]] = kinds.get(entry[4][3], 0) + 1
             raise RunAborted("storm", (
                 f"frame storm at t_us={self.now_us}: {len(self.heap)} pending events (bound "
-                f"{params.HEAP_ENTRIES_MAX}), about {self.events} processed (bound {params.EVENTS_MAX}); "
+                f"{params.HEAP_ENTRIES_MAX}), about {self.events} processed (bound {params.EVENTS_MAX}), "
+                f"{self._dense_windows} windows of {every} events at over "
+                f"{params.EVENTS_PER_VIRTUAL_MS_MAX} events per virtual ms; "
                 f"pending frames by Totem type: {dict(sorted(kinds.items()))}"))
         return every - 1
 
@@ -506,6 +530,10 @@ class World:
             outputs = node.take_outputs()
             if outputs:
                 self._carry(nid, outputs)
+        if self.trace is not None:
+            self._trace_deliveries(nid)
+        self._since_install[nid] = [0, 0]
+        self._last_frame[nid] = ()
         self._event(nid, "crash")
         self.stats["crashes"] += 1
         self.node[nid] = None

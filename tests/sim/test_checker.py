@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import random
 import struct
-import time
 import zlib
 
 import pytest
@@ -791,18 +790,8 @@ def big_history(nodes: int = 5, events_min: int = 50_000, seed: int = 1) -> dict
     return c.logs
 
 
-def test_cost_of_a_50k_event_run():
+def test_a_50k_event_run_is_clean():
+    """A long clean history stays clean (its cost is measured in bench/, not asserted here)."""
     logs = big_history()
-    events = sum(len(log) for log in logs.values())
+    assert sum(len(log) for log in logs.values()) >= 40_000
     assert check_safety(logs) == []
-    best_s = min(_timed(check_safety, logs) for _ in range(3))
-    limit_s = 0.5  # generous for slow CI machines; typical is ~10x under
-    print(f"\ncheck_safety: {events} events in {best_s * 1e3:.1f} ms ({best_s / events * 1e6:.2f} us/event; "
-          f"{best_s / limit_s:.2f} of the {limit_s * 1e3:.0f} ms limit)")
-    assert best_s < limit_s
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start

@@ -171,3 +171,18 @@ def test_run_seed_with_a_standin_checker(tmp_path):
 def test_schedule_episodes_counted():
     s = faults.generate(__import__("random").Random(1), (1, 2, 3), fault_us=3_000_000, token_us=200_000)
     assert s.episodes() == sum(1 for f in s.faults if f.kind in dict(faults.KIND_WEIGHTS))
+
+
+def test_a_frame_storm_ends_the_run_as_a_violation(monkeypatch):
+    from coroproc.sim import params
+
+    class Echo(FakeNode):
+        def on_frame(self, now_us, frame):   # answer every frame with two multicasts
+            self.outputs += [("send", 0, frame), ("send", 0, frame)]
+
+    monkeypatch.setattr(params, "HEAP_ENTRIES_MAX", 5_000)
+    sim = SimConfig.for_seed(3, 4, fault_ms=200, quiet_ms=200, drain_ms=100)
+    w = World(sim, node_factory=Echo, totem_config=object()).run()
+    assert w.aborted and [v.prop for v in w.harness] == ["storm"]
+    assert "pending frames by Totem type" in w.harness[0].message
+    assert w.now_us == sim.end_us

@@ -415,8 +415,9 @@ def test_check_frame_accepts_corosync_values_that_look_odd():
     assert check(commit_token(addrs=(1, 2, 3), memb_index=2)) == (0, 4)
     # full retransmit list
     assert check(orf_token(rtr=[(1, 4, k) for k in range(30)])) == (0, 0)
-    # the largest ring seq that fits an int64
-    assert check(memb_join(ring_seq=2**63 - 1)) == (0, 3)
+    # the largest ring seq accepted (wire.RING_SEQ_MAX - 1); one more is refused
+    assert check(memb_join(ring_seq=W.RING_SEQ_MAX - 1)) == (0, 3)
+    assert check(memb_join(ring_seq=W.RING_SEQ_MAX)) == (W.R_FIELD, 3)
 
 
 # ---------------------------------------------------------------------------------------
