@@ -38,7 +38,8 @@ import time
 import warnings
 
 import numpy as np
-from numba import njit, typed
+from numba import njit, typed, types
+from numba.extending import overload
 
 from coroproc.ringproc import srp
 from coroproc.ringproc import totempg as pg
@@ -105,6 +106,19 @@ MIX_MASK = (1 << 62) - 1           # (wrapping int64) and Python (bigint) paths 
 # the jitted driver
 
 
+def _first(x):
+    """An entry point's status: the int itself, or the first of (status, next deadline)
+    (the core's entry points have returned both shapes; this runs against either)."""
+    return x[0] if isinstance(x, tuple) else x
+
+
+@overload(_first)
+def _first_jit(x):
+    if isinstance(x, types.BaseTuple):
+        return lambda x: x[0]
+    return lambda x: x
+
+
 @njit(cache=True)
 def _mix(h, x):
     return ((h ^ x) * MIX_PRIME) & MIX_MASK
@@ -151,7 +165,7 @@ def _send_all(states, i, now_us, wire, stats):
                     for b in range(ln):
                         w[b] = src[b]
                     src = w
-                r = srp.srp_on_frame(peer, now_us, src, ln)
+                r = _first(srp.srp_on_frame(peer, now_us, src, ln))
                 stats[ST_RX_FRAMES] += 1
                 if r != 0:
                     return _fail(stats, ERR_REJECTED, j, r)
@@ -236,7 +250,7 @@ def _top_up(states, now_us, msg, msg_len, sent, left, backlog_low, stats):
             c = sent[i]
             for b in range(8):
                 msg[HDR_BYTES + b] = (c >> (8 * b)) & 0xFF
-            if srp.srp_submit(st, now_us, msg, msg_len, 0) != 1:
+            if _first(srp.srp_submit(st, now_us, msg, msg_len, 0)) != 1:
                 stats[ST_SUBMIT_FULL] += 1
                 break
             sent[i] = c + 1
@@ -286,7 +300,7 @@ def _pump(states, mode, now_us, step_us, target, max_steps, msg, msg_len, backlo
             st = states[i]
             d = srp.srp_next_deadline(st)
             if d >= 0 and d <= now_us:
-                stats[ST_TIMERS] += srp.srp_on_timer(st, now_us)
+                stats[ST_TIMERS] += _first(srp.srp_on_timer(st, now_us))
         err = ERR_NONE
         for i in range(n):
             err = _send_all(states, i, now_us, wire, stats)
@@ -427,8 +441,8 @@ def measure(nodes: int, size: int, target_cpu_s: float, repeats: int) -> dict:
         n *= 4
     msgs = st[ST_DELIVERIES] / nodes
     per_rotation = ring.cfg.window_size * msgs / max(1, st[ST_TX_FRAMES] - st[ST_TX_UNICAST])
-    # at least two flow-control windows per run, so no run is a fraction of a rotation
-    n_msgs = max(int(2 * per_rotation), int(n * target_cpu_s / max(cpu, 1e-6)))
+    # at least one flow-control window per run (the no-jit runs are that short)
+    n_msgs = max(int(per_rotation), int(n * target_cpu_s / max(cpu, 1e-6)))
     runs = [ring.run(n_msgs) for _ in range(repeats)]
     total = ring.drain()
     rates = [(s[ST_DELIVERIES] / nodes) / c for c, s in runs]
@@ -475,59 +489,69 @@ def _jit_disabled() -> bool:
 # child processes: the no-jit run, and compile/load time of the core
 
 
-def _probe() -> dict:
-    """Import the core and form a 3-node ring through TotemNode (the Python driver), the
-    way a fresh daemon or test process meets it: compile (cold) or load (cached)."""
-    t0 = time.perf_counter()
-    import numba  # noqa: F401
-    t1 = time.perf_counter()
-    from coroproc.ringproc.node import TotemNode
-    t2 = time.perf_counter()
-    cfg = TotemConfig(token_ms=1000, nodelist=(1, 2, 3), queue_slots=1024,
-                      new_message_queue_bytes=4 << 20, max_message_bytes=65536)
-    nodes = {i: TotemNode(cfg, i) for i in cfg.nodelist}
-    now = 0
+# Run as `python -c` in a fresh process, so its imports are timed too (this file imports
+# numba and the core at the top). It forms a 3-node ring through TotemNode, the Python
+# driver, the way a fresh daemon or test process first meets the core.
+PROBE_SRC = """
+import json, time
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+from coroproc.ringproc.config import TotemConfig
+from coroproc.ringproc.node import TotemNode
+t2 = time.perf_counter()
+cfg = TotemConfig(token_ms=1000, nodelist=(1, 2, 3), queue_slots=1024,
+                  new_message_queue_bytes=4 << 20, max_message_bytes=65536)
+nodes = {i: TotemNode(cfg, i) for i in cfg.nodelist}
+now = 0
+for nd in nodes.values():
+    nd.start(now)
+delivered = 0
+submitted = False
+for _ in range(100_000):
+    now += 1000
     for nd in nodes.values():
-        nd.start(now)
-    delivered = 0
-    submitted = False
-    for _ in range(100_000):
-        now += 1000
-        for nd in nodes.values():
-            d = nd.next_deadline_us()
-            if 0 <= d <= now:
-                nd.on_timer(now)
-        for nid, nd in nodes.items():
-            for out in nd.take_outputs():
-                if out[0] == "send":
-                    dests = [k for k in nodes if k != nid] if out[1] == 0 else [out[1]]
-                    for k in dests:
-                        nodes[k].on_frame(now, out[2])
-                elif out[0] == "deliver":
-                    delivered += 1
-        ops = all(nd.state == OPERATIONAL for nd in nodes.values())
-        if ops and not submitted:
-            nodes[1].submit(b"x" * 64)
-            submitted = True
-        if delivered >= 3:
-            break
-    t3 = time.perf_counter()
-    return {"import_numba_s": t1 - t0, "import_core_s": t2 - t1, "first_ring_s": t3 - t2,
-            "delivered": delivered}
+        d = nd.next_deadline_us()
+        if 0 <= d <= now:
+            nd.on_timer(now)
+    for nid, nd in nodes.items():
+        for out in nd.take_outputs():
+            if out[0] == "send":
+                for k in ([k for k in nodes if k != nid] if out[1] == 0 else [out[1]]):
+                    nodes[k].on_frame(now, out[2])
+            elif out[0] == "deliver":
+                delivered += 1
+    # one ring of all three (at boot each node first forms its own singleton ring)
+    if (not submitted and all(nd.state == 1 for nd in nodes.values())
+            and len({nd.ring_id for nd in nodes.values()}) == 1):
+        nodes[1].submit(b"x" * 64)
+        submitted = True
+    if delivered >= 3:
+        break
+t3 = time.perf_counter()
+assert delivered >= 3, "the probe ring delivered nothing"
+print(json.dumps({"import_numba_s": t1 - t0, "import_core_s": t2 - t1,
+                  "first_ring_s": t3 - t2, "delivered": delivered}))
+"""
 
 
 def _child(args: list[str], env_extra: dict, timeout_s: float) -> dict:
+    """Run a child Python; returns the JSON of its last line plus its wall and CPU time."""
+    import resource
     env = dict(os.environ, **env_extra)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), *args], env=env,
-                       capture_output=True, text=True, timeout=timeout_s)
+    p = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout_s)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     sys.stderr.write(p.stderr)
     if p.returncode != 0:
-        raise CoreError(f"child {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+        raise CoreError(f"child {' '.join(args)[:80]} failed ({p.returncode}):\n{p.stderr}")
     res = json.loads(p.stdout.strip().splitlines()[-1])
     res["process_wall_s"] = wall
+    res["process_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return res
 
 
@@ -535,8 +559,8 @@ def compile_times() -> dict:
     tmp = tempfile.mkdtemp(prefix="coroproc-bench-cache-")
     try:
         env = {"COROPROC_NUMBA_CACHE": tmp}
-        cold = _child(["--child", "probe"], env, 600)
-        cached = _child(["--child", "probe"], env, 600)
+        cold = _child(["-c", PROBE_SRC], env, 1200)
+        cached = _child(["-c", PROBE_SRC], env, 600)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"cold": cold, "cached": cached}
@@ -562,74 +586,120 @@ def _machine() -> dict:
             "kernel": platform.release()}
 
 
-def render(jit: list[dict], nojit: list[dict], comp: dict, meta: dict) -> str:
+def _gbe_frames_per_s(frame_bytes: float) -> float:
+    """Frames/s that fill 1 Gbit/s: UDP 8 + IPv4 20 + Ethernet 14 + FCS 4 + preamble 8 +
+    inter-frame gap 12 bytes around each Totem frame."""
+    return 125e6 / (frame_bytes + 66)
+
+
+def render(jit: list[dict], nojit: list[dict], comp: dict) -> str:
     nj = {(r["nodes"], r["size"]): r for r in nojit}
     lines = [
         "| nodes | payload | msgs ordered / CPU-s | deliveries / CPU-s | frames / msg "
-        "| msgs / packet | ns / frame rx | no-jit msgs / CPU-s | jit / no-jit "
-        "| rx frames/s ÷ UDP 350k |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| msgs / packet | µs / frame received | no-jit msgs / CPU-s | jit ÷ no-jit "
+        "| frames received / CPU-s ÷ 1 GbE line rate | ÷ Python UDP 350 k/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in jit:
         o = nj.get((r["nodes"], r["size"]))
         nomps = f"{o['msgs_per_s']:,.0f}" if o else "–"
         ratio = f"{r['msgs_per_s'] / o['msgs_per_s']:,.0f}×" if o else "–"
+        gbe = r["rx_frames_per_s"] / _gbe_frames_per_s(r["frame_bytes"])
+        udp = r["rx_frames_per_s"] / UDP_DGRAMS_PER_S
         lines.append(
             f"| {r['nodes']} | {r['size']} B | {r['msgs_per_s']:,.0f} | "
             f"{r['deliveries_per_s']:,.0f} | {r['frames_per_msg']:.3f} | "
-            f"{r['msgs_per_packet']:.2f} | {r['ns_per_rx_frame']:,.0f} | {nomps} | {ratio} | "
-            f"{r['rx_frames_per_s'] / UDP_DGRAMS_PER_S:.1f} |")
+            f"{r['msgs_per_packet']:.2f} | {r['ns_per_rx_frame'] / 1000:.2f} | {nomps} | "
+            f"{ratio} | {gbe:.2f} | {udp:.2f} |")
     c, k = comp["cold"], comp["cached"]
     lines += [
         "",
-        "| core compile / load (3-node ring formed via TotemNode, fresh process) "
-        "| import numba | import core | first ring | process wall |",
-        "|---|---:|---:|---:|---:|",
+        "| core compile / load: fresh process, 3-node ring formed through TotemNode "
+        "| import numba | import core | first ring + message | process wall | process CPU |",
+        "|---|---:|---:|---:|---:|---:|",
         f"| cold (empty COROPROC_NUMBA_CACHE) | {c['import_numba_s']:.2f} s | "
-        f"{c['import_core_s']:.2f} s | {c['first_ring_s']:.2f} s | {c['process_wall_s']:.2f} s |",
+        f"{c['import_core_s']:.2f} s | {c['first_ring_s']:.2f} s | {c['process_wall_s']:.2f} s "
+        f"| {c['process_cpu_s']:.2f} s |",
         f"| cached | {k['import_numba_s']:.2f} s | {k['import_core_s']:.2f} s | "
-        f"{k['first_ring_s']:.2f} s | {k['process_wall_s']:.2f} s |",
+        f"{k['first_ring_s']:.2f} s | {k['process_wall_s']:.2f} s | {k['process_cpu_s']:.2f} s |",
     ]
     return "\n".join(lines)
+
+
+def _source() -> str:
+    """Which core was measured: commit, modified core files, and the cache's source hash."""
+    import coroproc.ringproc as rp
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--", "coroproc/ringproc").splitlines()
+    files = ", ".join(line[3:] for line in dirty) or "none"
+    return (f"commit {head}; core files modified in the working tree: {files}; "
+            f"core source hash {os.path.basename(rp.CACHE_DIR)}")
 
 
 def write_md(table: str, jit, nojit, meta) -> None:
     os.makedirs(os.path.dirname(RESULT_MD), exist_ok=True)
     m = meta["machine"]
-    detail = ["| run | nodes | payload | messages / run | CPU s (3 runs) | token frames / msg "
-              "| steps | timers fired | logs |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    detail = ["| run | nodes | payload | msgs / run | msgs / CPU-s (3 runs) | CPU s (3 runs) "
+              "| token frames / msg | frame bytes | sweeps | timers fired | log events "
+              "| msgs checked |",
+              "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for tag, rows in (("jit", jit), ("no-jit", nojit)):
         for r in rows:
             detail.append(
                 f"| {tag} | {r['nodes']} | {r['size']} B | {r['n_msgs']:,} | "
+                f"{', '.join(f'{x:,.0f}' for x in r['rates_all'])} | "
                 f"{', '.join(f'{c:.3f}' for c in r['cpu_all'])} | {r['tokens_per_msg']:.3f} | "
-                f"{r['steps']:,} | {r['timers']} | {r['logs']} |")
+                f"{r['frame_bytes']:.0f} | {r['steps']:,} | {r['timers']} | {r['logs']} | "
+                f"{r['checked_msgs']:,} |")
     text = f"""# Totem core throughput (bench/bench_core.py)
 
-Ordered application messages per CPU second of the jitted core, N cores in one process
-over a perfect virtual network; the driver loop itself is @njit (no Python per frame).
-Median of {REPEATS} runs (CPU time, `time.process_time()`), after forming the ring and
-a warm-up. "deliveries" = messages × nodes: one CPU did every node's work, so this is
-what one node's core would sustain on a CPU of its own. frames / msg counts every frame
-put on the wire (a multicast once, tokens included). ns / frame rx = CPU time / frames
-received by cores (all costs included: submit, packing, ordering, delivery, unpack,
-checks). The last column is received frames per CPU-s over {UDP_DGRAMS_PER_S:,}
-datagrams/s, the best one-receiver Python UDP rate of docs/machine-limits.
-no-jit = the same functions under NUMBA_DISABLE_JIT=1 (a child process, fewer messages).
-Every run is checked: each node delivered every message, per-sender FIFO without gaps,
-and identical order hashes over (sender, totem seq, counter) on every node.
+Ordered application messages per CPU second of the jitted core: N cores in one process
+over a perfect virtual network, driven by an @njit loop over a typed List of TotemState
+(no Python per frame). Median of {REPEATS} runs (CPU time, `time.process_time()`) after
+forming the ring and warming up; the queues stay full between runs (steady state), and a
+run's messages are counted from what the nodes delivered.
+
+* msgs ordered / CPU-s: distinct application messages (deliveries ÷ N).
+* deliveries / CPU-s = messages × nodes. One CPU did every node's work, so this is what
+  one node's core sustains on a CPU of its own.
+* frames / msg: frames put on the wire per message (a multicast once, tokens included);
+  msgs / packet: messages per mcast frame (totempg packing; 1 KiB messages fragment).
+* µs / frame received: CPU time ÷ frames handed to srp_on_frame; everything is in it
+  (submit, packing, ordering, delivery, pg_unpack, the benchmark's checks).
+* The last two columns compare frames received per CPU-s (per-node core capacity) with
+  the frame rate that fills a 1 Gbit/s link at the measured frame size, and with
+  {UDP_DGRAMS_PER_S:,} datagrams/s, the best one-receiver Python UDP rate in
+  docs/machine-limits (/work/shared/ref/machine-limits.md). Above 1 = the core keeps up.
+* no-jit: the same functions under NUMBA_DISABLE_JIT=1 (a child process; fewer messages,
+  same steady-state method).
+
+Checked in every run: per-sender FIFO with no gap or duplicate at every node, and the
+same order hash over (sender, totem seq, counter) on every node at the run's last message;
+after the runs the ring is drained and every node must have delivered every message ever
+submitted, in one order ("msgs checked"). Any membership change, rejected frame or stall
+fails the benchmark.
 
 Config: `TotemConfig(token_ms=1000, nodelist=1..n, queue_slots=1024,
 new_message_queue_bytes=4<<20, max_message_bytes=65536)`, Corosync defaults otherwise
-(netmtu 1500 → 1410-byte totempg packets, max_messages 17, window_size 50).
-Virtual clock: {STEP_US} µs per sweep while measuring.
+(netmtu 1500 → 1410-byte totempg packets, max_messages 17, window_size 50). Each node's
+queue is kept at ≥ {2 * 17} packets (two visits' worth) with group-"a" messages through
+srp_submit. Virtual clock: {STEP_US} µs per sweep.
 
 {table}
 
 Command: `{meta['command']}`
 Date: {meta['date']}
-Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}
+Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; load average at start
+{meta['load']} (other work was running; CPU time, not wall time, is measured)
 Versions: Python {m['python']}, numba {m['numba']}, numpy {m['numpy']}
+Core: {meta['source']}
 
 ## Runs
 
@@ -642,33 +712,32 @@ Versions: Python {m['python']}, numba {m['numba']}, numpy {m['numpy']}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
-    ap.add_argument("--child", choices=("nojit", "probe"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("nojit",), help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child == "probe":
-        print(json.dumps(_probe()))
-        return
     if a.child == "nojit":
         assert _jit_disabled(), "the no-jit child needs NUMBA_DISABLE_JIT=1"
         warnings.simplefilter("ignore", RuntimeWarning)
         print(json.dumps({"results": measure_all(a.seconds, REPEATS)}, default=float))
         return
 
+    meta = {"command": "python bench/bench_core.py" + (" --quick" if a.quick else ""),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     jit_s = 0.3 if a.quick else 2.0
     nojit_s = 0.1 if a.quick else 1.0
     print(f"jitted runs (~{jit_s} CPU-s each):", file=sys.stderr)
     jit = measure_all(jit_s, REPEATS)
     print(f"no-jit runs (~{nojit_s} CPU-s each, child process):", file=sys.stderr)
     t0 = time.perf_counter()
-    nojit = _child(["--child", "nojit", "--seconds", str(nojit_s)],
+    nojit = _child([os.path.abspath(__file__), "--child", "nojit", "--seconds", str(nojit_s)],
                    {"NUMBA_DISABLE_JIT": "1"}, 900)["results"]
     print(f"  no-jit child took {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
     print("core compile / load (children with a fresh cache):", file=sys.stderr)
     comp = compile_times()
-    meta = {"command": "python bench/bench_core.py" + (" --quick" if a.quick else ""),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "machine": _machine()}
-    table = render(jit, nojit, comp, meta)
+    meta["machine"] = _machine()
+    meta["source"] = _source()
+    table = render(jit, nojit, comp)
     print(table)
     write_md(table, jit, nojit, meta)
     print(f"\nwrote {os.path.relpath(RESULT_MD, ROOT)}", file=sys.stderr)

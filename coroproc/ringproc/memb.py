@@ -333,6 +333,34 @@ def _encapsulate(st, qo, seq):
 
 
 @njit(cache=True)
+def _queue_resends(st, qo, low, e0, n):
+    """Queue the old-ring frames above ``low`` this node must re-send in recovery.
+
+    Corosync has every transitional member re-send everything it holds above the lowest
+    aru, so each frame travels once per member. Here a frame at or below some member's
+    aru (that member surely holds it) is re-sent only by the lowest such member; only
+    frames above every aru, which nobody can tell who holds, go out from each holder.
+    Every member computes the same assignment from the commit token.
+    """
+    b = st.ct_buf
+    me = st.s[S_MY_ID]
+    seq = low + 1
+    while seq <= st.qhigh[qo]:
+        if sq_inuse(st, qo, seq) and not sq_encapsulated(st, qo, seq):
+            designated = -1
+            for i in range(n):
+                node = rd_u32(b, COMMIT_BYTES + 4 * i)
+                if not lst_has(st, L_TRANS, node):
+                    continue
+                aru = seq_from_wire(rd_u32(b, e0 + i * COMMIT_ENTRY_BYTES + O_ME_ARU), st.qaru[qo])
+                if aru >= seq and (designated < 0 or node < designated):
+                    designated = node
+            if designated < 0 or designated == me:
+                _encapsulate(st, qo, seq)
+        seq += 1
+
+
+@njit(cache=True)
 def recovery_enter(st):
     """Second visit of the commit token: compute the transitional set, queue re-sends."""
     b = st.ct_buf
@@ -364,11 +392,7 @@ def recovery_enter(st):
     st.s[S_RQ_HEAD] = 0
     st.s[S_RQ_COUNT] = 0
     if st.s[S_HAVE_OLD_CONFIG]:
-        seq = low + 1
-        while seq <= st.qhigh[qo]:
-            if sq_inuse(st, qo, seq) and not sq_encapsulated(st, qo, seq):
-                _encapsulate(st, qo, seq)
-            seq += 1
+        _queue_resends(st, qo, low, e0, n)
     start = st.cfg[C_SEQNO_START]
     st.s[S_ARU_COUNT] = 0
     st.s[S_SEQ_UNCHANGED] = 0
@@ -409,22 +433,21 @@ def orf_token_send_initial(st):
 
 
 @njit(cache=True)
-def _move_recovered(st):
-    """Unwrap the encapsulated old-ring frames received in recovery into the old queue."""
+def unwrap_recovered(st, d, n):
+    """An encapsulated old-ring frame arrived in the ring being formed: put the inner frame
+    into the old ring's queue at its old seq (Corosync does this at the end of recovery;
+    doing it on arrival lets the new ring release its recovery frames as they become
+    stable, so a long recovery cannot fill the new ring's queue)."""
+    if not st.s[S_HAVE_OLD_CONFIG]:
+        return
+    if (rd_u32(d, MCAST_BYTES + O_MC_RING_REP) != st.s[S_OLD_REP]
+            or rd_u64(d, MCAST_BYTES + O_MC_RING_SEQ) != st.s[S_OLD_SEQ]):
+        return
     qo = st.s[S_QO]
-    qr = st.s[S_QR]
-    seq = st.qhead[qr]
-    while seq <= st.qaru[qr]:
-        if sq_inuse(st, qr, seq) and sq_encapsulated(st, qr, seq):
-            i = sq_slot(st, seq)
-            d = st.sq_data[qr, i]
-            if (rd_u32(d, MCAST_BYTES + O_MC_RING_REP) == st.s[S_OLD_REP]
-                    and rd_u64(d, MCAST_BYTES + O_MC_RING_SEQ) == st.s[S_OLD_SEQ]):
-                old = seq_from_wire(rd_u32(d, MCAST_BYTES + O_MC_SEQ), st.qaru[qo])
-                if sq_in_range(st, qo, old) and not sq_inuse(st, qo, old):
-                    sq_add(st, qo, old, d, MCAST_BYTES, st.sq_len[qr, i] - MCAST_BYTES)
-        seq += 1
-    sq_update_aru(st, qo)
+    old = seq_from_wire(rd_u32(d, MCAST_BYTES + O_MC_SEQ), st.qaru[qo])
+    if sq_in_range(st, qo, old) and not sq_inuse(st, qo, old):
+        sq_add(st, qo, old, d, MCAST_BYTES, n - MCAST_BYTES)
+        sq_update_aru(st, qo)
 
 
 @njit(cache=True)
@@ -462,7 +485,6 @@ def operational_enter(st):
     st.s[S_ORIGINATED_ORF] = 0
     consensus_reset(st)
     if st.s[S_HAVE_OLD_CONFIG]:
-        _move_recovered(st)
         _finish_old_ring(st)
     rep = st.s[S_RING_REP]
     rseq = st.s[S_RING_SEQ]
@@ -486,7 +508,7 @@ def operational_enter(st):
     qr = st.s[S_QR]
     st.s[S_QO] = qr
     st.s[S_QR] = qo
-    last = st.cfg[C_SEQNO_START]
+    last = st.qhead[qr] - 1   # recovery frames already released as stable are gone
     while sq_inuse(st, qr, last + 1) and sq_encapsulated(st, qr, last + 1):
         last += 1
     sq_release_to(st, qr, last)

@@ -13,8 +13,9 @@ import numpy as np
 from . import srp
 from . import totempg as pg
 from .config import TotemConfig
-from .state import (COUNTER_NAMES, EV_CONFIG, EV_DELIVER, EV_LOG, EV_RINGID, S_RING_REP,
-                    S_RING_SEQ, S_STATE, TotemState, new_state)
+from .state import (COUNTER_NAMES, EV_CONFIG, EV_DELIVER, EV_LOG, EV_RINGID, S_EV_N, S_NOW_US,
+                    S_EV_IOFF, S_EV_OFF, S_RING_REP, S_RING_SEQ, S_STATE, S_TX_N, S_TX_OFF,
+                    TotemState, new_state)
 from .wire import REJECT_NAMES
 
 LEVELS = ("agreed", "safe")
@@ -39,35 +40,41 @@ class TotemNode:
         self._out_data = np.zeros(config.max_message_bytes + config.netmtu * 4, np.uint8)
         self._out_meta = np.zeros((config.netmtu, pg.OUT_META_LEN), np.int64)
         self._outputs: list[tuple] = []
+        self._deadline_us = -1
 
     # ---- inputs ----
+    # Each method makes exactly one jitted call (a call unboxes the whole state, so the
+    # entry points also return the next deadline) and then collects the outputs.
     def start(self, now_us: int) -> None:
-        srp.srp_start(self.st, now_us)
+        self._deadline_us = int(srp.srp_start(self.st, now_us))
         self._collect()
 
     def on_frame(self, now_us: int, frame) -> int:
-        buf = np.frombuffer(frame, np.uint8) if not isinstance(frame, np.ndarray) else frame
-        r = srp.srp_on_frame(self.st, now_us, buf, buf.shape[0])
+        buf = frame if isinstance(frame, np.ndarray) else np.frombuffer(frame, np.uint8)
+        reason, deadline = srp.srp_on_frame(self.st, now_us, buf, buf.shape[0])
+        self._deadline_us = int(deadline)
         self._collect()
-        return r
+        return int(reason)
 
     def on_timer(self, now_us: int) -> int:
-        fired = srp.srp_on_timer(self.st, now_us)
-        if fired:
-            self._collect()
-        return fired
+        fired, deadline = srp.srp_on_timer(self.st, now_us)
+        self._deadline_us = int(deadline)
+        self._collect()
+        return int(fired)
 
     def next_deadline_us(self) -> int:
-        return int(srp.srp_next_deadline(self.st))
+        return self._deadline_us
 
     def submit(self, payload: bytes, safe: bool = False, group: bytes = b"a") -> bool:
         msg = pg.build_group_message(group, payload)
-        ok = srp.srp_submit(self.st, self._now(), msg, msg.shape[0], 1 if safe else 0)
+        ok, deadline = srp.srp_submit(self.st, self._now(), msg, msg.shape[0], 1 if safe else 0)
+        self._deadline_us = int(deadline)
         self._collect()
         return bool(ok)
 
     def leave(self, now_us: int) -> None:
         srp.srp_leave(self.st, now_us)
+        self._deadline_us = -1
         self._collect()
 
     # ---- outputs ----
@@ -92,7 +99,6 @@ class TotemNode:
 
     # ---- internals ----
     def _now(self) -> int:
-        from .state import S_NOW_US
         return int(self.st.s[S_NOW_US])
 
     def _slot(self, sender: int) -> int:
@@ -109,13 +115,18 @@ class TotemNode:
     def _collect(self) -> None:
         st = self.st
         out = self._outputs
-        tx_n = int(st.s[srp.S_TX_N])
-        for i in range(tx_n):
-            off, ln, dest = st.tx_meta[i]
-            out.append(("send", int(dest), st.tx_data[off:off + ln].tobytes()))
-        ev_n = int(st.s[srp.S_EV_N])
-        for i in range(ev_n):
-            kind, a, b, c, d, e, off, ln = (int(x) for x in st.ev_meta[i])
+        tx_n = int(st.s[S_TX_N])
+        ev_n = int(st.s[S_EV_N])
+        # srp_clear_outputs, done here: a jitted call would unbox the whole state again
+        st.s[S_TX_N] = st.s[S_TX_OFF] = st.s[S_EV_N] = st.s[S_EV_OFF] = st.s[S_EV_IOFF] = 0
+        if tx_n:
+            data = st.tx_data
+            for off, ln, dest in st.tx_meta[:tx_n].tolist():
+                out.append(("send", dest, data[off:off + ln].tobytes()))
+        if not ev_n:
+            return
+        ints = st.ev_ints
+        for kind, a, b, c, d, e, off, ln in st.ev_meta[:ev_n].tolist():
             if kind == EV_DELIVER:
                 self._unpack(out, a, b, c, d, e, st.ev_data[off:off + ln])
             elif kind == EV_CONFIG:
@@ -123,14 +134,12 @@ class TotemNode:
                     # The old ring is fully delivered: what is still partial can never
                     # complete (senders restart such messages in the new ring).
                     pg.pg_assembly_reset_all(self._asm_meta)
-                members = tuple(int(x) for x in st.ev_ints[off:off + ln])
-                out.append(("config", KINDS[a], (b, c), members))
+                out.append(("config", KINDS[a], (b, c), tuple(ints[off:off + ln].tolist())))
             elif kind == EV_RINGID:
                 out.append(("ringid", b, c))
             elif kind == EV_LOG:
-                nodes = tuple(int(x) for x in st.ev_ints[off:off + ln]) if ln else ()
+                nodes = tuple(ints[off:off + ln].tolist()) if ln else ()
                 out.append(("log", a, b, c, d, nodes))
-        srp.srp_clear_outputs(st)
 
     def _unpack(self, out, sender, rep, seq, tseq, guarantee, packet) -> None:
         count = pg.pg_unpack(packet, packet.shape[0], self._slot(sender), self._asm_data,

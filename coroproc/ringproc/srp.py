@@ -16,7 +16,8 @@ from .memb import (consensus_timeout_expired, gather_enter, join_send, leave_sen
 from .sq import emit_log, sq_reinit, timer_set
 from .state import (COMMIT, GATHER, K_COMMIT_TOKEN_LOST, K_FRAMES_REJECTED, K_GATHER_TOKEN_LOST,
                     K_MEMB_COMMIT_TOKEN_RX, K_MEMB_JOIN_RX, K_MEMB_MERGE_DETECT_RX,
-                    K_OPERATIONAL_TOKEN_LOST, K_RECOVERY_TOKEN_LOST, K_RX_MSG_DROPPED, L_PROC,
+                    K_OPERATIONAL_TOKEN_LOST, K_PAUSE_DETECTED, K_RECOVERY_TOKEN_LOST,
+                    K_RX_MSG_DROPPED, L_PROC,
                     OPERATIONAL,
                     RECOVERY, S_EV_IOFF, S_EV_N, S_EV_OFF, S_HIGH_DELIVERED, S_LAST_TOKEN_SEQ_REF,
                     S_MERGE_OUTSTANDING, S_MY_ID, S_MY_LAST_ARU, S_MY_LAST_SEQ, S_MY_TOKEN_SEQ,
@@ -40,6 +41,16 @@ def srp_clear_outputs(st):
 
 
 @njit(cache=True)
+def srp_next_deadline(st):
+    best = -1
+    for t in range(T_COUNT):
+        d = st.timers[t]
+        if d >= 0 and (best < 0 or d < best):
+            best = d
+    return best
+
+
+@njit(cache=True)
 def loop_self(st):
     """Hear our own join, as a node does over the network; bounded: an own join can lead to
     a commit, never to another join."""
@@ -55,7 +66,8 @@ def loop_self(st):
 
 @njit(cache=True)
 def srp_start(st, now_us):
-    """Boot: a fresh ring id above the persisted one, then GATHER (Corosync's start-up)."""
+    """Boot: a fresh ring id above the persisted one, then GATHER (Corosync's start-up).
+    Returns the next timer deadline, like every entry point that arms timers."""
     st.s[S_NOW_US] = now_us
     me = st.s[S_MY_ID]
     start = st.cfg[C_SEQNO_START]
@@ -76,11 +88,16 @@ def srp_start(st, now_us):
     st.s[S_STATE] = OPERATIONAL
     gather_enter(st, E.GS_MISSING)
     loop_self(st)
+    return srp_next_deadline(st)
 
 
 @njit(cache=True)
 def srp_on_frame(st, now_us, buf, n):
-    """One received frame; returns 0 or the reject reason (also counted in st.rej)."""
+    """One received frame; returns (0 or the reject reason, next timer deadline).
+
+    Outputs accumulate across calls until srp_clear_outputs, so a batch driver can feed
+    many frames and drain once; returning the deadline saves a per-event driver a second
+    call (each call from Python unboxes the whole state)."""
     st.s[S_NOW_US] = now_us
     reason, t = check_frame(buf, n)
     if reason == R_OK and t == T_MCAST and n > st.cfg[C_FRAME_BYTES]:
@@ -90,7 +107,7 @@ def srp_on_frame(st, now_us, buf, n):
     if reason != R_OK:
         st.rej[reason] += 1
         st.cnt[K_FRAMES_REJECTED] += 1
-        return reason
+        return reason, srp_next_deadline(st)
     if t == T_ORF_TOKEN:
         on_token(st, buf, n)
     elif t == T_MCAST:
@@ -112,11 +129,24 @@ def srp_on_frame(st, now_us, buf, n):
     else:
         on_hold_cancel(st, buf)
     loop_self(st)
-    return R_OK
+    return R_OK, srp_next_deadline(st)
 
 
 @njit(cache=True)
-def _fire(st, t, now_us):
+def _paused(st, late_us):
+    """A timer that fires more than half a token late means this process was not running
+    (SIGSTOP, a VM stall): the silence a consensus timeout measures was ours, so nobody is
+    declared failed for it — the node gathers again instead (Corosync flushes membership
+    messages after a pause for the same reason)."""
+    if late_us > st.cfg[C_TOKEN_US] // 2:
+        st.cnt[K_PAUSE_DETECTED] += 1
+        emit_log(st, E.LOG_PAUSE, late_us // 1000, 0, 0)
+        return True
+    return False
+
+
+@njit(cache=True)
+def _fire(st, t, now_us, late_us):
     state = st.s[S_STATE]
     if t == T_TOKEN:
         if state == OPERATIONAL:
@@ -126,7 +156,8 @@ def _fire(st, t, now_us):
             gather_enter(st, E.GS_TOKEN_LOST_OPERATIONAL)
         elif state == GATHER:
             st.cnt[K_GATHER_TOKEN_LOST] += 1
-            consensus_timeout_expired(st)
+            if not _paused(st, late_us):
+                consensus_timeout_expired(st)
             gather_enter(st, E.GS_CONSENSUS_TIMEOUT)
         elif state == COMMIT:
             st.cnt[K_COMMIT_TOKEN_LOST] += 1
@@ -148,7 +179,10 @@ def _fire(st, t, now_us):
             timer_set(st, T_JOIN, st.cfg[C_JOIN_US])
     elif t == T_CONSENSUS:
         if state == GATHER:
-            consensus_timeout_expired(st)
+            if _paused(st, late_us):
+                gather_enter(st, E.GS_CONSENSUS_TIMEOUT)
+            else:
+                consensus_timeout_expired(st)
     elif t == T_MERGE:
         st.s[S_MERGE_OUTSTANDING] = 0
         if state == OPERATIONAL and st.s[S_RING_REP] == st.s[S_MY_ID]:
@@ -161,32 +195,24 @@ def _fire(st, t, now_us):
 
 @njit(cache=True)
 def srp_on_timer(st, now_us):
-    """Fire every timer due at now_us, in a fixed order (deterministic); returns how many."""
+    """Fire every timer due at now_us, in a fixed order (deterministic); returns
+    (timers fired, next deadline)."""
     st.s[S_NOW_US] = now_us
     fired = 0
     for t in range(T_COUNT):
         d = st.timers[t]
         if d >= 0 and d <= now_us:
             st.timers[t] = -1
-            _fire(st, t, now_us)
+            _fire(st, t, now_us, now_us - d)
             fired += 1
     loop_self(st)
-    return fired
-
-
-@njit(cache=True)
-def srp_next_deadline(st):
-    best = -1
-    for t in range(T_COUNT):
-        d = st.timers[t]
-        if d >= 0 and (best < 0 or d < best):
-            best = d
-    return best
+    return fired, srp_next_deadline(st)
 
 
 @njit(cache=True)
 def srp_submit(st, now_us, msg, n, level):
-    """Queue one application message (with its group header); 1 = queued, 0 = queue full."""
+    """Queue one application message (with its group header); returns (1 queued or 0 queue
+    full, next deadline)."""
     st.s[S_NOW_US] = now_us
     ok = pg.pg_submit(st.pg_q_data, st.pg_q_meta, msg, n, level)
     if ok == 1 and st.s[S_TOKEN_HELD] == 1:
@@ -197,7 +223,7 @@ def srp_submit(st, now_us, msg, n, level):
             token_retransmit(st)
         else:
             hold_cancel_send(st)
-    return ok
+    return ok, srp_next_deadline(st)
 
 
 @njit(cache=True)

@@ -63,7 +63,7 @@ token_hold_cancel_rx operational_entered operational_token_lost gather_entered
 gather_token_lost commit_entered commit_token_lost recovery_entered recovery_token_lost
 consensus_timeouts rx_msg_dropped continuous_gather firewall_enabled_or_nic_failure
 frames_rejected mcast_out_of_window token_dup_discarded tx_full ev_full
-recovery_msgs_originated delivered_frames safe_held recovery_gap
+recovery_msgs_originated delivered_frames safe_held recovery_gap pause_detected
 """.split()
 for _i, _n in enumerate(_K_NAMES):
     globals()["K_" + _n.upper()] = _i

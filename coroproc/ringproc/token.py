@@ -16,7 +16,7 @@ from .config import (C_CANCEL_HOLD_ON_RETRANSMIT, C_FAIL_RECV_CONST, C_HOLD_US, 
                      C_TOKEN_WARNING_US, C_WINDOW_SIZE)
 from .deliver import deliver_ring
 from .memb import (gather_enter, hold_cancel_send, on_foreign_mcast, operational_enter,
-                   token_retransmit, token_store_send)
+                   token_retransmit, token_store_send, unwrap_recovered)
 from .sq import (emit_log, emit_tx, lst_add, lst_next, seq_from_wire, sq_add, sq_in_range,
                  sq_inuse, sq_release_to, sq_slot, sq_update_aru, timer_cancel, timer_set,
                  u32_lte)
@@ -79,6 +79,8 @@ def on_mcast(st, b, n):
     if sq_in_range(st, q, seq):
         if not sq_inuse(st, q, seq):
             sq_add(st, q, seq, b, 0, n)
+            if b[O_ENCAP] == ENCAPSULATED:
+                unwrap_recovered(st, b, n)
     elif seq > st.qaru[q]:
         st.cnt[K_MCAST_OUT_OF_WINDOW] += 1
     sq_update_aru(st, q)
@@ -301,13 +303,17 @@ def on_token(st, b, n):
     st.s[S_TOKEN_RX_US] = st.s[S_NOW_US]
     last_aru = st.s[S_MY_LAST_ARU]
     st.s[S_MY_LAST_ARU] = taru_in
+    # what every member holds: the token's aru on two successive visits, and our own
+    stable = taru_in if taru_in < last_aru else last_aru
+    if st.qaru[q] < stable:
+        stable = st.qaru[q]
     if state == OPERATIONAL:
-        stable = taru_in if taru_in < last_aru else last_aru
-        if st.qaru[q] < stable:
-            stable = st.qaru[q]
         if stable > st.s[S_SAFE_POINT]:
             st.s[S_SAFE_POINT] = stable
         messages_free(st, taru_in)
+    elif stable >= st.qhead[q]:
+        # recovery frames are unwrapped on arrival; once all hold them they may go
+        sq_release_to(st, q, stable)
 
     allowed = fcc_calculate(st, tk)
     retx = orf_token_rtr(st, tk, allowed, q, tseq)

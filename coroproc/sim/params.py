@@ -81,3 +81,6 @@ def nodes_for_seed(seed: int, nodes_min: int, nodes_max: int) -> int:
     import random
     assert 2 <= nodes_min <= nodes_max, f"bad node range {nodes_min}..{nodes_max}"
     return random.Random(derive_seed(seed, "nodes")).randint(nodes_min, nodes_max)
+
+QUEUE_SLOTS = 256                 # per sort queue (window_size 50 needs >= 200)
+MAX_MESSAGE_BYTES = 128 * 1024    # reassembly limit; the workload's largest is 64 KiB

@@ -15,8 +15,10 @@ harmless by construction: the core is only called when its deadline has passed.
 Node clocks: a node sees `now + clock_offset_us` (clock jumps only go forward, like a
 monotonic clock after a VM suspend). A slow node's clock runs `factor` times slower than
 virtual time (local = anchor_local + (now - anchor_global) / factor), so its timers fire
-`factor` times later than due, and a deadline maps to one stable virtual time. A paused node runs nothing: its frames wait in a bounded socket buffer and its
-timers fire late, when it resumes. A crashed node's object is dropped; a restart builds a
+`factor` times later than due, and a deadline maps to one stable virtual time.
+
+A paused node runs nothing: its frames wait in a bounded socket buffer and its timers
+fire late, when it resumes. A crashed node's object is dropped; a restart builds a
 new core that gets back the ring seq the old one persisted.
 
 All randomness: one `random.Random` per subsystem (setup, faults, net, workload, world),
@@ -27,7 +29,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -125,6 +126,10 @@ def make_totem_config(sim: SimConfig):
               "token_coefficient_ms": sim.token_coefficient_ms}
     if "new_message_queue_bytes" in _accepted_fields(TotemConfig):
         kwargs["new_message_queue_bytes"] = params.NEW_MESSAGE_QUEUE_BYTES
+    # Small sort queues and reassembly buffers: the workload stays far below them, and a
+    # 20-node run allocates (and zeroes) them for every node and every restart.
+    kwargs["queue_slots"] = params.QUEUE_SLOTS
+    kwargs["max_message_bytes"] = params.MAX_MESSAGE_BYTES
     return TotemConfig(**kwargs)
 
 
