@@ -638,7 +638,7 @@ def _source() -> str:
             return "?"
     head = git("rev-parse", "--short", "HEAD") or "?"
     dirty = git("status", "--porcelain", "--", "coroproc/ringproc").splitlines()
-    files = ", ".join(line[3:] for line in dirty) or "none"
+    files = ", ".join(line.split()[-1] for line in dirty if line.strip()) or "none"
     return (f"commit {head}; core files modified in the working tree: {files}; "
             f"core source hash {os.path.basename(rp.CACHE_DIR)}")
 

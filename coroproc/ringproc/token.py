@@ -247,12 +247,11 @@ def orf_token_mcast(st, allowed, q, tseq):
 
 
 @njit(cache=True)
-def messages_free(st, token_aru):
-    """Release what every member holds and this node delivered (Corosync's messages_free)."""
+def messages_free(st, stable):
+    """Release what every member holds (``stable``: the token's aru on two successive
+    visits) and this node has delivered — Corosync's messages_free."""
     q = st.s[S_QO]
-    upto = token_aru
-    if st.s[S_MY_LAST_ARU] < upto:
-        upto = st.s[S_MY_LAST_ARU]
+    upto = stable
     if st.s[S_HIGH_DELIVERED] < upto:
         upto = st.s[S_HIGH_DELIVERED]
     if upto >= st.qhead[q]:
@@ -310,7 +309,7 @@ def on_token(st, b, n):
     if state == OPERATIONAL:
         if stable > st.s[S_SAFE_POINT]:
             st.s[S_SAFE_POINT] = stable
-        messages_free(st, taru_in)
+        messages_free(st, stable)
     elif stable >= st.qhead[q]:
         # recovery frames are unwrapped on arrival; once all hold them they may go
         sq_release_to(st, q, stable)
