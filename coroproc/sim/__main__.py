@@ -8,7 +8,9 @@ A sweep prints one line per failing seed (with the command that replays it) and 
 with exactly one summary line:
   seeds=<n> violations=<seeds with a safety violation> liveness_failures=<seeds with a
   liveness violation> seconds=<wall>
-The exit status is 1 when any seed failed. Results do not depend on --jobs.
+The exit status is 1 when any seed failed. Results do not depend on --jobs. A seed whose
+run ends in a frame storm, a core exception, a hang (--seed-timeout) or a dead worker
+counts as a safety violation; its replay command shows what happened.
 """
 from __future__ import annotations
 
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--jobs must be at least 1")
     if args.nodes[0] < 2:
         build_parser().error("--nodes needs at least 2 nodes")
+    if args.trace and args.seed is None:
+        build_parser().error("--trace replays one seed: use it with --seed S")
     if args.seed is not None:
         return single(args)
     return sweep(args)

@@ -104,9 +104,9 @@ class SimConfig:
 
     @property
     def liveness_bound_us(self) -> int:
-        """token + consensus + slack, slack = 2 × token + 500 ms (all effective values)."""
+        """token + consensus + slack, slack = 2 × (token + consensus) + 500 ms (effective values)."""
         token_ms = self.effective_token_ms
-        slack_ms = params.SLACK_TOKENS * token_ms + params.SLACK_EXTRA_MS
+        slack_ms = params.SLACK_ROUNDS * (token_ms + self.consensus_ms) + params.SLACK_EXTRA_MS
         return (token_ms + self.consensus_ms + slack_ms) * 1000
 
     @property
@@ -697,7 +697,8 @@ class World:
     @property
     def bound_us(self) -> int:
         """The liveness bound given to the checker: token + consensus + slack."""
-        slack_us = params.SLACK_TOKENS * self.token_us + params.SLACK_EXTRA_MS * 1000
+        slack_us = (params.SLACK_ROUNDS * (self.token_us + self.consensus_us)
+                    + params.SLACK_EXTRA_MS * 1000)
         return self.token_us + self.consensus_us + slack_us
 
     def memberships(self) -> list[str]:

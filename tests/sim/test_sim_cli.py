@@ -31,7 +31,8 @@ def test_parse_range():
 
 
 def test_usage_errors_exit_2(capsys):
-    for argv in ([], ["--seeds", "0:2", "--seed", "1"], ["--seeds", "x"], ["--seed", "1", "-j", "0"]):
+    for argv in ([], ["--seeds", "0:2", "--seed", "1"], ["--seeds", "x"], ["--seed", "1", "-j", "0"],
+                 ["--seeds", "0:2", "--trace"]):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 2
