@@ -10,10 +10,11 @@ clears the outputs. One CPU does the work of all N nodes, so "deliveries per CPU
 (messages x nodes) is what one node's core could do with a CPU of its own.
 
 Correctness is checked inside the loop, not assumed: every payload carries its sender's
-message counter, each receiver checks per-sender FIFO with no gap or duplicate, folds
-(sender, totem seq, counter) into an order hash, and a run only counts if every node
-delivered every message and all hashes agree. A membership change, a rejected frame or
-a stall during a measured run is an error.
+message counter, each receiver checks per-sender FIFO with no gap or duplicate and folds
+(sender, totem seq, counter) into an order hash; every node's hash at a run's last
+message must agree, and after the runs a drain must leave every node with every message
+ever submitted and one hash. A membership change, a rejected frame or a stall during a
+measured run is an error.
 
 The same functions run as Python under NUMBA_DISABLE_JIT=1 (a child process started by
 this script), with fewer messages; the report prints jit / no-jit.

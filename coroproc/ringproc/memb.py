@@ -56,7 +56,8 @@ from .wire import (COMMIT_BYTES, COMMIT_ENTRY_BYTES, ENCAPSULATED, JOIN_BYTES, M
                    O_TK_ARU_ADDR, O_TK_BACKLOG, O_TK_FCC, O_TK_RETRANS_FLG, O_TK_RING_REP,
                    O_TK_RING_SEQ, O_TK_RTR_N, O_TK_SEQ, O_TK_TOKEN_SEQ, T_COMMIT_TOKEN,
                    T_MEMB_JOIN, T_MERGE_DETECT, T_ORF_TOKEN, T_TOKEN_HOLD_CANCEL, T_MCAST,
-                   TOKEN_BYTES, rd_i32, rd_u32, rd_u64, wr_header, wr_u32, wr_u64)
+                   TOKEN_BYTES, copy_bytes, rd_i32, rd_u32, rd_u64, wr_header, wr_u32,
+                   wr_u64)
 
 MAX_NO_CONT_GATHER = 3
 
@@ -64,59 +65,55 @@ MAX_NO_CONT_GATHER = 3
 # ---- sending membership messages ----
 
 @njit(cache=True)
-def join_send(st):
+def _join_frame(st, header_nodeid, proc_li, failed_li, last_failed):
+    """Build a memb_join in st.scratch from two node sets; ``last_failed`` (if not 0) is
+    appended after the failed set: Corosync reads the last failed entry of a leave as the
+    node that leaves. Returns the frame length."""
     b = st.scratch
-    me = st.s[S_MY_ID]
-    np_ = st.lists[L_PROC, 0]
-    nf = st.lists[L_FAILED, 0]
-    wr_header(b, 0, T_MEMB_JOIN, 0, me, 0)
-    wr_u32(b, O_JN_FROM, me)
+    np_ = st.lists[proc_li, 0]
+    nf = st.lists[failed_li, 0]
+    wr_header(b, 0, T_MEMB_JOIN, 0, header_nodeid, 0)
+    wr_u32(b, O_JN_FROM, st.s[S_MY_ID])
     wr_u32(b, O_JN_PROC_N, np_)
-    wr_u32(b, O_JN_FAILED_N, nf)
+    wr_u32(b, O_JN_FAILED_N, nf + (1 if last_failed else 0))
     wr_u64(b, O_JN_RING_SEQ, st.s[S_RING_SEQ])
     o = JOIN_BYTES
     for i in range(np_):
-        wr_u32(b, o, st.lists[L_PROC, 1 + i])
+        wr_u32(b, o, st.lists[proc_li, 1 + i])
         o += 4
     for i in range(nf):
-        wr_u32(b, o, st.lists[L_FAILED, 1 + i])
+        wr_u32(b, o, st.lists[failed_li, 1 + i])
+        o += 4
+    if last_failed:
+        wr_u32(b, o, last_failed)
         o += 4
     st.cnt[K_MEMB_JOIN_TX] += 1
     emit_tx(st, 0, b, 0, o)
+    return o
+
+
+@njit(cache=True)
+def join_send(st):
+    o = _join_frame(st, st.s[S_MY_ID], L_PROC, L_FAILED, 0)
     # Corosync hears its own join back from the network (udpu sends to every member,
     # itself included); that is how a lone node reaches consensus. Here the core loops
     # it back itself once the current input is handled (see srp.loop_self).
-    for k in range(o):
-        st.join_buf[k] = b[k]
+    copy_bytes(st.join_buf, 0, st.scratch, 0, o)
     st.s[S_SELF_JOIN_LEN] = o
     st.s[S_SELF_JOIN_PENDING] = 1
 
 
 @njit(cache=True)
 def leave_send(st):
-    """Corosync's memb_leave_message_send: a join from 'nodeid 0' listing us as failed."""
-    b = st.scratch
+    """Corosync's memb_leave_message_send: a join from 'nodeid 0' whose failed list ends
+    with us, and whose proc list leaves us out."""
     me = st.s[S_MY_ID]
-    lst_add(st, L_FAILED, me)
     lst_clear(st, L_SCRATCH2)
     lst_add(st, L_SCRATCH2, me)
     lst_sub(st, L_SCRATCH, L_PROC, L_SCRATCH2)
-    np_ = st.lists[L_SCRATCH, 0]
-    nf = st.lists[L_FAILED, 0]
-    wr_header(b, 0, T_MEMB_JOIN, 0, 0, 0)
-    wr_u32(b, O_JN_FROM, me)
-    wr_u32(b, O_JN_PROC_N, np_)
-    wr_u32(b, O_JN_FAILED_N, nf)
-    wr_u64(b, O_JN_RING_SEQ, st.s[S_RING_SEQ])
-    o = JOIN_BYTES
-    for i in range(np_):
-        wr_u32(b, o, st.lists[L_SCRATCH, 1 + i])
-        o += 4
-    for i in range(nf):
-        wr_u32(b, o, st.lists[L_FAILED, 1 + i])
-        o += 4
-    st.cnt[K_MEMB_JOIN_TX] += 1
-    emit_tx(st, 0, b, 0, o)
+    lst_sub(st, L_TRANS, L_FAILED, L_SCRATCH2)   # L_TRANS is free: we are shutting down
+    _join_frame(st, 0, L_SCRATCH, L_TRANS, me)
+    lst_add(st, L_FAILED, me)
 
 
 @njit(cache=True)
@@ -147,8 +144,7 @@ def hold_cancel_send(st):
 @njit(cache=True)
 def token_store_send(st, buf, n, dest, forward):
     """Keep the token for retransmission, and send it unless the representative holds it."""
-    for k in range(n):
-        st.tok_buf[k] = buf[k]
+    copy_bytes(st.tok_buf, 0, buf, 0, n)
     st.s[S_TOK_LEN] = n
     st.s[S_TOK_DEST] = dest
     if forward:
@@ -324,9 +320,7 @@ def _encapsulate(st, qo, seq):
     wr_u32(d, O_MC_RING_REP, st.s[S_RING_REP])
     wr_u64(d, O_MC_RING_SEQ, st.s[S_RING_SEQ])
     wr_u32(d, O_MC_NODE_ID, me)
-    src = st.sq_data[qo, i]
-    for x in range(n):
-        d[MCAST_BYTES + x] = src[x]
+    copy_bytes(d, MCAST_BYTES, st.sq_data[qo, i], 0, n)
     st.rq_len[k] = n + MCAST_BYTES
     st.s[S_RQ_COUNT] += 1
     st.cnt[K_RECOVERY_MSGS_ORIGINATED] += 1

@@ -4,6 +4,9 @@ Node sets are rows of ``st.lists``: column 0 is the count, then nodeids kept sor
 set equality is a row compare and the token's successor is the next larger nodeid —
 Corosync orders its commit-token address list the same way.
 
+Tiny helpers that take the whole state are inlined at numba-IR level: a real call
+increments and decrements the reference count of every array in the state.
+
 A sort queue holds the frames of one ring by sequence number in ``queue_slots`` slots
 (``seq & (slots-1)``): ``qhead`` is the lowest seq it may hold (last released + 1), ``qaru``
 the highest seq below which nothing is missing, ``qhigh`` the highest seq seen. Internal
@@ -14,7 +17,7 @@ from numba import njit
 from .config import C_FRAME_BYTES, C_QUEUE_SLOTS
 from .state import (EV_CONFIG, EV_LOG, K_EV_FULL, K_TX_FULL, LIST_WIDTH,
                     S_EV_IOFF, S_EV_N, S_EV_OFF, S_NOW_US, S_TX_N, S_TX_OFF)
-from .wire import O_ENCAP, O_MC_GUARANTEE, ENCAPSULATED, rd_i32, rd_u32
+from .wire import O_ENCAP, O_MC_GUARANTEE, ENCAPSULATED, copy_bytes, rd_i32, rd_u32
 
 
 @njit(cache=True)
@@ -161,17 +164,17 @@ def sq_reinit(st, q, start_seq):
     st.qhigh[q] = start_seq
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sq_in_range(st, q, seq):
     return st.qhead[q] <= seq < st.qhead[q] + st.cfg[C_QUEUE_SLOTS]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sq_slot(st, seq):
     return seq & (st.cfg[C_QUEUE_SLOTS] - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sq_inuse(st, q, seq):
     if not sq_in_range(st, q, seq):
         return False
@@ -184,9 +187,7 @@ def sq_add(st, q, seq, buf, off, n):
     """Store a frame (caller checked range, absence and n <= frame bytes)."""
     i = sq_slot(st, seq)
     assert n <= st.cfg[C_FRAME_BYTES]
-    d = st.sq_data[q, i]
-    for k in range(n):
-        d[k] = buf[off + k]
+    copy_bytes(st.sq_data[q, i], 0, buf, off, n)
     st.sq_len[q, i] = n
     st.sq_seq[q, i] = seq
     st.sq_flag[q, i] = 1
@@ -235,8 +236,7 @@ def emit_tx(st, dest, buf, off, n):
         # Never silent: counted; Totem recovers a lost frame like a dropped datagram.
         st.cnt[K_TX_FULL] += 1
         return
-    for k in range(n):
-        st.tx_data[o + k] = buf[off + k]
+    copy_bytes(st.tx_data, o, buf, off, n)
     st.tx_meta[row, 0] = o
     st.tx_meta[row, 1] = n
     st.tx_meta[row, 2] = dest
@@ -270,8 +270,7 @@ def ev_bytes(st, buf, off, n):
     if o + n > st.ev_data.shape[0]:
         st.cnt[K_EV_FULL] += 1
         return -1
-    for k in range(n):
-        st.ev_data[o + k] = buf[off + k]
+    copy_bytes(st.ev_data, o, buf, off, n)
     st.s[S_EV_OFF] = o + n
     return o
 
@@ -311,12 +310,12 @@ def emit_log_list(st, code, a, b, li):
 
 # ---- timers ----
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def timer_set(st, t, delay_us):
     st.timers[t] = st.s[S_NOW_US] + delay_us
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def timer_cancel(st, t):
     st.timers[t] = -1
 

@@ -36,7 +36,8 @@ from .wire import (ENCAPSULATED, GUARANTEE_SAFE, MCAST_BYTES, NOT_ENCAPSULATED, 
                    O_HC_RING_REP, O_HC_RING_SEQ, O_NODEID, O_TK_ARU, O_TK_ARU_ADDR,
                    O_TK_BACKLOG, O_TK_FCC, O_TK_RETRANS_FLG, O_TK_RING_REP, O_TK_RING_SEQ,
                    O_TK_RTR_N, O_TK_SEQ, O_TK_TOKEN_SEQ, RETRANSMIT_ENTRIES_MAX, RTR_ITEM_BYTES,
-                   T_MCAST, TOKEN_BYTES, rd_i32, rd_u32, rd_u64, wr_header, wr_u32, wr_u64)
+                   T_MCAST, TOKEN_BYTES, copy_bytes, rd_i32, rd_u32, rd_u64, wr_header, wr_u32,
+                   wr_u64)
 
 
 @njit(cache=True)
@@ -192,15 +193,13 @@ def _send_new_frame(st, q, seq, buf, off, n, encapsulated, guarantee):
     d = st.sq_data[q, k]
     me = st.s[S_MY_ID]
     if encapsulated:
-        for x in range(n):
-            d[x] = buf[off + x]
+        copy_bytes(d, 0, buf, off, n)
     else:
         wr_header(d, 0, T_MCAST, NOT_ENCAPSULATED, me, 0)
         wr_u32(d, O_MC_FROM, me)
         wr_u32(d, O_MC_NODE_ID, me)
         wr_u32(d, O_MC_GUARANTEE, guarantee)
-        for x in range(n):
-            d[MCAST_BYTES + x] = buf[off + x]
+        copy_bytes(d, MCAST_BYTES, buf, off, n)
         n += MCAST_BYTES
     wr_u32(d, O_MC_SEQ, seq & 0xFFFFFFFF)
     wr_u32(d, O_MC_THIS_SEQNO, st.s[S_GLOBAL_SEQNO] & 0xFFFFFFFF)
@@ -274,8 +273,7 @@ def on_token(st, b, n):
         return
     tk = st.scratch2
     ln = TOKEN_BYTES + rd_i32(b, O_TK_RTR_N) * RTR_ITEM_BYTES
-    for k in range(ln):
-        tk[k] = b[k]
+    copy_bytes(tk, 0, b, 0, ln)
     me = st.s[S_MY_ID]
     q = st.s[S_QO] if state == OPERATIONAL else st.s[S_QR]
     tseq = seq_from_wire(rd_u32(tk, O_TK_SEQ), st.s[S_LAST_TOKEN_SEQ_REF])

@@ -194,6 +194,16 @@ def wr_u64(b, o, v):
 
 
 @njit(cache=True)
+def copy_bytes(dst, doff, src, soff, n):
+    """dst[doff:doff+n] = src[soff:soff+n] as an index loop over two slice views: the form
+    numba vectorises (about 80x faster than indexing the big arrays inside the loop)."""
+    d = dst[doff:doff + n]
+    s = src[soff:soff + n]
+    for k in range(n):
+        d[k] = s[k]
+
+
+@njit(cache=True)
 def wr_header(b, o, msg_type, encapsulated, nodeid, target_nodeid):
     wr_u16(b, o + O_MAGIC, MAGIC)
     b[o + O_VERSION] = VERSION
