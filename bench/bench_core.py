@@ -61,7 +61,7 @@ STEP_US = 10                       # virtual µs per sweep while measuring
 FORM_STEP_US = 1000                # ... while the ring forms (join/consensus timers)
 FORM_STEPS_MAX = 200_000
 REPEATS = 3
-UDP_DGRAMS_PER_S = 350_000         # machine-limits.md: top of one Python UDP receiver
+UDP_DGRAMS_PER_S = 350_000         # top rate of one Python UDP receiver on this machine type
 
 # _pump modes
 MODE_FORM = 0
@@ -676,8 +676,8 @@ run's messages are counted from what the nodes delivered.
   (submit, packing, ordering, delivery, pg_unpack, the benchmark's checks).
 * The last two columns compare frames received per CPU-s (per-node core capacity) with
   the frame rate that fills a 1 Gbit/s link at the measured frame size, and with
-  {UDP_DGRAMS_PER_S:,} datagrams/s, the best one-receiver Python UDP rate in
-  docs/machine-limits (/work/shared/ref/machine-limits.md). Above 1 = the core keeps up.
+  {UDP_DGRAMS_PER_S:,} datagrams/s, the best one-receiver Python UDP rate measured earlier on this
+  machine type (a constant here, not measured in this run). Above 1 = the core keeps up.
 * no-jit: the same functions under NUMBA_DISABLE_JIT=1 (a child process; fewer messages,
   same steady-state method).
 

@@ -24,8 +24,7 @@ from . import totempg as pg
 from .config import (C_CONSENSUS_US, C_JOIN_US, C_QUEUE_SLOTS, C_SEQNO_START, C_TOKEN_RETRANSMIT_US,
                      C_TOKEN_US)
 from .deliver import emit_deliver
-from .sq import (emit_config, emit_log, emit_log_list, emit_tx, ev_row, lst_add, lst_and,
-                 lst_clear, lst_copy, lst_equal, lst_has, lst_load, lst_min, lst_next, lst_sub,
+from .sq import (emit_config, emit_log, emit_log_list, emit_tx, ev_row, lst_add, lst_clear, lst_copy, lst_equal, lst_has, lst_load, lst_min, lst_next, lst_sub,
                  lst_subset, lst_union, seq_from_wire, sq_add, sq_encapsulated, sq_guarantee,
                  sq_in_range, sq_inuse, sq_reinit, sq_release_to, sq_slot, sq_update_aru,
                  timer_cancel,
@@ -50,8 +49,7 @@ from .wire import (COMMIT_BYTES, COMMIT_ENTRY_BYTES, ENCAPSULATED, JOIN_BYTES, M
                    MERGE_DETECT_BYTES, HOLD_CANCEL_BYTES, O_CT_ADDR_N, O_CT_MEMB_INDEX,
                    O_CT_RETRANS_FLG, O_CT_RING_REP, O_CT_RING_SEQ, O_CT_TOKEN_SEQ, O_HC_RING_REP,
                    O_HC_RING_SEQ, O_JN_FAILED_N, O_JN_FROM, O_JN_PROC_N, O_JN_RING_SEQ,
-                   O_MC_FROM, O_MC_NODE_ID, O_MC_RING_REP, O_MC_RING_SEQ, O_MC_SEQ, O_MC_THIS_SEQNO,
-                   O_MD_FROM, O_MD_RING_REP, O_MD_RING_SEQ, O_ME_ARU, O_ME_HIGH_DELIVERED,
+                   O_MC_FROM, O_MC_NODE_ID, O_MC_RING_REP, O_MC_RING_SEQ, O_MC_SEQ, O_MD_FROM, O_MD_RING_REP, O_MD_RING_SEQ, O_ME_ARU, O_ME_HIGH_DELIVERED,
                    O_ME_RECEIVED_FLG, O_ME_RING_REP, O_ME_RING_SEQ, O_NODEID, O_TK_ARU,
                    O_TK_ARU_ADDR, O_TK_BACKLOG, O_TK_FCC, O_TK_RETRANS_FLG, O_TK_RING_REP,
                    O_TK_RING_SEQ, O_TK_RTR_N, O_TK_SEQ, O_TK_TOKEN_SEQ, T_COMMIT_TOKEN,

@@ -15,7 +15,7 @@ from .config import (C_CANCEL_HOLD_ON_RETRANSMIT, C_FAIL_RECV_CONST, C_HOLD_US, 
                      C_SEQNO_UNCHANGED_CONST, C_TOKEN_RETRANSMIT_US, C_TOKEN_US,
                      C_TOKEN_WARNING_US, C_WINDOW_SIZE)
 from .deliver import deliver_ring
-from .memb import (gather_enter, hold_cancel_send, on_foreign_mcast, operational_enter,
+from .memb import (gather_enter, on_foreign_mcast, operational_enter,
                    token_retransmit, token_store_send, unwrap_recovered)
 from .sq import (emit_log, emit_tx, lst_add, lst_next, seq_from_wire, sq_add, sq_in_range,
                  sq_inuse, sq_release_to, sq_slot, sq_update_aru, timer_cancel, timer_set,

@@ -11,7 +11,6 @@ pytest.importorskip("coroproc.sim.checker")
 
 from coroproc.sim.faults import Fault, Schedule  # noqa: E402
 from coroproc.sim.run import run_seed  # noqa: E402
-from coroproc.sim.trace import logs_digest  # noqa: E402
 from coroproc.sim.world import SimConfig, World, default_node_factory  # noqa: E402
 
 SWEEP_SEEDS = 30

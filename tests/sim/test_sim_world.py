@@ -1,5 +1,4 @@
 """The world's plumbing, driven with a toy core (tests/sim/sim_fakes.py)."""
-import pytest
 
 from coroproc.sim import faults
 from coroproc.sim.faults import Fault, Schedule

@@ -581,7 +581,7 @@ def test_queue_wraps_around():
     rng = random.Random(3)
     q, qm, fs = new_queue(4096)
     out = np.zeros(MP1500, np.uint8)
-    sent, got, pending = [], [], []
+    sent, got = [], []
     rx = Receiver()
     for step in range(3000):
         if rng.random() < 0.6:
