@@ -1,17 +1,13 @@
 """The simulator over the real Totem core and the real EVS checker.
 
 A seed sweep must find no violation; one seed must replay to the identical logs and
-trace; a crashed node must come back with the ring seq it persisted. Skipped until the
-core imports (it is built in parallel).
+trace; a crashed node must come back with the ring seq it persisted.
 """
 import pytest
 
-totem_node = pytest.importorskip("coroproc.ringproc.node", reason="the Totem core is not built yet")
-pytest.importorskip("coroproc.sim.checker")
-
-from coroproc.sim.faults import Fault, Schedule  # noqa: E402
-from coroproc.sim.run import run_seed  # noqa: E402
-from coroproc.sim.world import SimConfig, World, default_node_factory  # noqa: E402
+from coroproc.sim.faults import Fault, Schedule
+from coroproc.sim.run import run_seed
+from coroproc.sim.world import SimConfig, World, default_node_factory
 
 SWEEP_SEEDS = 30
 
