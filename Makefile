@@ -26,6 +26,7 @@ warm: venv
 
 # Main job (until the daemon exists): simulated rings under seeded faults.
 demo: warm
+	$(VPY) -m coroproc.sim --seed 17 --nodes 5 --print-memberships
 	$(VPY) -m coroproc.sim --seeds 0:12 --nodes 3:7 --progress
 
 sweep: warm
