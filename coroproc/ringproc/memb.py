@@ -35,7 +35,7 @@ from .state import (COMMIT, EV_RINGID, GATHER, K_COMMIT_ENTERED, K_CONSENSUS_TIM
                     K_OPERATIONAL_ENTERED, K_RECOVERY_ENTERED, K_RECOVERY_GAP,
                     K_RECOVERY_MSGS_ORIGINATED, K_TOKEN_HOLD_CANCEL_TX, K_ORF_TOKEN_TX,
                     L_CONSENSUS, L_FAILED, L_LEFT, L_MEMB, L_NEW_MEMB, L_PROC, L_SCRATCH,
-                    L_SCRATCH2, L_TRANS, OPERATIONAL, RECOVERY, S_CONT_GATHER, S_CT_LEN,
+                    L_SCRATCH2, L_SCRATCH3, L_TRANS, OPERATIONAL, RECOVERY, S_CONT_GATHER, S_CT_LEN,
                     S_FAILED_TO_RECV, S_HAVE_OLD_CONFIG, S_HIGH_DELIVERED, S_HIGH_RING_DELIVERED,
                     S_INSTALL_SEQ, S_LAST_TOKEN_SEQ_REF, S_LOW_RING_ARU, S_MERGE_OUTSTANDING,
                     S_MY_LAST_ARU, S_MY_ID, S_MY_LAST_SEQ,
@@ -109,8 +109,8 @@ def leave_send(st):
     lst_clear(st, L_SCRATCH2)
     lst_add(st, L_SCRATCH2, me)
     lst_sub(st, L_SCRATCH, L_PROC, L_SCRATCH2)
-    lst_sub(st, L_TRANS, L_FAILED, L_SCRATCH2)   # L_TRANS is free: we are shutting down
-    _join_frame(st, 0, L_SCRATCH, L_TRANS, me)
+    lst_sub(st, L_SCRATCH3, L_FAILED, L_SCRATCH2)
+    _join_frame(st, 0, L_SCRATCH, L_SCRATCH3, me)
     lst_add(st, L_FAILED, me)
 
 

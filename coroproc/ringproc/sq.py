@@ -95,17 +95,6 @@ def lst_sub(st, dst, a, b):
 
 
 @njit(cache=True)
-def lst_and(st, dst, a, b):
-    k = 0
-    for i in range(1, st.lists[a, 0] + 1):
-        v = st.lists[a, i]
-        if lst_has(st, b, v):
-            k += 1
-            st.lists[dst, k] = v
-    st.lists[dst, 0] = k
-
-
-@njit(cache=True)
 def lst_equal(st, a, b):
     n = st.lists[a, 0]
     if n != st.lists[b, 0]:

@@ -169,11 +169,6 @@ def rd_u64(b, o):
 
 
 @njit(cache=True)
-def wr_u8(b, o, v):
-    b[o] = v & 0xFF
-
-
-@njit(cache=True)
 def wr_u16(b, o, v):
     b[o] = v & 0xFF
     b[o + 1] = (v >> 8) & 0xFF
