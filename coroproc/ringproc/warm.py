@@ -65,6 +65,10 @@ def main() -> None:
     delivered = smoke_ring()
     print(f"numba core ready in {time.perf_counter() - t0:.1f} s "
           f"({delivered} messages ordered in the warm-up ring)")
+    t0 = time.perf_counter()
+    from coroproc.ringproc.process import warm_up
+    warm_up(TotemConfig(nodelist=(1, 2, 3)), n_links=1, n_engines=1)
+    print(f"ring process pump ready in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,17 @@
-"""coroproc.shm — see docs/architecture.md; arrives with the executive work."""
+"""coroproc.shm — shared-memory SPSC record rings, their doorbell and their names.
+
+atomics.py  memory-ordering intrinsics for @njit code
+layout.py   header words, record framing, size rules
+kernels.py  jitted push/reserve/commit/peek/release and the sleep handshake
+ring.py     ShmRing: segment life cycle, validation, Python push/pop (re-exports kernels)
+doorbell.py Doorbell: the consumer's eventfd and the sleep protocol
+names.py    segment naming and per-node cleanup
+See docs/shm.md for the layout and the ordering argument.
+"""
+
+from coroproc.shm.doorbell import Doorbell
+from coroproc.shm.errors import ShmError
+from coroproc.shm.names import node_segments, remove_node_segments, segment_name
+from coroproc.shm.ring import ShmRing
+
+__all__ = ["Doorbell", "ShmError", "ShmRing", "node_segments", "remove_node_segments", "segment_name"]

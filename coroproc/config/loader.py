@@ -1,0 +1,79 @@
+"""load(path) → (NodeConfig, warnings): the whole corosync.conf pipeline for one node.
+
+Order matters for the messages an operator sees: syntax (parser.py), then each key on
+its own (schema.py), then the transport (transports.py — knet is refused there, before
+anything that only knet configurations lack), then totem-wide rules, the nodelist, the
+local node, the links, and the remaining sections. The first error stops the load.
+"""
+from __future__ import annotations
+
+from coroproc.config.context import Keys
+from coroproc.config.errors import ConfigParseError, ConfigWarning
+from coroproc.config.links import build_links
+from coroproc.config.localnode import find_local_node
+from coroproc.config.model import NodeConfig
+from coroproc.config.nodelist import build_nodes
+from coroproc.config.parser import parse_file
+from coroproc.config.schema import check_keys
+from coroproc.config.sections import (UDP_NETMTU_BYTES, build_coroproc, build_logging,
+                                      build_quorum, build_system, build_totem)
+from coroproc.config.transports import COROSYNC_DEFAULT_TRANSPORT, refuse_unsupported
+
+
+def _check_totem_basics(keys: Keys, transport: str) -> None:
+    if keys.get("totem.version") != 2:
+        raise keys.fail("totem.version", "This totem parser can only parse version 2 "
+                        "configurations (set totem { version: 2 })")
+    cipher, hash_ = "none", "none"
+    if keys.get("totem.secauth") == "on":
+        cipher, hash_ = "aes256", "sha256"
+    cipher = keys.get("totem.crypto_cipher", cipher)
+    hash_ = keys.get("totem.crypto_hash", hash_)
+    if cipher != "none" and hash_ == "none":
+        raise keys.fail("totem.crypto_cipher", "crypto_cipher requires crypto_hash with "
+                        "value other than none")
+    if transport != "knet" and (cipher != "none" or hash_ != "none"):
+        key = next(k for k in ("totem.crypto_cipher", "totem.crypto_hash", "totem.secauth")
+                   if k in keys.entries)
+        raise keys.fail(key, "crypto_cipher & crypto_hash are only valid for the Knet "
+                        "transport (udp/udpu send in the clear; set both to none)")
+
+
+def _local_override(keys: Keys, nodeid_override: int | None):
+    if nodeid_override is not None:
+        if not 0 < nodeid_override < 2**32:
+            raise ConfigParseError(keys.file, None, "--nodeid", f"{nodeid_override} is out "
+                                   "of range (allowed: 1..4294967295)")
+        return nodeid_override, None
+    return keys.get("coroproc.nodeid"), keys.entries.get("coroproc.nodeid")
+
+
+def load(path: str, nodeid_override: int | None = None
+         ) -> tuple[NodeConfig, list[ConfigWarning]]:
+    """Read and validate ``path`` for this node; raise ConfigParseError if it is unusable."""
+    parsed = parse_file(path)
+    checked = check_keys(parsed)
+    keys = Keys(path, checked.keys, checked.values, checked.warnings)
+    transport = keys.get("totem.transport", COROSYNC_DEFAULT_TRANSPORT)
+    _check_totem_basics(keys, transport)
+    refuse_unsupported(transport, keys.entries.get("totem.transport"), path)
+    ip_version = keys.get("totem.ip_version", "ipv4" if transport == "udp" else "ipv6-4")
+    nodes = build_nodes(keys, ip_version, keys.flag("totem.clear_node_high_bit", False))
+    raw_ring0 = {n.position: keys.get(f"nodelist.node.{n.position}.ring0_addr")
+                 for n in nodes}
+    override, override_entry = _local_override(keys, nodeid_override)
+    local = find_local_node(nodes, raw_ring0, path, override, override_entry)
+    keys.derive("nodelist.local_node_pos", str(local.position), "u32")
+    cluster_name = keys.get("totem.cluster_name")
+    links = build_links(keys, transport, ip_version, nodes, local, cluster_name)
+    netmtu = keys.get("totem.netmtu") or UDP_NETMTU_BYTES
+    totem = build_totem(keys, tuple(n.nodeid for n in nodes), netmtu)
+    config = NodeConfig(
+        path=path, cluster_name=cluster_name or "", transport=transport,
+        ip_version=ip_version, totem=totem, links=tuple(links), nodes=tuple(nodes),
+        local_nodeid=local.nodeid, local_addrs=dict(local.addrs),
+        block_unlisted_ips=keys.flag("totem.block_unlisted_ips", True), netmtu=netmtu,
+        config_version=keys.get("totem.config_version", 0),
+        logging=build_logging(keys), quorum=build_quorum(keys, len(nodes)),
+        state_dir=build_system(keys), coroproc=build_coroproc(keys), keys=keys.entries)
+    return config, keys.warnings

@@ -1,0 +1,128 @@
+"""The typed, validated configuration of one node, as the supervisor and engines use it.
+
+Plain frozen dataclasses, built by loader.py; nothing here reads files or sockets.
+Totem timers live in TotemConfig (coroproc.ringproc.config), which owns Corosync's
+derivations (effective token, token_retransmit, hold, consensus); ``keys`` keeps the
+flat cmap-style mapping with Corosync's key names and value strings for the CMAP engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from coroproc.config.errors import Entry
+from coroproc.ringproc.config import TotemConfig
+
+DEFAULT_STATE_DIR = "/var/lib/corosync"
+DEFAULT_PORT = 5405
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """One totem link (udp/udpu have exactly one, link 0)."""
+
+    linknumber: int
+    mcastport: int
+    ttl: int = 1
+    mcastaddr: str | None = None  # udp: given or derived from cluster_name; udpu: None
+    bindnetaddr: str | None = None  # the local node's address on this link
+    broadcast: bool = False
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """One nodelist { node { } } entry; addrs maps linknumber → resolved IP string."""
+
+    position: int  # N of nodelist.node.N
+    nodeid: int
+    name: str | None
+    addrs: dict[int, str]
+    quorum_votes: int = 1
+    nodeid_generated: bool = False  # udp/udpu: derived from ring0_addr as Corosync does
+
+
+@dataclass(frozen=True)
+class SubsysLogging:
+    """Overrides from one logger_subsys { }; None means "as the top level"."""
+
+    subsys: str
+    debug: str | None = None
+    to_stderr: bool | None = None
+    to_logfile: bool | None = None
+    to_syslog: bool | None = None
+    logfile: str | None = None
+    logfile_priority: str | None = None
+    syslog_priority: str | None = None
+    syslog_facility: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    to_stderr: bool = True
+    to_logfile: bool = False
+    to_syslog: bool = True
+    logfile: str | None = None
+    logfile_priority: str = "info"
+    syslog_priority: str = "info"
+    syslog_facility: str = "daemon"
+    timestamp: str = "hires"  # off | on | hires
+    debug: str = "off"  # off | on | trace
+    fileline: bool = False
+    function_name: bool = False
+    blackbox: bool = True
+    subsys: dict[str, SubsysLogging] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuorumConfig:
+    """quorum { } as votequorum reads it; provider None = quorum type FREE (always quorate)."""
+
+    provider: str | None = None
+    expected_votes: int | None = None
+    two_node: bool = False
+    wait_for_all: bool = False
+    last_man_standing: bool = False
+    last_man_standing_window_ms: int = 10000
+    auto_tie_breaker: bool = False
+    auto_tie_breaker_node: str = "lowest"
+    allow_downscale: bool = False
+    expected_votes_tracking: bool = False
+
+
+@dataclass(frozen=True)
+class CoroprocSection:
+    """coroproc { }: keys only coroproc reads, so the file stays loadable by Corosync."""
+
+    nodeid: int | None = None  # force the local node (several nodes on one host)
+    run_dir: str | None = None
+    service_suffix: str = ""  # appended to IPC service names (cpg → cpg<suffix>)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: str
+    cluster_name: str
+    transport: str  # udpu | udp
+    ip_version: str  # ipv4 | ipv6 | ipv4-6 | ipv6-4
+    totem: TotemConfig
+    links: tuple[LinkConfig, ...]
+    nodes: tuple[NodeEntry, ...]
+    local_nodeid: int
+    local_addrs: dict[int, str]  # linknumber → this node's address
+    block_unlisted_ips: bool
+    netmtu: int
+    config_version: int
+    logging: LoggingConfig
+    quorum: QuorumConfig
+    state_dir: str
+    coroproc: CoroprocSection
+    keys: dict[str, Entry]
+
+    def node(self, nodeid: int) -> NodeEntry:
+        for entry in self.nodes:
+            if entry.nodeid == nodeid:
+                return entry
+        raise KeyError(f"nodeid {nodeid} is not in the nodelist of {self.path}")
+
+    @property
+    def local_node(self) -> NodeEntry:
+        return self.node(self.local_nodeid)

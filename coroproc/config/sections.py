@@ -1,0 +1,157 @@
+"""totem timers, logging, quorum, system and coroproc { } → their typed model objects.
+
+Timer defaults and "0 means the default" follow totem_volatile_config_read (Corosync
+3.1): most timers and counters treat 0 as unset; token_warning, send_join and
+heartbeat_failures_allowed accept 0. The derivations themselves (effective token with
+token_coefficient, token_retransmit, hold, consensus) belong to TotemConfig.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from coroproc.config.context import Keys
+from coroproc.config.model import (DEFAULT_STATE_DIR, CoroprocSection, LoggingConfig,
+                                   QuorumConfig, SubsysLogging)
+from coroproc.ringproc.config import MINIMUM_TIMEOUT_MS, ConfigError, TotemConfig
+
+UDP_NETMTU_BYTES = 1500
+# key → (TotemConfig field, zero means default)
+_TOTEM_FIELDS = {
+    "token": ("token_ms", True),
+    "token_coefficient": ("token_coefficient_ms", False),
+    "token_warning": ("token_warning_pct", False),
+    "token_retransmits_before_loss_const": ("token_retransmits_before_loss_const", True),
+    "token_retransmit": ("token_retransmit_ms", True),
+    "hold": ("hold_ms", True),
+    "join": ("join_ms", True),
+    "send_join": ("send_join_ms", False),
+    "consensus": ("consensus_ms", True),
+    "merge": ("merge_ms", True),
+    "fail_recv_const": ("fail_recv_const", True),
+    "seqno_unchanged_const": ("seqno_unchanged_const", True),
+    "miss_count_const": ("miss_count_const", True),
+    "max_messages": ("max_messages", True),
+    "window_size": ("window_size", True),
+}
+_EXTRA_DEFAULTS = {"downcheck": 1000, "max_network_delay": 50}
+_SERVICE_SUFFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
+
+
+def _key_named_in(message: str) -> str:
+    """The totem key a TotemConfig.validate message is about, for its file:line."""
+    m = re.search(r"totem\.([a-z_]+)", message)
+    if m:
+        return f"totem.{m.group(1)}"
+    named = [k for k in (*_TOTEM_FIELDS, "netmtu") if re.search(rf"\b{k}\b", message)]
+    return f"totem.{named[0]}" if named else "totem"
+
+
+def build_totem(keys: Keys, nodeids: tuple[int, ...], netmtu: int) -> TotemConfig:
+    kwargs: dict = {"nodelist": nodeids, "netmtu": netmtu}
+    for key, (name, zero_is_default) in _TOTEM_FIELDS.items():
+        value = keys.get(f"totem.{key}")
+        if value is None or (zero_is_default and value == 0):
+            continue
+        kwargs[name] = value
+    kwargs["cancel_token_hold_on_retransmit"] = keys.flag(
+        "totem.cancel_token_hold_on_retransmit", False)
+    extra = {}
+    for key, default in _EXTRA_DEFAULTS.items():
+        value = keys.get(f"totem.{key}") or default
+        if value < MINIMUM_TIMEOUT_MS:
+            raise keys.fail(f"totem.{key}", f"The {key} parameter ({value} ms) may not be "
+                            f"less than ({MINIMUM_TIMEOUT_MS} ms).")
+        extra[f"{key}_ms"] = value
+    extra["heartbeat_failures_allowed"] = keys.get("totem.heartbeat_failures_allowed", 0)
+    totem = TotemConfig(**kwargs, extra=extra)
+    try:
+        totem.validate()
+    except ConfigError as exc:
+        raise keys.fail(_key_named_in(str(exc)), str(exc)) from None
+    return totem
+
+
+def _subsys_logging(keys: Keys, subsys: str) -> SubsysLogging:
+    prefix = f"logging.logger_subsys.{subsys}."
+
+    def flag(key: str) -> bool | None:
+        return keys.flag(prefix + key, False) if prefix + key in keys.values else None
+
+    return SubsysLogging(
+        subsys=subsys, debug=keys.get(prefix + "debug"), to_stderr=flag("to_stderr"),
+        to_logfile=flag("to_logfile"), to_syslog=flag("to_syslog"),
+        logfile=keys.get(prefix + "logfile"),
+        logfile_priority=keys.get(prefix + "logfile_priority"),
+        syslog_priority=keys.get(prefix + "syslog_priority"),
+        syslog_facility=keys.get(prefix + "syslog_facility"))
+
+
+def build_logging(keys: Keys) -> LoggingConfig:
+    subsystems = {k.split(".")[2] for k in keys.prefixed("logging.logger_subsys.")
+                  if len(k.split(".")) == 4}
+    config = LoggingConfig(
+        to_stderr=keys.flag("logging.to_stderr", True),
+        to_logfile=keys.flag("logging.to_logfile", False),
+        to_syslog=keys.flag("logging.to_syslog", True),
+        logfile=keys.get("logging.logfile"),
+        logfile_priority=keys.get("logging.logfile_priority", "info"),
+        syslog_priority=keys.get("logging.syslog_priority", "info"),
+        syslog_facility=keys.get("logging.syslog_facility", "daemon"),
+        timestamp=keys.get("logging.timestamp", "hires"),
+        debug=keys.get("logging.debug", "off"),
+        fileline=keys.get("logging.fileline") == "on",
+        function_name=keys.get("logging.function_name") == "on",
+        blackbox=keys.get("logging.blackbox", "on") == "on",
+        subsys={s: _subsys_logging(keys, s) for s in sorted(subsystems)})
+    if config.to_logfile and not config.logfile:
+        keys.warn("logging.to_logfile", "to_logfile is yes but logging.logfile is not set; "
+                  "nothing will be written to a file")
+    return config
+
+
+def build_quorum(keys: Keys, node_count: int) -> QuorumConfig:
+    two_node = bool(keys.get("quorum.two_node", 0))
+    if two_node and node_count > 2:
+        keys.warn("quorum.two_node", f"two_node is ignored: the nodelist has {node_count} "
+                  "nodes (votequorum disables it above 2)")
+        two_node = False
+    atb_node = keys.get("quorum.auto_tie_breaker_node", "lowest")
+    if atb_node not in ("lowest", "highest") and not all(
+            w.isdigit() for w in atb_node.split()):
+        raise keys.fail("quorum.auto_tie_breaker_node", f"{atb_node!r} is not allowed "
+                        "(allowed: lowest, highest, or a space-separated list of node ids)")
+    return QuorumConfig(
+        provider=keys.get("quorum.provider"),
+        expected_votes=keys.get("quorum.expected_votes"),
+        two_node=two_node,
+        wait_for_all=bool(keys.get("quorum.wait_for_all", int(two_node))),
+        last_man_standing=bool(keys.get("quorum.last_man_standing", 0)),
+        last_man_standing_window_ms=keys.get("quorum.last_man_standing_window", 10000),
+        auto_tie_breaker=bool(keys.get("quorum.auto_tie_breaker", 0)),
+        auto_tie_breaker_node=atb_node,
+        allow_downscale=bool(keys.get("quorum.allow_downscale", 0)),
+        expected_votes_tracking=bool(keys.get("quorum.expected_votes_tracking", 0)))
+
+
+def build_system(keys: Keys) -> str:
+    """Check system { } and return the state directory."""
+    priority = keys.get("system.priority")
+    if priority is not None and priority not in ("max", "min") and not (
+            re.fullmatch(r"[+-]?[0-9]+", priority) and -20 <= int(priority) <= 19):
+        raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
+                        "min, or a nice value -20..19)")
+    return keys.get("system.state_dir") or os.environ.get("STATE_DIRECTORY") \
+        or DEFAULT_STATE_DIR
+
+
+def build_coroproc(keys: Keys) -> CoroprocSection:
+    suffix = keys.get("coroproc.service_suffix", "")
+    if not _SERVICE_SUFFIX_RE.fullmatch(suffix):
+        raise keys.fail("coroproc.service_suffix", f"{suffix!r} is not allowed (allowed: up "
+                        "to 32 letters, digits, '_', '-', '.')")
+    run_dir = keys.get("coroproc.run_dir")
+    if run_dir is not None and not os.path.isabs(run_dir):
+        raise keys.fail("coroproc.run_dir", f"{run_dir!r} is not an absolute path")
+    return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
+                           service_suffix=suffix)

@@ -1,0 +1,177 @@
+"""Real coroproc daemons on loopback: configs, start/kill/restart, and what their logs say.
+
+Used by the demo (`python -m coroproc.demo`) and by tests/process.
+
+Each node gets its own loopback address (127.<k>.<j>.<i>, all local on Linux) and the same
+port, its own run/state dirs and logfile, and runs `coroproc -f` with the load engine
+writing the EVS event log. Cluster names and ports are unique per test so pytest-xdist
+workers never share a ring, a shm segment or a socket.
+"""
+from __future__ import annotations
+
+import os
+import re
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+
+FORMED = re.compile(r"A new membership \(([0-9a-f]+)\.([0-9a-f]+)\) was formed")
+MEMBERS = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
+
+CONF = """totem {{
+    version: 2
+    cluster_name: {cluster}
+    transport: udpu
+    token: {token_ms}
+}}
+nodelist {{
+{nodes}
+}}
+logging {{
+    to_stderr: no
+    to_logfile: yes
+    logfile: {dir}/node{i}.log
+    to_syslog: no
+}}
+system {{
+    state_dir: {dir}/state{i}
+}}
+coroproc {{
+    nodeid: {i}
+    run_dir: {dir}/run{i}
+}}
+"""
+NODE = """    node {{
+        nodeid: {i}
+        ring0_addr: {addr}
+    }}"""
+
+
+class LocalCluster:
+    def __init__(self, tmp_dir: str, n: int, token_ms: int = 1000, rate_msgs_per_s: float = 50):
+        self.dir = str(tmp_dir)
+        self.n = n
+        tag = random.randrange(1, 250)
+        self.cluster = f"lc{os.getpid()}x{tag}"
+        self.port = random.randrange(20000, 60000, 2)
+        self.addrs = {i: f"127.{tag}.{os.getpid() % 250 + 1}.{i}" for i in range(1, n + 1)}
+        self.token_ms = token_ms
+        self.rate = rate_msgs_per_s
+        self.procs: dict[int, subprocess.Popen] = {}
+        nodes = "\n".join(NODE.format(i=i, addr=a) for i, a in self.addrs.items())
+        for i in self.addrs:
+            conf = CONF.format(cluster=self.cluster, token_ms=token_ms, nodes=nodes, dir=self.dir, i=i)
+            conf = conf.replace("transport: udpu", f"transport: udpu\n    interface {{\n"
+                                f"        linknumber: 0\n        mcastport: {self.port}\n    }}")
+            with open(self.conf(i), "w") as f:
+                f.write(conf)
+
+    def conf(self, i: int) -> str:
+        return os.path.join(self.dir, f"node{i}.conf")
+
+    def logfile(self, i: int) -> str:
+        return os.path.join(self.dir, f"node{i}.log")
+
+    def event_log(self, i: int) -> str:
+        return os.path.join(self.dir, f"ev{i}.jsonl")
+
+    # ---- processes ----
+    def start(self, i: int) -> None:
+        out = open(os.path.join(self.dir, f"node{i}.out"), "ab")
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "coroproc", "-f", "-c", self.conf(i), "--workload", str(self.rate),
+             "--event-log", self.event_log(i)], stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def start_all(self) -> None:
+        for i in self.addrs:
+            self.start(i)
+
+    def kill(self, i: int, sig=signal.SIGKILL) -> None:
+        p = self.procs[i]
+        p.send_signal(sig)
+        p.wait(timeout=30)
+        if sig == signal.SIGKILL:
+            with open(self.event_log(i), "ab") as f:
+                f.write(orjson.dumps({"ev": "crash", "node": i, "t_us": time.monotonic_ns() // 1000}) + b"\n")
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def child_pids(self, i: int) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.procs[i].pid)], capture_output=True, text=True)
+        return [int(x) for x in out.stdout.split()]
+
+    # ---- what the logs say ----
+    def log_lines(self, i: int) -> list[str]:
+        try:
+            with open(self.logfile(i), errors="replace") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def mark(self) -> dict[int, int]:
+        """Log positions now: wait_members(..., since=mark) ignores earlier lines."""
+        return {i: len(self.log_lines(i)) for i in self.addrs}
+
+    def wait_for_log(self, i: int, text: str, timeout_s: float = 30.0) -> None:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if any(text in ln for ln in self.log_lines(i)):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"node {i} never logged {text!r}: " + self.tail(i))
+
+    def members(self, i: int, since: int = 0) -> tuple[int, ...] | None:
+        last = None
+        for line in self.log_lines(i)[since:]:
+            m = MEMBERS.search(line)
+            if m:
+                last = tuple(int(x) for x in m.group(2).split())
+        return last
+
+    def wait_members(self, nodes, members, timeout_s: float = 60.0,
+                     since: dict[int, int] | None = None) -> float:
+        """Wait until every node in `nodes` logged Members[...] == members (after `since`,
+        a mark()); returns the seconds it took."""
+        want = tuple(sorted(members))
+        since = since or {}
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            if all(self.members(i, since.get(i, 0)) == want for i in nodes):
+                return time.monotonic() - t0
+            for i in nodes:
+                if self.procs[i].poll() is not None:
+                    raise AssertionError(f"node {i} exited with {self.procs[i].returncode}: "
+                                         + self.tail(i))
+            time.sleep(0.05)
+        raise AssertionError(f"nodes {list(nodes)} did not reach members {want} in {timeout_s} s: "
+                             + "; ".join(f"{i}: {self.members(i)}" for i in nodes))
+
+    def tail(self, i: int, n: int = 15) -> str:
+        out = os.path.join(self.dir, f"node{i}.out")
+        with open(out, errors="replace") as f:
+            text = f.read().splitlines()[-n:]
+        return "\n".join(self.log_lines(i)[-n:] + text)
+
+    def event_logs(self) -> dict[int, list[dict]]:
+        logs = {}
+        for i in self.addrs:
+            try:
+                with open(self.event_log(i), "rb") as f:
+                    logs[i] = [orjson.loads(line) for line in f if line.strip()]
+            except FileNotFoundError:
+                logs[i] = []
+        return logs

@@ -1,0 +1,266 @@
+"""The ring process: the jitted Totem core over real shm rings, the wall clock and a doorbell.
+
+Python here only sleeps, reads the clock, persists ring ids, writes operator log lines and
+talks to the supervisor; every frame and every message is handled inside `pump` (numba).
+One loop iteration: pump until idle, wake the consumers the pump filled, then sleep on the
+doorbell (rx and submit rings + the control socket) until the next Totem deadline.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from coroproc.shm.ring import ShmRing
+
+from . import events as E
+from . import pump as P
+from .records import RT_RING_START
+from .state import COUNTER_NAMES, EV_CONFIG, EV_LOG, EV_RINGID, OPERATIONAL, S_STATE, new_state
+
+PUMP_BUDGET = 4096
+# How long a pump stalled on a full delivery ring sleeps before it looks again.
+STALL_SLEEP_S = 0.002
+SCHEDMISS_EVENTS_MAX = 10  # Corosync keeps the last 10 (stats.schedmiss.N.*)
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def load_ring_seq(state_dir: str, nodeid: int) -> int:
+    """Corosync's ringid_<nodeid>: the last ring seq as a native u64 (0 if absent/short)."""
+    try:
+        with open(os.path.join(state_dir, f"ringid_{nodeid}"), "rb") as f:
+            raw = f.read(8)
+    except FileNotFoundError:
+        return 0
+    return int.from_bytes(raw, "little") if len(raw) == 8 else 0
+
+
+def store_ring_seq(state_dir: str, nodeid: int, seq: int) -> None:
+    path = os.path.join(state_dir, f"ringid_{nodeid}")
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(int(seq).to_bytes(8, "little"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RingProcess:
+    def __init__(self, plan, log, control, doorbell):
+        self.plan = plan
+        self.log = log
+        self.control = control
+        self.doorbell = doorbell
+        self.rx = [ShmRing.attach(l.rx_name, role="consumer") for l in plan.links]
+        self.tx = [ShmRing.attach(l.tx_name, wake_fd=l.wake_fd, role="producer")
+                   for l in plan.links]
+        self.sub = [ShmRing.attach(e.submit_name, role="consumer") for e in plan.engines]
+        self.dl = [ShmRing.attach(e.delivery_name, wake_fd=e.wake_fd, role="producer")
+                   for e in plan.engines]
+        cfg = plan.totem
+        self.cfg = cfg
+        self.st = new_state(cfg.to_array(), plan.nodeid,
+                            load_ring_seq(plan.state_dir, plan.nodeid),
+                            cfg.new_message_queue_bytes)
+        self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu)
+        P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
+        self._rx_t = P.padded(self.rx)
+        self._sub_t = P.padded(self.sub)
+        self._tx_t = P.padded(self.tx)
+        self._dl_t = P.padded(self.dl)
+        self.headroom_bytes = min(min((r.capacity_bytes for r in self.dl), default=1 << 30) // 2,
+                                  cfg.queue_slots * cfg.frame_bytes * 2)
+        self.members: tuple[int, ...] = ()
+        self.ring_id = (0, 0)
+        self.operational_once = False
+        self.schedmiss: list[tuple[int, float]] = []
+        control.handlers["dump"] = lambda msg: {"state": self.state_dump()}
+        control.handlers["status"] = lambda msg: {"state": self.state_dump()}
+
+    # ---- the loop ----
+    def run(self) -> int:
+        # Engines learn the ring restarted (their old membership view is void) before
+        # anything of the new incarnation.
+        self._announce_start()
+        self.bufs.ps[P.P_COMMAND] = P.CMD_START
+        token_us = self.cfg.effective_token_ms * 1000
+        sched_period_us = token_us // 3
+        sched_prev_us = now_us()
+        while True:
+            ret = self._pump()
+            if not self.control.poll():
+                self._leave()
+                return 0
+            t = now_us()
+            if t - sched_prev_us >= sched_period_us:
+                self._check_schedmiss(t - sched_prev_us, token_us)
+                sched_prev_us = t
+            if ret == P.RET_BUDGET:
+                continue
+            deadline = int(self.bufs.ps[P.P_DEADLINE_US])
+            wait_us = sched_period_us - (t - sched_prev_us)
+            if deadline >= 0:
+                wait_us = min(wait_us, deadline - t)
+            if ret == P.RET_STALLED:
+                wait_us = min(wait_us, int(STALL_SLEEP_S * 1e6))
+            rings = self.rx if (ret == P.RET_STALLED or self.bufs.ps[P.P_SUBMIT_BLOCKED]) \
+                else self.rx + self.sub
+            if ret == P.RET_STALLED:
+                rings = []
+            self.doorbell.wait(rings, max(wait_us, 0) / 1e6, extra_fds=self.control.fds())
+
+    def _pump(self) -> int:
+        b = self.bufs
+        ret = P.RET_EVENTS
+        while ret in (P.RET_EVENTS, P.RET_PERSIST):
+            ret = P.pump(self.st, now_us(), *self._rx_t, *self._sub_t, *self._tx_t, *self._dl_t,
+                         b, PUMP_BUDGET, self.headroom_bytes)
+            self._wake()
+            self._python_events()
+            if ret == P.RET_PERSIST:
+                b.ps[P.P_PERSIST_PENDING] = 0
+            elif ret == P.RET_CORRUPT:
+                raise RuntimeError(f"input ring {int(b.ps[P.P_CORRUPT_RING])} has corrupt framing")
+        return ret
+
+    def _wake(self) -> None:
+        mask = int(self.bufs.ps[P.P_WAKE_MASK])
+        if not mask:
+            return
+        self.bufs.ps[P.P_WAKE_MASK] = 0
+        for i, link in enumerate(self.plan.links):
+            if mask >> i & 1:
+                os.eventfd_write(link.wake_fd, 1)
+        for i, eng in enumerate(self.plan.engines):
+            if mask >> (P.WAKE_DLV_SHIFT + i) & 1:
+                os.eventfd_write(eng.wake_fd, 1)
+
+    def _leave(self) -> None:
+        """SIGTERM path: tell the ring we go (no token timeout for the others)."""
+        self.bufs.ps[P.P_COMMAND] = P.CMD_LEAVE
+        self._pump()
+        self.log.notice("TOTEM", "Leaving the ring (clean shutdown).")
+
+    def _announce_start(self) -> None:
+        stamp = np.array([self.plan.incarnation_us, now_us()], np.int64).tobytes()
+        for r in self.dl:
+            if not r.push(RT_RING_START, stamp):
+                self.log.warning("MAIN", f"delivery ring {r.name} is full at start")
+
+    # ---- rare events: logs, configurations, ring ids ----
+    def _python_events(self) -> None:
+        """Rows the pump handed up, in the order the core emitted them. The core emits a
+        new ring as: regular configuration, "formed", joined list, left list, failed list;
+        Corosync logs one "A new membership" line with both lists, then the failed line,
+        then Members[N] and the end of sync, so those lines wait for the end of the batch."""
+        b = self.bufs
+        n = int(b.ps[P.P_PYEV_N])
+        if not n:
+            return
+        rows = b.pyev[:n].tolist()
+        ints = b.pyev_ints
+        b.ps[P.P_PYEV_N] = 0
+        b.ps[P.P_PYEV_IOFF] = 0
+        formed: list | None = None
+        later: list[tuple[str, str]] = []
+        for kind, a, bb, c, d, _e, off, ln in rows:
+            nodes = " ".join(map(str, ints[off:off + ln].tolist()))
+            if kind == EV_RINGID:
+                store_ring_seq(self.plan.state_dir, self.plan.nodeid, c)
+                self.log.debug("MAIN", f"Storing new sequence id for ring {c:x}")
+            elif kind == EV_CONFIG:
+                later += self._config(a, (bb, c), tuple(ints[off:off + ln].tolist()))
+            elif kind != EV_LOG:
+                continue
+            elif a == E.LOG_MEMBERSHIP_FORMED:
+                formed = [bb, c, "", ""]
+            elif a == E.LOG_JOINED and formed:
+                formed[2] = " joined: " + nodes
+            elif a == E.LOG_LEFT and formed:
+                formed[3] = " left: " + nodes
+            elif a == E.LOG_FAILED:
+                later.insert(0, ("TOTEM", "Failed to receive the leave message. failed: " + nodes))
+            else:
+                self._log_event(a, bb, c, d, nodes)
+        if formed:
+            rep, seq, joined, left = formed
+            self.log.notice("TOTEM", f"A new membership ({rep:x}.{seq:x}) was formed. "
+                            f"Members{joined}{left}")
+        for subsys, line in later:
+            self.log.notice(subsys, line)
+
+    def _config(self, kind: int, ring: tuple[int, int], members: tuple[int, ...]) -> list:
+        self.control.send({"op": "event", "ev": "install",
+                           "kind": "regular" if kind else "transitional",
+                           "ring": list(ring), "members": list(members)})
+        if kind != 1:
+            return []
+        self.members = members
+        self.ring_id = ring
+        if not self.operational_once:
+            self.operational_once = True
+            self.control.send({"op": "event", "ev": "ready"})
+        # No service engine needs synchronising yet: the regular configuration is the
+        # end of sync.
+        return [("QUORUM", f"Members[{len(members)}]: " + " ".join(map(str, members))),
+                ("MAIN", "Completed service synchronization, ready to provide service.")]
+
+    def _log_event(self, code: int, a: int, b: int, c: int, nodes: str) -> None:
+        if code == E.LOG_TOKEN_LOST:
+            self.log.notice("TOTEM", "A processor failed, forming new configuration: token "
+                            f"timed out ({a}ms), waiting {b}ms for consensus.")
+        elif code == E.LOG_TOKEN_WARNING:
+            self.log.info("TOTEM", f"Token has not been received in {a} ms ")
+        elif code == E.LOG_GATHER_ENTER:
+            self.log.debug("TOTEM", E.describe(code, a, b, c))
+        elif code in (E.LOG_FIREWALL, E.LOG_FAILED_TO_RECEIVE):
+            self.log.error("TOTEM", E.describe(code, a, b, c))
+        else:
+            self.log.notice("TOTEM", E.describe(code, a, b, c))
+
+    def _check_schedmiss(self, gap_us: int, token_us: int) -> None:
+        threshold_us = token_us * 0.8
+        if gap_us <= threshold_us:
+            return
+        stamp_ms = time.time_ns() // 1_000_000
+        self.log.warning("MAIN", f"Corosync main process was not scheduled (@{stamp_ms}) for "
+                         f"{gap_us / 1000:0.4f} ms (threshold is {threshold_us / 1000:0.4f} ms). "
+                         "Consider token timeout increase.")
+        self.schedmiss.append((stamp_ms, gap_us / 1000))
+        del self.schedmiss[:-SCHEDMISS_EVENTS_MAX]
+
+    # ---- introspection ----
+    def counters(self) -> dict:
+        c = {name: int(v) for name, v in zip(COUNTER_NAMES, self.st.cnt)}
+        c.update({"pump." + n: int(v) for n, v in zip(P.PC_NAMES, self.bufs.pc)})
+        c["operational"] = int(self.st.s[S_STATE] == OPERATIONAL)
+        for i, (stamp, delay) in enumerate(reversed(self.schedmiss)):
+            c[f"schedmiss.{i}.timestamp"] = stamp
+            c[f"schedmiss.{i}.delay"] = delay
+        return c
+
+    def state_dump(self) -> dict:
+        return {"ring_id": list(self.ring_id), "members": list(self.members),
+                "state": int(self.st.s[S_STATE]), "counters": self.counters()}
+
+    def close(self) -> None:
+        self._rx_t = self._sub_t = self._tx_t = self._dl_t = None
+        for r in self.rx + self.tx + self.sub + self.dl:
+            r.close()
+
+
+def warm_up(cfg, n_links: int, n_engines: int) -> None:
+    """Load (or compile) every kernel the ring process calls, with the exact argument types
+    it will use, so forked ring processes start warm. Touches no shm ring: the scratch
+    arrays have the rings' types, and with no command and budget 0 pump returns before
+    reading them."""
+    st = new_state(cfg.to_array(), 1, 0, 1 << 16)
+    bufs = P.new_pump_bufs(2, 1024, cfg.netmtu)
+    hdr, data = P.padded([])  # a placeholder ring has the real rings' numba types
+    link_t = (hdr * max(n_links, 1), data * max(n_links, 1))
+    eng_t = (hdr * max(n_engines, 1), data * max(n_engines, 1))
+    P.pump(st, 0, *link_t, *eng_t, *link_t, *eng_t, bufs, 0, 0)

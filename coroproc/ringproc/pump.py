@@ -1,0 +1,391 @@
+"""The ring process's hot loop: shm rings in, the jitted Totem core, shm rings out.
+
+One `pump` call fires due timers, feeds every waiting frame of the rx rings and every
+waiting submission of the engines' submit rings to the core, and moves what the core
+emits — frames to the tx rings, ordered messages (unpacked by totempg) and configuration
+changes to every delivery ring — without a Python object per message. It returns to
+Python only for what happens a few times per second: operator log events, configuration
+changes and ring-id persistence (rows copied to `pyev`), or when its budget is spent.
+
+Back-pressure: a submission the core's queue cannot take stays in its ring (counted);
+frames are read only while every delivery ring has `headroom_bytes` free, because one
+frame can release up to a whole receive window of ordered messages and an ordered
+message may never be dropped. A full tx ring drops the frame (counted): to Totem that is
+a lost datagram, which it retransmits.
+"""
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, ring_commit, ring_head, ring_peek,
+                                  ring_release, ring_reserve, ring_tail)
+
+from . import totempg as pg
+from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FRAME,
+                      SUBMIT_SAFE, TX_HDR_BYTES)
+from .srp import srp_leave, srp_on_frame, srp_on_timer, srp_start, srp_submit
+from .state import (EV_CONFIG, EV_DELIVER, EV_RINGID, S_EV_IOFF, S_EV_N, S_EV_OFF, S_TX_N,
+                    S_TX_OFF)
+from .wire import wr_u16, wr_u32, wr_u64
+
+# Return codes
+RET_IDLE = 0        # every input consumed; sleep until the deadline or a doorbell
+RET_EVENTS = 1      # pyev holds rows for Python (logs, configuration changes)
+RET_PERSIST = 2     # a new ring seq must be persisted before the core's outputs go out
+RET_BUDGET = 3      # budget spent with input left; call again after a look at control
+RET_STALLED = 4     # a delivery ring lacks headroom; wait for its consumer
+RET_CORRUPT = 5     # an input ring's framing is broken (ps[P_CORRUPT_RING] says which)
+
+# Pump state (ps) and counters (pc)
+P_DEADLINE_US = 0
+P_PERSIST_PENDING = 1    # set by pump, cleared by Python once the seq is on disk
+P_WAKE_MASK = 2          # bit i: tx ring i, bit 16+i: delivery ring i needs a doorbell
+P_PYEV_N = 3
+P_PYEV_IOFF = 4
+P_SUBMIT_BLOCKED = 5     # a submission waits for room in the core's queue
+P_CORRUPT_RING = 6       # rx ring i, or 16 + submit ring i
+# How many rings of each kind are real: numba cannot type an empty tuple of arrays, so
+# the caller pads an empty group with one placeholder (see padded()).
+P_N_RX = 7
+P_N_SUB = 8
+P_N_TX = 9
+P_N_DL = 10
+P_COMMAND = 11           # CMD_*: set by Python, carried out (and cleared) by the next pump
+P_LEN = 12
+
+CMD_NONE = 0
+CMD_START = 1            # srp_start: boot into GATHER
+CMD_LEAVE = 2            # srp_leave: clean leave, timers stopped
+
+PC_RX_FRAMES = 0
+PC_RX_REJECTED = 1
+PC_SUBMITTED = 2
+PC_SUBMIT_QUEUE_FULL = 3
+PC_TX_FRAMES = 4
+PC_TX_RING_FULL = 5
+PC_DELIVERED_MSGS = 6
+PC_DELIVERED_BYTES = 7
+PC_DELIVERY_STALLS = 8
+PC_DELIVERY_LOST = 9       # a push failed despite the headroom rule: must stay 0
+PC_UNPACK_ERRORS = 10
+PC_SENDER_SLOTS_FULL = 11
+PC_PYEV_FULL = 12
+PC_TIMER_RUNS = 13
+PC_LEN = 16
+PC_NAMES = ("rx_frames", "rx_rejected", "submitted", "submit_queue_full", "tx_frames",
+            "tx_ring_full", "delivered_msgs", "delivered_bytes", "delivery_stalls",
+            "delivery_lost", "unpack_errors", "sender_slots_full", "pyev_full",
+            "timer_runs")
+
+PYEV_COLS = 8  # same columns as the core's ev_meta rows; off/len index pyev_ints
+WAKE_DLV_SHIFT = 16
+
+
+PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev pyev_ints")
+
+
+def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int) -> PumpBufs:
+    """Pump state, counters, totempg reassembly (one slot per sender) and python events.
+
+    The reassembly rows are max_message_bytes each but zero-filled lazily by the kernel,
+    so memory is only spent on senders that actually fragment."""
+    return PumpBufs(
+        ps=np.zeros(P_LEN, np.int64),
+        pc=np.zeros(PC_LEN, np.int64),
+        slot_ids=np.zeros(n_senders, np.int64),
+        asm_data=np.zeros((n_senders, max_message_bytes + 64), np.uint8),
+        asm_meta=np.zeros((n_senders, pg.ASM_META_LEN), np.int64),
+        out_data=np.zeros(max_message_bytes + netmtu * 4, np.uint8),
+        out_meta=np.zeros((netmtu, pg.OUT_META_LEN), np.int64),
+        pyev=np.zeros((256, PYEV_COLS), np.int64),
+        pyev_ints=np.zeros(256 * 64, np.int64),
+    )
+
+
+def padded(rings) -> tuple[tuple, tuple]:
+    """(hdr tuple, data tuple) of ShmRings, or of one unused placeholder when there are none."""
+    if not rings:
+        return (np.zeros(64, np.int64),), (np.zeros(4096, np.uint8),)
+    return tuple(r.hdr for r in rings), tuple(r.data for r in rings)
+
+
+def set_ring_counts(ps, n_rx: int, n_sub: int, n_tx: int, n_dl: int) -> None:
+    ps[P_N_RX], ps[P_N_SUB], ps[P_N_TX], ps[P_N_DL] = n_rx, n_sub, n_tx, n_dl
+
+
+@njit(cache=True)
+def _sender_slot(slot_ids, sender):
+    for i in range(slot_ids.shape[0]):
+        if slot_ids[i] == sender:
+            return i
+        if slot_ids[i] == 0:
+            slot_ids[i] = sender
+            return i
+    return -1
+
+
+@njit(cache=True)
+def _free_bytes(hdr, data):
+    return data.shape[0] - (ring_head(hdr) - ring_tail(hdr))
+
+
+@njit(cache=True)
+def _push_frames(st, ps, pc, tx_h, tx_d):
+    n = st.s[S_TX_N]
+    for row in range(n):
+        off = st.tx_meta[row, 0]
+        ln = st.tx_meta[row, 1]
+        dest = st.tx_meta[row, 2]
+        for li in range(ps[P_N_TX]):
+            h = tx_h[li]
+            d = tx_d[li]
+            o = ring_reserve(h, d, TX_HDR_BYTES + ln)
+            if o < 0:
+                pc[PC_TX_RING_FULL] += 1
+                continue
+            wr_u32(d, o, dest)
+            src = st.tx_data
+            for k in range(ln):
+                d[o + TX_HDR_BYTES + k] = src[off + k]
+            if ring_commit(h, d, RT_FRAME, 0, TX_HDR_BYTES + ln) == 2:
+                ps[P_WAKE_MASK] |= np.int64(1) << li
+            pc[PC_TX_FRAMES] += 1
+    st.s[S_TX_N] = 0
+    st.s[S_TX_OFF] = 0
+
+
+@njit(cache=True)
+def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, soff, n):
+    for ei in range(ps[P_N_DL]):
+        h = dl_h[ei]
+        d = dl_d[ei]
+        o = ring_reserve(h, d, DLV_HDR_BYTES + n)
+        if o < 0:
+            pc[PC_DELIVERY_LOST] += 1
+            continue
+        wr_u32(d, o, sender)
+        wr_u32(d, o + 4, rep)
+        wr_u64(d, o + 8, seq)
+        wr_u32(d, o + 16, tseq)
+        wr_u16(d, o + 20, rpos)
+        d[o + 22] = level
+        d[o + 23] = 0
+        base = o + DLV_HDR_BYTES
+        for k in range(n):
+            d[base + k] = src[soff + k]
+        if ring_commit(h, d, RT_DELIVER, 0, DLV_HDR_BYTES + n) == 2:
+            ps[P_WAKE_MASK] |= np.int64(1) << (WAKE_DLV_SHIFT + ei)
+    pc[PC_DELIVERED_MSGS] += 1
+    pc[PC_DELIVERED_BYTES] += n
+
+
+@njit(cache=True)
+def _deliver_config(ps, pc, dl_h, dl_d, kind, rep, seq, ints, ioff, count):
+    n = CFG_HDR_BYTES + 4 * count
+    for ei in range(ps[P_N_DL]):
+        h = dl_h[ei]
+        d = dl_d[ei]
+        o = ring_reserve(h, d, n)
+        if o < 0:
+            pc[PC_DELIVERY_LOST] += 1
+            continue
+        wr_u32(d, o, kind)
+        wr_u32(d, o + 4, rep)
+        wr_u64(d, o + 8, seq)
+        wr_u32(d, o + 16, count)
+        wr_u32(d, o + 20, 0)
+        for k in range(count):
+            wr_u32(d, o + CFG_HDR_BYTES + 4 * k, ints[ioff + k])
+        if ring_commit(h, d, RT_CONFIG, 0, n) == 2:
+            ps[P_WAKE_MASK] |= np.int64(1) << (WAKE_DLV_SHIFT + ei)
+
+
+@njit(cache=True)
+def _to_pyev(ps, pc, pyev, pyev_ints, row, ints):
+    """Copy one core event row (and its node list) for Python."""
+    r = ps[P_PYEV_N]
+    io = ps[P_PYEV_IOFF]
+    ln = row[7]
+    if r >= pyev.shape[0] or io + ln > pyev_ints.shape[0]:
+        pc[PC_PYEV_FULL] += 1
+        return
+    for c in range(6):
+        pyev[r, c] = row[c]
+    pyev[r, 6] = io
+    pyev[r, 7] = ln
+    for k in range(ln):
+        pyev_ints[io + k] = ints[row[6] + k]
+    ps[P_PYEV_N] = r + 1
+    ps[P_PYEV_IOFF] = io + ln
+
+
+@njit(cache=True)
+def _unpack_deliver(st, ps, pc, dl_h, dl_d, bufs, row):
+    sender = row[1]
+    slot = _sender_slot(bufs.slot_ids, sender)
+    if slot < 0:
+        pc[PC_SENDER_SLOTS_FULL] += 1
+        return
+    pkt = st.ev_data[row[6]:row[6] + row[7]]
+    count = pg.pg_unpack(pkt, row[7], slot, bufs.asm_data, bufs.asm_meta, bufs.out_data,
+                         bufs.out_meta, 0)
+    if count < 0:
+        pc[PC_UNPACK_ERRORS] += 1
+        return
+    level = 1 if row[5] == 1 else 0
+    for i in range(count):
+        off = bufs.out_meta[i, 0]
+        ln = bufs.out_meta[i, 1]
+        _deliver_msg(ps, pc, dl_h, dl_d, sender, row[2], row[3], row[4], i, level,
+                     bufs.out_data, off, ln)
+
+
+@njit(cache=True)
+def _flush(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs):
+    """Move the core's outputs to the rings, in the order they happened."""
+    _push_frames(st, ps, pc, tx_h, tx_d)
+    n = st.s[S_EV_N]
+    for r in range(n):
+        row = st.ev_meta[r]
+        kind = row[0]
+        if kind == EV_DELIVER:
+            _unpack_deliver(st, ps, pc, dl_h, dl_d, bufs, row)
+        elif kind != 0:
+            if kind == EV_CONFIG:
+                if row[1] == 1:
+                    # the old ring is fully delivered: a partial message can never complete
+                    pg.pg_assembly_reset_all(bufs.asm_meta)
+                _deliver_config(ps, pc, dl_h, dl_d, row[1], row[2], row[3], st.ev_ints,
+                                row[6], row[7])
+            _to_pyev(ps, pc, bufs.pyev, bufs.pyev_ints, row, st.ev_ints)
+    st.s[S_EV_N] = 0
+    st.s[S_EV_OFF] = 0
+    st.s[S_EV_IOFF] = 0
+
+
+@njit(cache=True)
+def _ringid_pending(st):
+    for r in range(st.s[S_EV_N]):
+        if st.ev_meta[r, 0] == EV_RINGID:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs):
+    """Outputs of one core call: hold them while a new ring seq is not yet on disk."""
+    if _ringid_pending(st):
+        ps[P_PERSIST_PENDING] = 1
+        # Python needs the seq now; the rest of the row list goes out after persisting
+        for r in range(st.s[S_EV_N]):
+            if st.ev_meta[r, 0] == EV_RINGID:
+                _to_pyev(ps, pc, bufs.pyev, bufs.pyev_ints, st.ev_meta[r], st.ev_ints)
+                st.ev_meta[r, 0] = 0  # consumed; _flush skips kind 0 rows for Python
+        return RET_PERSIST
+    _flush(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+    return RET_EVENTS if ps[P_PYEV_N] > 0 else RET_IDLE
+
+
+@njit(cache=True)
+def _headroom_ok(ps, dl_h, dl_d, headroom_bytes):
+    for ei in range(ps[P_N_DL]):
+        if _free_bytes(dl_h[ei], dl_d[ei]) < headroom_bytes:
+            return False
+    return True
+
+
+@njit(cache=True)
+def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, budget,
+         headroom_bytes):
+    """Feed up to `budget` inputs to the core; see the module docstring and RET_*."""
+    ps = bufs.ps
+    pc = bufs.pc
+    if ps[P_PERSIST_PENDING] == 1:
+        return RET_PERSIST
+    # outputs held back for a persist, or left by a start/leave call
+    if st.s[S_TX_N] > 0 or st.s[S_EV_N] > 0:
+        _flush(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+    if ps[P_PYEV_N] > 0:
+        return RET_EVENTS
+    # Start and leave go through pump too: one jitted entry point compiles the core once.
+    cmd = ps[P_COMMAND]
+    ps[P_COMMAND] = CMD_NONE
+    if cmd == CMD_START:
+        ps[P_DEADLINE_US] = srp_start(st, now_us)
+    elif cmd == CMD_LEAVE:
+        srp_leave(st, now_us)
+        ps[P_DEADLINE_US] = -1
+    if cmd != CMD_NONE:
+        ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+        if ret != RET_IDLE:
+            return ret
+    done = 0
+    ps[P_SUBMIT_BLOCKED] = 0
+    while done < budget:
+        ret = RET_IDLE
+        dl = ps[P_DEADLINE_US]
+        if dl >= 0 and dl <= now_us:
+            fired, nd = srp_on_timer(st, now_us)
+            ps[P_DEADLINE_US] = nd
+            pc[PC_TIMER_RUNS] += 1
+            ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+            done += 1
+            if ret != RET_IDLE:
+                return ret
+            continue
+        took = False
+        if _headroom_ok(ps, dl_h, dl_d, headroom_bytes):
+            for li in range(ps[P_N_RX]):
+                h = rx_h[li]
+                d = rx_d[li]
+                pos = ring_tail(h)
+                status, off, ln, rtype, flags, nxt = ring_peek(h, d, pos)
+                if status == PEEK_EMPTY:
+                    continue
+                if status == PEEK_CORRUPT:
+                    ps[P_CORRUPT_RING] = li
+                    return RET_CORRUPT
+                took = True
+                if rtype == RT_FRAME:
+                    reason, nd = srp_on_frame(st, now_us, d[off:off + ln], ln)
+                    ps[P_DEADLINE_US] = nd
+                    pc[PC_RX_FRAMES] += 1
+                    if reason != 0:
+                        pc[PC_RX_REJECTED] += 1
+                ring_release(h, nxt, 1, ln)
+                ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+                done += 1
+                if ret != RET_IDLE:
+                    return ret
+        else:
+            pc[PC_DELIVERY_STALLS] += 1
+            return RET_STALLED
+        for ei in range(ps[P_N_SUB]):
+            h = sub_h[ei]
+            d = sub_d[ei]
+            pos = ring_tail(h)
+            status, off, ln, rtype, flags, nxt = ring_peek(h, d, pos)
+            if status == PEEK_EMPTY:
+                continue
+            if status == PEEK_CORRUPT:
+                ps[P_CORRUPT_RING] = WAKE_DLV_SHIFT + ei
+                return RET_CORRUPT
+            ok, nd = srp_submit(st, now_us, d[off:off + ln], ln,
+                                1 if (flags & SUBMIT_SAFE) else 0)
+            ps[P_DEADLINE_US] = nd
+            if ok == 0:
+                # the core's queue is full: leave it in the ring until a token drains it
+                pc[PC_SUBMIT_QUEUE_FULL] += 1
+                ps[P_SUBMIT_BLOCKED] = 1
+                continue
+            took = True
+            pc[PC_SUBMITTED] += 1
+            ring_release(h, nxt, 1, ln)
+            ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+            done += 1
+            if ret != RET_IDLE:
+                return ret
+        if not took:
+            return RET_IDLE
+    return RET_BUDGET

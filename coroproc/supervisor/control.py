@@ -1,0 +1,135 @@
+"""The ZeroMQ control plane between the supervisor and its children.
+
+The supervisor binds one ROUTER socket (ipc://<run_dir>/control.sock); every child
+connects a DEALER whose identity is its role ("ring", "net0", "load"). Messages are
+single-frame orjson objects with an "op" field:
+
+  child → supervisor: hello {pid}, hb {counters} (every HEARTBEAT_S), event {...}, reply {...}
+  supervisor → child: stop {}, dump {}, status {}
+
+Heartbeats let the supervisor find a child that is alive but stuck (waitpid only finds
+dead ones). Children never block on the control socket: `poll()` drains it without
+waiting, so the hot loops stay in charge of their own sleeping.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import orjson
+import zmq
+
+HEARTBEAT_S = 0.5
+# A child that has said hello and then stays silent this long is stuck: the supervisor
+# kills and restarts it. Generous, because a loaded 2-core machine stalls processes.
+HEARTBEAT_DEAD_S = 10.0
+
+
+def control_endpoint(run_dir: str) -> str:
+    return f"ipc://{os.path.join(run_dir, 'control.sock')}"
+
+
+class ControlClient:
+    """A child's end: heartbeats, events up, commands down."""
+
+    def __init__(self, endpoint: str, role: str, counters=lambda: {}):
+        self.role = role
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.IDENTITY, role.encode())
+        self._sock.setsockopt(zmq.LINGER, 500)
+        # a supervisor that stopped reading must not make a child block or grow forever
+        self._sock.setsockopt(zmq.SNDHWM, 1000)
+        self._sock.connect(endpoint)
+        self._counters = counters
+        self._next_hb = 0.0
+        self.stop_requested = False
+        self.handlers = {}  # op -> callable(msg) -> reply dict or None
+        self.tick_s = HEARTBEAT_S
+        self.send({"op": "hello", "pid": os.getpid()})
+
+    def fds(self) -> list[int]:
+        return [self._sock.getsockopt(zmq.FD)]
+
+    def send(self, msg: dict) -> None:
+        try:
+            self._sock.send(orjson.dumps(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # supervisor not reading: heartbeats are periodic, the next one catches up
+
+    def poll(self) -> bool:
+        """Handle waiting commands and send a heartbeat when due; False once told to stop."""
+        now = time.monotonic()
+        if now >= self._next_hb:
+            self._next_hb = now + HEARTBEAT_S
+            self.send({"op": "hb", "counters": self._counters()})
+        while True:
+            try:
+                raw = self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._handle(raw)
+        return not self.stop_requested
+
+    def _handle(self, raw: bytes) -> None:
+        try:
+            msg = orjson.loads(raw)
+            op = msg["op"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if op == "stop":
+            self.stop_requested = True
+            return
+        handler = self.handlers.get(op)
+        if handler is not None:
+            reply = handler(msg)
+            if reply is not None:
+                self.send({"op": "reply", "to": op, **reply})
+        elif op in ("dump", "status"):
+            self.send({"op": "reply", "to": op, "counters": self._counters()})
+
+    def close(self) -> None:
+        self._sock.close(linger=200)
+
+
+class ControlServer:
+    """The supervisor's end."""
+
+    def __init__(self, endpoint: str):
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        # commands to a child that is gone must fail fast, not queue up
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._sock.bind(endpoint)
+        self.endpoint = endpoint
+
+    @property
+    def socket(self):
+        return self._sock
+
+    def recv_all(self) -> list[tuple[str, dict]]:
+        out = []
+        while True:
+            try:
+                ident, raw = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            except ValueError:
+                continue  # not two frames: not one of ours
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(msg, dict):
+                out.append((ident.decode(errors="replace"), msg))
+
+    def send(self, role: str, msg: dict) -> bool:
+        try:
+            self._sock.send_multipart([role.encode(), orjson.dumps(msg)], zmq.NOBLOCK)
+            return True
+        except (zmq.Again, zmq.ZMQError):
+            return False
+
+    def close(self) -> None:
+        self._sock.close(linger=0)

@@ -1,0 +1,276 @@
+"""The supervisor: one node's process tree, from start to a clean stop.
+
+Start: take the node's lock (run_dir/lock) so two supervisors never share a node's
+rings; remove shm segments a crashed earlier run left behind; create the doorbells and
+rings; load the numba kernels once (children fork warm); bind the control socket; fork
+the network processes, the ring process and the engines. Then watch: waitpid for dead
+children, heartbeats for stuck ones, the control socket for events (READY once the node
+is in an operational ring), signals (SIGTERM/SIGINT stop, SIGUSR2 dumps state).
+Stop: the ring process leaves the ring first (the others re-form without waiting for a
+token timeout), then the rest stop; rings are unlinked and the lock released.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import time
+
+import orjson
+import zmq
+
+from coroproc.shm.doorbell import Doorbell
+from coroproc.shm.names import remove_node_segments
+from coroproc.shm.ring import ShmRing
+
+from . import children as C
+from .control import HEARTBEAT_DEAD_S, ControlServer, control_endpoint
+from .plan import NodePlan
+from .sdnotify import sd_notify
+
+STOP_RING_S = 3.0      # for the leave message to go out
+STOP_REST_S = 3.0
+WATCH_TICK_S = 0.2
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class Supervisor:
+    def __init__(self, plan: NodePlan, log, pidfile: str | None = None):
+        self.plan = plan
+        self.log = log
+        self.pidfile = pidfile
+        self.children: dict[str, C.Child] = {}
+        self.rings: list[ShmRing] = []
+        self.doorbells: dict[str, Doorbell] = {}
+        self.ready = False
+        self._signals: list[int] = []
+        self._lock_fd = -1
+        self.control: ControlServer | None = None
+
+    # ---- set-up ----
+    def _lock(self) -> None:
+        os.makedirs(self.plan.run_dir, mode=0o750, exist_ok=True)
+        path = os.path.join(self.plan.run_dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another coroproc runs node {self.plan.nodeid} of cluster "
+                f"'{self.plan.cluster_name}' (pid {other or '?'}, lock {path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _create_rings(self) -> None:
+        stale = remove_node_segments(self.plan.cluster_name, self.plan.nodeid)
+        if stale:
+            self.log.notice("MAIN", f"Removed {len(stale)} shared-memory segments left by an "
+                            f"earlier run: {' '.join(stale)}")
+        self.doorbells["ring"] = Doorbell()
+        self.plan.ring_wake_fd = self.doorbells["ring"].fd
+        for link in self.plan.links:
+            db = self.doorbells[f"net{link.linknumber}"] = Doorbell()
+            link.wake_fd = db.fd
+        for eng in self.plan.engines:
+            db = self.doorbells[eng.name] = Doorbell()
+            eng.wake_fd = db.fd
+        for name, size in self.plan.ring_sizes().items():
+            self.rings.append(ShmRing.create(name, size))
+
+    def _warm(self) -> None:
+        t0 = time.monotonic()
+        from coroproc.ringproc.process import warm_up
+        warm_up(self.plan.totem, len(self.plan.links), len(self.plan.engines))
+        self.log.debug("MAIN", f"Totem kernels loaded in {time.monotonic() - t0:.2f} s")
+
+    def _add_children(self) -> None:
+        from .roles import engine_target, net_target, ring_target
+        endpoint = self.control.endpoint
+        for link in self.plan.links:
+            role = f"net{link.linknumber}"
+            self.children[role] = C.Child(role, f"coroproc: net link{link.linknumber}",
+                                          net_target(self.plan, link, self.doorbells[role],
+                                                     endpoint))
+        self.children["ring"] = C.Child("ring", "coroproc: ring",
+                                        ring_target(self.plan, self.doorbells["ring"], endpoint))
+        for eng in self.plan.engines:
+            self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
+                                              engine_target(self.plan, eng,
+                                                            self.doorbells[eng.name], endpoint))
+
+    # ---- run ----
+    def run(self) -> int:
+        self._lock()
+        try:
+            self._create_rings()
+            self._warm()
+            self.control = ControlServer(control_endpoint(self.plan.run_dir))
+            if self.pidfile:
+                with open(self.pidfile, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            self._add_children()
+            rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            signal.set_wakeup_fd(wfd)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR2,
+                        signal.SIGHUP):
+                signal.signal(sig, self._on_signal)
+            for child in self.children.values():
+                C.spawn(child)
+            self.log.notice("MAIN", f"Corosync Cluster Engine (coroproc) started; node "
+                            f"{self.plan.nodeid} of cluster '{self.plan.cluster_name}'")
+            sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
+            return self._watch(rfd)
+        finally:
+            self._shutdown()
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signals.append(signum)
+
+    def _watch(self, rfd: int) -> int:
+        zfd = self.control.socket.getsockopt(zmq.FD)
+        poller = select.poll()
+        poller.register(rfd, select.POLLIN)
+        poller.register(zfd, select.POLLIN)
+        while True:
+            poller.poll(WATCH_TICK_S * 1000)
+            try:
+                while os.read(rfd, 512):
+                    pass
+            except BlockingIOError:
+                pass
+            while self._signals:
+                sig = self._signals.pop(0)
+                if sig in (signal.SIGTERM, signal.SIGINT):
+                    self.log.notice("MAIN", f"Node was shut down by a signal ({signal.Signals(sig).name})")
+                    return 0
+                if sig == signal.SIGUSR2:
+                    self._dump()
+            self._control_messages()
+            now = time.monotonic()
+            self._reap(now)
+            self._check_heartbeats(now)
+            self._restart_due(now)
+
+    def _control_messages(self) -> None:
+        for role, msg in self.control.recv_all():
+            child = self.children.get(role)
+            if child is None:
+                continue
+            child.last_heard = time.monotonic()
+            op = msg.get("op")
+            if op == "hello":
+                child.hello = True
+            elif op == "hb":
+                child.counters = msg.get("counters", {})
+            elif op == "event" and msg.get("ev") == "ready" and not self.ready:
+                self.ready = True
+                sd_notify("READY=1\nSTATUS=ready: in an operational ring")
+            elif op == "reply":
+                self.log.notice("MAIN", f"state of {role}: " + orjson.dumps(msg).decode())
+
+    def _reap(self, now: float) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for child in self.children.values():
+                if child.pid == pid:
+                    C.reaped(child, now)
+                    child.restarts += 1
+                    self.log.error("MAIN", f"{child.title} (pid {pid}) {C.describe_status(status)}; "
+                                   f"restarting in {child.restart_at - now:.1f} s")
+                    if child.role == "ring":
+                        self.ready = False  # the node is out of the ring until it re-forms
+
+    def _check_heartbeats(self, now: float) -> None:
+        for child in self.children.values():
+            if not child.alive:
+                continue
+            limit = HEARTBEAT_DEAD_S if child.hello else C.HELLO_TIMEOUT_S
+            if now - child.last_heard > limit:
+                self.log.error("MAIN", f"{child.title} (pid {child.pid}) silent for "
+                               f"{now - child.last_heard:.1f} s; killing it")
+                os.kill(child.pid, signal.SIGKILL)
+                child.last_heard = now  # the reap restarts it
+
+    def _restart_due(self, now: float) -> None:
+        for child in self.children.values():
+            if not child.alive and now >= child.restart_at:
+                C.spawn(child)
+
+    def _dump(self) -> None:
+        for child in self.children.values():
+            self.log.notice("MAIN", f"{child.title}: pid {child.pid} restarts {child.restarts} "
+                            f"counters {orjson.dumps(child.counters).decode()}")
+            if child.alive:
+                self.control.send(child.role, {"op": "dump"})
+
+    # ---- stop ----
+    def _stop_children(self, roles: list[str], timeout_s: float) -> None:
+        for role in roles:
+            child = self.children.get(role)
+            if child and child.alive:
+                child.stopping = True
+                if not self.control.send(role, {"op": "stop"}):
+                    os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._reap_quiet()
+            if not any(self.children[r].alive for r in roles if r in self.children):
+                return
+            time.sleep(0.02)
+        for role in roles:
+            child = self.children.get(role)
+            if child and child.alive:
+                self.log.warning("MAIN", f"{child.title} did not stop in {timeout_s} s; killing it")
+                os.kill(child.pid, signal.SIGKILL)
+        self._reap_quiet(block=True)
+
+    def _reap_quiet(self, block: bool = False) -> None:
+        while any(c.alive for c in self.children.values()):
+            try:
+                pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                for c in self.children.values():
+                    c.pid = 0
+                return
+            if pid == 0:
+                return
+            for c in self.children.values():
+                if c.pid == pid:
+                    c.pid = 0
+
+    def _shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        if self.control is not None and self.children:
+            self._stop_children(["ring"], STOP_RING_S)
+            self._stop_children([r for r in self.children if r != "ring"], STOP_REST_S)
+        for ring in self.rings:
+            ring.unlink()
+            try:
+                ring.close()
+            except Exception:
+                pass
+        for db in self.doorbells.values():
+            db.close()
+        if self.control is not None:
+            self.control.close()
+        if self.pidfile:
+            try:
+                os.unlink(self.pidfile)
+            except FileNotFoundError:
+                pass
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        self.log.notice("MAIN", "Corosync Cluster Engine exiting normally")

@@ -1,0 +1,112 @@
+"""NodePlan: everything the children of one node need, decided once by the supervisor.
+
+The plan names every shm ring (cluster name + node id + role, so nodes share a host),
+sizes it, and records which eventfd wakes its consumer. The supervisor creates the
+rings and doorbells before forking, so every child inherits the same plan object and
+the same descriptors; a restarted child attaches to the same rings.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from coroproc.config.model import NodeConfig
+from coroproc.logsys import LogSettings
+from coroproc.netproc.spec import LinkSpec
+from coroproc.ringproc.config import TotemConfig
+from coroproc.shm.names import segment_name
+
+# rx/tx rings hold frames (≤ netmtu + 64 each): 4 MiB is ~2,600 full frames, more than
+# a whole window of every member. Delivery rings hold ordered messages until the engine
+# has handled them; the ring process keeps half of one free before reading a frame.
+FRAME_RING_BYTES = 4 << 20
+SUBMIT_RING_BYTES = 4 << 20
+DELIVERY_RING_BYTES = 32 << 20
+DEFAULT_RUN_ROOT = "/run/coroproc"
+
+
+@dataclass
+class LinkPlan:
+    linknumber: int
+    spec: LinkSpec
+    rx_name: str
+    tx_name: str
+    wake_fd: int = -1          # the network process's doorbell (consumer of tx)
+
+
+@dataclass
+class EnginePlan:
+    name: str
+    submit_name: str
+    delivery_name: str
+    wake_fd: int = -1          # the engine's doorbell (consumer of its delivery ring)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class NodePlan:
+    cluster_name: str
+    nodeid: int
+    totem: TotemConfig
+    state_dir: str
+    run_dir: str
+    log: LogSettings
+    links: list[LinkPlan]
+    engines: list[EnginePlan]
+    incarnation_us: int
+    ring_wake_fd: int = -1     # the ring process's doorbell (consumer of rx and submits)
+    config_path: str = ""
+
+    def ring_sizes(self) -> dict[str, int]:
+        sizes = {}
+        for link in self.links:
+            sizes[link.rx_name] = FRAME_RING_BYTES
+            sizes[link.tx_name] = FRAME_RING_BYTES
+        for eng in self.engines:
+            sizes[eng.submit_name] = SUBMIT_RING_BYTES
+            sizes[eng.delivery_name] = DELIVERY_RING_BYTES
+        return sizes
+
+
+def link_specs(cfg: NodeConfig) -> list[LinkSpec]:
+    specs = []
+    for link in cfg.links:
+        local = cfg.local_addrs[link.linknumber]
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        peers = {n.nodeid: (n.addrs[link.linknumber], link.mcastport)
+                 for n in cfg.nodes if link.linknumber in n.addrs}
+        specs.append(LinkSpec(
+            linknumber=link.linknumber, transport=cfg.transport, family=family,
+            local_nodeid=cfg.local_nodeid, bind_addr=local, port=link.mcastport, peers=peers,
+            mcast_addr=link.mcastaddr if cfg.transport == "udp" else None,
+            mcast_port=link.mcastport if cfg.transport == "udp" else None, ttl=link.ttl,
+            netmtu=cfg.netmtu, block_unlisted_ips=cfg.block_unlisted_ips))
+    return specs
+
+
+def log_settings(cfg: NodeConfig, foreground: bool) -> LogSettings:
+    lg = cfg.logging
+    return LogSettings(to_stderr=lg.to_stderr and foreground,
+                       logfile=lg.logfile if lg.to_logfile else None,
+                       priority=lg.logfile_priority, timestamp=lg.timestamp,
+                       debug=lg.debug != "off")
+
+
+def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
+               engines: list[str] = (), engine_options: dict | None = None) -> NodePlan:
+    cluster, nodeid = cfg.cluster_name, cfg.local_nodeid
+    run_dir = cfg.coroproc.run_dir or os.path.join(
+        DEFAULT_RUN_ROOT, f"{cluster}.{nodeid}")
+    links = [LinkPlan(spec.linknumber, spec,
+                      segment_name(cluster, nodeid, f"rx{spec.linknumber}"),
+                      segment_name(cluster, nodeid, f"tx{spec.linknumber}"))
+             for spec in link_specs(cfg)]
+    eng = [EnginePlan(name, segment_name(cluster, nodeid, f"submit.{name}"),
+                      segment_name(cluster, nodeid, f"delivery.{name}"),
+                      options=dict((engine_options or {}).get(name, {})))
+           for name in engines]
+    return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
+                    state_dir=cfg.state_dir, run_dir=run_dir,
+                    log=log_settings(cfg, foreground), links=links, engines=eng,
+                    incarnation_us=incarnation_us, config_path=cfg.path)

@@ -1,0 +1,57 @@
+"""What each child runs: attach to the node's rings, connect to the control socket, loop.
+
+Each target is a closure over the plan, built in the supervisor and called in the forked
+child; it returns the child's exit status.
+"""
+from __future__ import annotations
+
+from coroproc.logsys import Log
+
+from .control import ControlClient
+
+
+def ring_target(plan, doorbell, endpoint):
+    def run() -> int:
+        from coroproc.ringproc.process import RingProcess
+        log = Log(plan.log)
+        control = ControlClient(endpoint, "ring")
+        proc = RingProcess(plan, log, control, doorbell)
+        control._counters = proc.counters
+        # SIGTERM straight to the ring process (an operator's kill) leaves the ring too
+        import signal
+        signal.signal(signal.SIGTERM, lambda *_: setattr(control, "stop_requested", True))
+        try:
+            return proc.run()
+        finally:
+            proc.close()
+            control.close()
+    return run
+
+
+def net_target(plan, link, doorbell, endpoint):
+    def run() -> int:
+        from coroproc.netproc.link import LinkProcess
+        from coroproc.shm.ring import ShmRing
+        role = f"net{link.linknumber}"
+        rx = ShmRing.attach(link.rx_name, wake_fd=plan.ring_wake_fd, role="producer")
+        tx = ShmRing.attach(link.tx_name, role="consumer")
+        proc = LinkProcess(link.spec, rx, tx, doorbell)
+        control = ControlClient(endpoint, role, counters=proc.counters)
+        try:
+            proc.run(control)
+        finally:
+            control.close()
+            del proc
+            rx.close()
+            tx.close()
+        return 0
+    return run
+
+
+def engine_target(plan, eng, doorbell, endpoint):
+    def run() -> int:
+        from coroproc.engineprocs import registry
+        log = Log(plan.log)
+        control = ControlClient(endpoint, eng.name)
+        return registry.run_engine(plan, eng, doorbell, control, log)
+    return run

@@ -1,0 +1,142 @@
+"""Corosync 3.1.7 defaults and derived values (exec/totemconfig.c), worked out by hand:
+timers, "0 means default", ip_version, ports, the udp group address, node ids."""
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from coroproc.config import ConfigParseError, load
+from coroproc.config.links import derived_mcastaddr
+
+NODES_LOCAL_FIRST = """
+nodelist {
+    node {
+        ring0_addr: 127.0.0.1
+        nodeid: 1
+    }
+%s}
+"""
+
+
+def _conf(tmp_path, totem_body: str, extra_nodes: int = 1, tail: str = "") -> str:
+    more = "".join(f"    node {{\n        ring0_addr: 203.0.113.{100 + i}\n"
+                   f"        nodeid: {2 + i}\n    }}\n" for i in range(extra_nodes))
+    text = "totem {\n    version: 2\n" + textwrap.dedent(totem_body) + "}\n" \
+        + NODES_LOCAL_FIRST % more + tail
+    path = tmp_path / "corosync.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def test_two_node_defaults(tmp_path):
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n"))
+    totem = config.totem
+    assert warnings == []
+    assert (totem.effective_token_ms, totem.effective_token_retransmit_ms,
+            totem.effective_hold_ms, totem.effective_consensus_ms) == (3000, 714, 561, 3600)
+    assert (totem.join_ms, totem.merge_ms, totem.window_size, totem.max_messages,
+            totem.miss_count_const, totem.fail_recv_const, totem.seqno_unchanged_const,
+            totem.send_join_ms, totem.token_warning_pct) == (50, 200, 50, 17, 5, 2500, 30, 0, 75)
+    assert totem.extra == {"downcheck_ms": 1000, "max_network_delay_ms": 50,
+                           "heartbeat_failures_allowed": 0}
+    assert config.ip_version == "ipv6-4" and config.netmtu == 1500
+    assert config.block_unlisted_ips is True and totem.cancel_token_hold_on_retransmit is False
+    assert config.links[0].mcastport == 5405 and config.links[0].ttl == 1
+    assert config.logging.timestamp == "hires" and config.logging.to_syslog is True
+    assert config.quorum.provider is None
+    assert config.state_dir == os.environ.get("STATE_DIRECTORY", "/var/lib/corosync")
+
+
+def test_token_coefficient_applies_from_three_nodes(tmp_path):
+    config, _ = load(_conf(tmp_path, "transport: udpu\ntoken: 1000\n", extra_nodes=3))
+    # 4 nodes: 1000 + 2 × 650; retransmit = int(2300 / 4.2); hold = int(547 × 0.8 − 10)
+    assert config.totem.effective_token_ms == 2300
+    assert config.totem.effective_token_retransmit_ms == 547
+    assert config.totem.effective_hold_ms == 427
+    assert config.totem.effective_consensus_ms == 2760
+
+
+@pytest.mark.parametrize("key", ["token", "join", "merge", "window_size", "max_messages",
+                                 "consensus", "hold", "token_retransmit", "downcheck"])
+def test_zero_means_default(tmp_path, key):
+    default, _ = load(_conf(tmp_path, "transport: udpu\n"))
+    zero, _ = load(_conf(tmp_path, f"transport: udpu\n{key}: 0\n"))
+    assert zero.totem == default.totem and zero.totem.extra == default.totem.extra
+
+
+def test_explicit_timers_are_used(tmp_path):
+    config, _ = load(_conf(tmp_path, "transport: udpu\ntoken_retransmit: 400\nhold: 300\n"
+                                     "consensus: 5000\n"))
+    assert (config.totem.effective_token_retransmit_ms, config.totem.effective_hold_ms,
+            config.totem.effective_consensus_ms) == (400, 300, 5000)
+
+
+def test_udp_defaults_ipv4_and_derives_group_from_cluster_name(tmp_path):
+    config, _ = load(_conf(tmp_path, "transport: udp\ncluster_name: ab\n"))
+    # generate_cluster_id("ab") = 97 × 2 + 98 = 292 → 239.192.(292 >> 8).(292 % 255)
+    assert config.ip_version == "ipv4"
+    assert config.links[0].mcastaddr == "239.192.1.37"
+    assert config.keys["totem.interface.0.mcastaddr"].value == "239.192.1.37"
+    assert config.keys["totem.interface.0.mcastport"].cmap_type == "u16"
+
+
+def test_group_address_vectors():
+    assert derived_mcastaddr("ab", 1, 4) == "239.192.1.38"
+    assert derived_mcastaddr("ab", 0, 6) == "ff15::124"
+    assert derived_mcastaddr("", 0, 4) == "239.192.0.0"  # an empty name hashes to 0
+
+
+def test_udp_broadcast_uses_all_ones_and_port_5405(tmp_path):
+    config, _ = load(_conf(tmp_path, "transport: udp\ncluster_name: b\n"
+                                     "interface {\n    broadcast: yes\n}\n"))
+    assert config.links[0].broadcast and config.links[0].mcastaddr == "255.255.255.255"
+    assert config.links[0].mcastport == 5405
+
+
+def test_nodeid_generated_from_ipv4_ring0_and_high_bit_cleared(tmp_path):
+    path = tmp_path / "c.conf"
+    path.write_text("totem {\n version: 2\n transport: udpu\n clear_node_high_bit: yes\n}\n"
+                    "nodelist {\n node {\n  ring0_addr: 203.0.113.9\n }\n"
+                    " node {\n  ring0_addr: 127.0.0.1\n }\n}\n")
+    config, _ = load(str(path))
+    # 203.0.113.9 = 0xCB007109 → high bit cleared 0x4B007109; 127.0.0.1 = 0x7F000001
+    assert [n.nodeid for n in config.nodes] == [0x4B007109, 0x7F000001]
+    assert config.local_nodeid == 0x7F000001
+    assert config.keys["nodelist.node.0.nodeid"].value == str(0x4B007109)
+
+
+def test_warnings_for_unknown_keys_sections_and_obsolete_options(tmp_path):
+    path = _conf(tmp_path, "transport: udpu\nrrp_mode: passive\nbogus: 1\nnodeid: 4\n"
+                           "block_unlisted_ips: maybe\n",
+                 tail="frobnicate {\n    x: 1\n}\ncoroproc {\n    color: blue\n}\n")
+    _, warnings = load(path)
+    text = "\n".join(str(w) for w in warnings)
+    assert "totem.rrp_mode: rrp_mode was removed in Corosync 3" in text
+    assert "totem.bogus: unknown key; ignored" in text
+    assert "totem.nodeid: nodeid in totem section is deprecated" in text
+    assert "totem.block_unlisted_ips: 'maybe' is neither yes nor no" in text
+    assert "frobnicate: unknown section" in text
+    assert "coroproc.color: unknown coroproc key" in text
+    assert all(w.line for w in warnings)
+
+
+def test_consensus_below_join_is_refused_with_line(tmp_path):
+    with pytest.raises(ConfigParseError, match="consensus") as info:
+        load(_conf(tmp_path, "transport: udpu\ntoken: 1000\nconsensus: 100\n"))
+    assert info.value.line == 5
+
+
+def test_two_node_ignored_above_two_nodes(tmp_path):
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n", extra_nodes=2,
+                                  tail="quorum {\n    provider: corosync_votequorum\n"
+                                       "    two_node: 1\n}\n"))
+    assert config.quorum.two_node is False and config.quorum.wait_for_all is False
+    assert any("two_node is ignored" in str(w) for w in warnings)
+
+
+def test_window_beyond_coroproc_queue_is_refused_at_its_line(tmp_path):
+    with pytest.raises(ConfigParseError, match="queue_slots") as info:
+        load(_conf(tmp_path, "transport: udpu\nwindow_size: 5000\n"))
+    assert info.value.key == "totem.window_size" and info.value.line == 4
