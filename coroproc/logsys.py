@@ -1,13 +1,14 @@
 """Operator log lines in Corosync's format, from every process of a node.
 
-Corosync writes `<timestamp> <priority:7> [<SUBSYS:6>] <message>` to stderr and its
-logfile (format "%7p [%6g] %b" with a hires timestamp); log monitoring greps these
-lines, so coroproc keeps the shape and the words. Every process of a node appends to
+Corosync's logfile lines read `<timestamp> [<pid>] <host> corosync <priority:7> [<SUBSYS:6>]
+<message>`; log monitoring greps these lines, so coroproc keeps the shape and the words
+(with its own name as the ident, and the pid of the process that wrote the line). Every process of a node appends to
 the same logfile: one os.write per line on an O_APPEND descriptor keeps lines whole.
 """
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class Log:
         self.settings = settings
         self.tag = tag
         self._max_level = _LEVEL["debug" if settings.debug else settings.priority]
+        self._host = socket.gethostname().split(".", 1)[0]
         self._fds: list[int] = []
         if settings.to_stderr:
             self._fds.append(sys.stderr.fileno())
@@ -52,7 +54,8 @@ class Log:
     def log(self, priority: str, subsys: str, message: str) -> None:
         if _LEVEL[priority] > self._max_level:
             return
-        line = f"{self._stamp()}{priority:<7} [{subsys:<6}] {message}\n".encode()
+        line = (f"{self._stamp()}[{os.getpid()}] {self._host} coroproc {priority:<7} "
+                f"[{subsys:<6}] {message}\n").encode()
         for fd in self._fds:
             try:
                 os.write(fd, line)

@@ -9,78 +9,19 @@ synchronization" in a mixed ring.
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from netns.harness import DEFAULT_PREFIX, Cluster
 
 from .conftest import skip_reason
+from .coroproc_runner import CoroprocNode, wait_for
 from .corosync_runner import CorosyncNode, corosync_conf
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
-MEMBERS_RE = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
 CLUSTER = "mixed"
-
-
-class CoroprocNode:
-    """A coroproc daemon on one netns host, configured from the same corosync.conf text."""
-
-    def __init__(self, host, nodeid: int, conf_text: str, workdir):
-        self.host = host
-        self.nodeid = nodeid
-        self.dir = workdir
-        os.makedirs(workdir, exist_ok=True)
-        self.logfile = os.path.join(workdir, "coroproc.log")
-        # same file as the Corosync nodes get, plus where this node keeps its files
-        conf = re.sub(r"logfile: .*", f"logfile: {self.logfile}", conf_text)
-        conf = re.sub(r"state_dir: .*", f"state_dir: {workdir}/state", conf)
-        conf += f"coroproc {{\n    run_dir: {workdir}/run\n}}\n"
-        self.conf = os.path.join(workdir, "corosync.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        self.proc = None
-
-    def start(self) -> None:
-        out = open(os.path.join(self.dir, "stdout.log"), "ab")
-        self.proc = self.host.popen([sys.executable, "-m", "coroproc", "-f", "-c", self.conf],
-                                    stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
-
-    def members(self) -> set[int] | None:
-        try:
-            with open(self.logfile, errors="replace") as f:
-                found = MEMBERS_RE.findall(f.read())
-        except FileNotFoundError:
-            return None
-        return {int(x) for x in found[-1][1].split()} if found else None
-
-    def log_text(self) -> str:
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-
-def _wait(pred, what: str, timeout_s: float = 90.0) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        if pred():
-            return time.monotonic() - t0
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
@@ -90,7 +31,7 @@ def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
         for h in net:
             nd = tmp_path / f"n{h.index}"
             nd.mkdir()
-            conf = corosync_conf(cluster_name=CLUSTER, nodes=nodes, logfile=str(nd / "x.log"),
+            conf = corosync_conf(cluster_name=CLUSTER, nodes=nodes, logfile=str(nd / "corosync.log"),
                                  state_dir=str(nd / "state"), token_ms=1000)
             if kinds[h.index] == "corosync":
                 daemons[h.index] = CorosyncNode(h, h.index, conf, nd)
@@ -101,7 +42,7 @@ def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
                 d.start()
             everyone = set(kinds)
             for i, d in daemons.items():
-                _wait(lambda d=d: d.members() == everyone, f"node {i} ({kinds[i]}) to see {everyone}")
+                wait_for(lambda d=d: d.members() == everyone, f"node {i} ({kinds[i]}) to see {everyone}")
             for i, d in daemons.items():
                 if kinds[i] == "corosync":
                     log = "\n".join(d.log_lines())

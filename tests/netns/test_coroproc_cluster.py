@@ -1,0 +1,67 @@
+"""Five coroproc daemons, one per network namespace, under a steady message load: one ring;
+kill -9 of a node and its restart; an iptables partition 3|2 and its heal. The event logs
+the daemons' load engines wrote must pass the EVS checker."""
+from __future__ import annotations
+
+import pytest
+
+from coroproc.shm.names import node_segments
+from coroproc.sim.checker import check_safety
+from interop.coroproc_runner import CoroprocNode, wait_for
+from interop.corosync_runner import corosync_conf
+from netns.harness import DEFAULT_PREFIX, Cluster, unavailable_reason
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
+                                reason=unavailable_reason() or "")
+
+N = 5
+TOKEN_MS = 1000
+LOAD_MSGS_PER_S = 40
+
+
+def _see(daemons, nodes, members) -> None:
+    want = set(members)
+    for i in nodes:
+        wait_for(lambda i=i: daemons[i].members() == want, f"node {i} to see {sorted(want)}")
+
+
+def test_five_namespaces_fail_restart_partition_heal(tmp_path):
+    cluster = f"ns{id(tmp_path) % 100000}"
+    with Cluster(DEFAULT_PREFIX, N) as net:
+        nodes = [(h.index, h.addr) for h in net]
+        daemons = {}
+        for h in net:
+            nd = tmp_path / f"n{h.index}"
+            conf = corosync_conf(cluster_name=cluster, nodes=nodes, logfile=str(nd / "x.log"),
+                                 state_dir=str(nd / "state"), token_ms=TOKEN_MS)
+            daemons[h.index] = CoroprocNode(h, h.index, conf, str(nd),
+                                            workload_msgs_per_s=LOAD_MSGS_PER_S)
+        everyone = list(range(1, N + 1))
+        try:
+            for d in daemons.values():
+                d.start()
+            _see(daemons, everyone, everyone)
+
+            daemons[N].kill()
+            took_s = wait_for(lambda: all(daemons[i].members() == set(everyone[:-1])
+                                          for i in everyone[:-1]), "the survivors' new ring")
+            print(f"\nnetns, {N} nodes, token {TOKEN_MS} ms: kill -9 of node {N} -> new "
+                  f"configuration on every survivor after {took_s * 1000:.0f} ms")
+            daemons[N].start()
+            _see(daemons, everyone, everyone)
+
+            net.partition([[1, 2, 3], [4, 5]])
+            _see(daemons, [1, 2, 3], [1, 2, 3])
+            _see(daemons, [4, 5], [4, 5])
+            net.heal()
+            _see(daemons, everyone, everyone)
+        finally:
+            for d in daemons.values():
+                d.stop()
+        for i in everyone:
+            assert node_segments(cluster, i) == []
+        logs = {i: d.event_log() for i, d in daemons.items()}
+        for i in everyone:
+            assert sum(e["ev"] == "deliver" for e in logs[i]) > 0, f"node {i} delivered nothing"
+        violations = check_safety(logs)
+        assert violations == [], "\n".join(str(v) for v in violations[:10])
