@@ -1,11 +1,16 @@
 """Idle cost and start-up time of a cluster daemon, per node, in a 3-node netns cluster.
 
-    python bench/bench_idle.py --corosync [--nodes 3] [--idle-s 60] [--runs 1]
+    python bench/bench_idle.py --compare [--nodes 3] [--idle-s 60] [--runs 1]
+    python bench/bench_idle.py --corosync | --coroproc [...]
 
 Measures, for each node: start-up (exec → the daemon's "is ready" predicate is true, and
 exec → the whole cluster seen from this node), then CPU % of one core (utime+stime from
 /proc/<pid>/stat summed over the daemon's process tree, over --idle-s idle seconds) and
-RSS / threads / process count of that tree at the end.
+RSS / PSS / threads / process count of that tree at the end. PSS (proportional set size,
+from /proc/<pid>/smaps_rollup) is the fair memory figure for a process tree: pages the
+forked children share with the supervisor (numba's compiled code) count once, not per
+process as in the RSS sum. --compare measures Corosync and coroproc in one run and prints
+coroproc's medians as ratios to Corosync's (this machine is noisy; ratios drift less).
 
 The measured daemon is a `Driver` (below): how to start a node (returning its root pid),
 when a node is ready, how to stop everything. The Corosync driver lives here; coroproc
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from interop.corosync_runner import CorosyncCluster  # noqa: E402
+from interop.coroproc_runner import CoroprocNode  # noqa: E402
+from interop.corosync_runner import READY_LINE, CorosyncCluster, corosync_conf  # noqa: E402
 from netns.harness import Cluster  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -46,6 +52,34 @@ class Driver(Protocol):
         """Node ids this node currently sees as members."""
 
     def stop_all(self) -> None: ...
+
+
+class CoroprocDriver:
+    """coroproc daemons from the same corosync.conf text (tests/interop/coroproc_runner.py)."""
+
+    def __init__(self, net: Cluster, workdir: Path, token_ms: int):
+        nodes = [(h.index, h.addr) for h in net]
+        self.nodes = {}
+        for h in net:
+            nd = Path(workdir) / f"n{h.index}"
+            conf = corosync_conf(cluster_name=f"idle{os.getpid()}", nodes=nodes,
+                                 logfile=str(nd / "x.log"), state_dir=str(nd / "state"),
+                                 token_ms=token_ms)
+            self.nodes[h.index] = CoroprocNode(h, h.index, conf, str(nd))
+
+    def start(self, nodeid: int) -> int:
+        self.nodes[nodeid].start()
+        return self.nodes[nodeid].proc.pid
+
+    def is_ready(self, nodeid: int) -> bool:
+        return READY_LINE in self.nodes[nodeid].log_text()
+
+    def members(self, nodeid: int) -> set[int]:
+        return self.nodes[nodeid].members() or set()
+
+    def stop_all(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
 
 
 class CorosyncDriver:
@@ -106,6 +140,18 @@ def cpu_ticks(pids: set[int]) -> int:
     return total
 
 
+def pss_kb(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
 def status_sum(pids: set[int], key: str) -> int:
     total = 0
     for pid in pids:
@@ -146,7 +192,7 @@ def measure_once(driver: Driver, nodeids: list[int], idle_s: float) -> list[dict
         tree = trees[n] | process_tree(roots[n])
         rows.append({"node": n, "ready_ms": ready_ms[n], "formed_ms": formed_ms[n],
                      "cpu_pct": (cpu_ticks(tree) - t0[n]) / CLK_TCK / wall_s * 100,
-                     "rss_kb": status_sum(tree, "VmRSS"), "threads": status_sum(tree, "Threads"),
+                     "rss_kb": status_sum(tree, "VmRSS"), "pss_kb": pss_kb(tree), "threads": status_sum(tree, "Threads"),
                      "procs": len(tree), "members_ok": driver.members(n) == want})
     return rows
 
@@ -158,38 +204,68 @@ def load_driver_factory(spec: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def run_driver(factory, nodes: int, idle_s: float, runs: int, token_ms: int) -> list[dict]:
+    rows: list[dict] = []
+    for run in range(1, runs + 1):
+        with Cluster("cpt", nodes) as net, tempfile.TemporaryDirectory(prefix="cpt-idle-") as wd:
+            driver = factory(net, Path(wd), token_ms)
+            try:
+                for row in measure_once(driver, list(range(1, nodes + 1)), idle_s):
+                    rows.append({"run": run, **row})
+            finally:
+                driver.stop_all()
+    return rows
+
+
+KEYS = ("ready_ms", "formed_ms", "cpu_pct", "rss_kb", "pss_kb")
+
+
+def print_table(label: str, rows: list[dict], args) -> dict:
+    print(f"\n# bench_idle {label}: {args.nodes} nodes, token {args.token_ms} ms, "
+          f"idle window {args.idle_s:.0f} s, {args.runs} run(s), CLK_TCK {CLK_TCK}")
+    print("| run | node | start→ready ms | start→all members ms | idle CPU % of one core | "
+          "RSS kB (sum) | PSS kB | threads | processes |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        flag = "" if r["members_ok"] else " (members changed!)"
+        print(f"| {r['run']} | {r['node']} | {r['ready_ms']:.0f} | {r['formed_ms']:.0f} | "
+              f"{r['cpu_pct']:.2f}{flag} | {r['rss_kb']} | {r['pss_kb']} | {r['threads']} | "
+              f"{r['procs']} |")
+    med = {k: statistics.median(r[k] for r in rows) for k in KEYS}
+    print(f"| median | | {med['ready_ms']:.0f} | {med['formed_ms']:.0f} | {med['cpu_pct']:.2f} | "
+          f"{med['rss_kb']:.0f} | {med['pss_kb']:.0f} | | |")
+    return med
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     who = ap.add_mutually_exclusive_group(required=True)
+    who.add_argument("--compare", action="store_true", help="Corosync, then coroproc, in one run")
     who.add_argument("--corosync", action="store_true", help="measure the real corosync (udpu)")
+    who.add_argument("--coroproc", action="store_true", help="measure coroproc (udpu)")
     who.add_argument("--driver", help="module:factory(net, workdir, token_ms) -> Driver")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=60.0)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--token-ms", type=int, default=1000)
     args = ap.parse_args(argv)
-    factory = CorosyncDriver if args.corosync else load_driver_factory(args.driver)
-    label = "corosync" if args.corosync else args.driver
-    rows: list[dict] = []
-    for run in range(1, args.runs + 1):
-        with Cluster("cpt", args.nodes) as net, tempfile.TemporaryDirectory(prefix="cpt-idle-") as wd:
-            driver = factory(net, Path(wd), args.token_ms)
-            try:
-                for row in measure_once(driver, list(range(1, args.nodes + 1)), args.idle_s):
-                    rows.append({"run": run, **row})
-            finally:
-                driver.stop_all()
-    print(f"# bench_idle {label}: {args.nodes} nodes, token {args.token_ms} ms, "
-          f"idle window {args.idle_s:.0f} s, {args.runs} run(s), CLK_TCK {CLK_TCK}")
-    print("| run | node | start→ready ms | start→all members ms | idle CPU % of one core | RSS kB | threads | processes |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        flag = "" if r["members_ok"] else " (members changed!)"
-        print(f"| {r['run']} | {r['node']} | {r['ready_ms']:.0f} | {r['formed_ms']:.0f} | "
-              f"{r['cpu_pct']:.2f}{flag} | {r['rss_kb']} | {r['threads']} | {r['procs']} |")
-    med = {k: statistics.median(r[k] for r in rows) for k in ("ready_ms", "formed_ms", "cpu_pct", "rss_kb")}
-    print(f"| median | | {med['ready_ms']:.0f} | {med['formed_ms']:.0f} | {med['cpu_pct']:.2f} | "
-          f"{med['rss_kb']:.0f} | | |")
+    drivers = []
+    if args.compare or args.corosync:
+        drivers.append(("corosync 3.1.7", CorosyncDriver))
+    if args.compare or args.coroproc:
+        drivers.append(("coroproc", CoroprocDriver))
+    if args.driver:
+        drivers.append((args.driver, load_driver_factory(args.driver)))
+    medians = {}
+    for label, factory in drivers:
+        rows = run_driver(factory, args.nodes, args.idle_s, args.runs, args.token_ms)
+        medians[label] = print_table(label, rows, args)
+    if args.compare:
+        base, ours = medians["corosync 3.1.7"], medians["coroproc"]
+        print("\n| coroproc / corosync (medians) | " + " | ".join(KEYS) + " |")
+        print("|---|" + "---:|" * len(KEYS))
+        print("| ratio | " + " | ".join(f"{ours[k] / base[k]:.2f}" if base[k] else "-"
+                                        for k in KEYS) + " |")
     return 0
 
 

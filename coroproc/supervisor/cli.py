@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return Supervisor(plan, log, pidfile).run()
     except AlreadyRunning as exc:
         log.error("MAIN", str(exc))
+        if not log.settings.to_stderr:
+            print(f"coroproc: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
 
 

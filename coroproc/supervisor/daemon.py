@@ -62,8 +62,8 @@ class Supervisor:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
             raise AlreadyRunning(
-                f"another coroproc runs node {self.plan.nodeid} of cluster "
-                f"'{self.plan.cluster_name}' (pid {other or '?'}, lock {path})") from None
+                f"Another coroproc instance is already running node {self.plan.nodeid} of "
+                f"cluster '{self.plan.cluster_name}' (pid {other or '?'}, lock {path})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd

@@ -1,0 +1,82 @@
+"""The `coroproc` command as an operator meets it: flags, config errors, the node lock,
+sd_notify READY=1, SIGUSR2 state dumps and process titles — with real one-node daemons."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from coroproc.localcluster import LocalCluster
+from coroproc.shm.names import node_segments
+
+
+def _coroproc(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coroproc", *args], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_version_flag():
+    out = _coroproc("-v")
+    assert out.returncode == 0 and "Corosync 3.1 compatible" in out.stdout
+
+
+def test_config_check_ok_and_broken(tmp_path):
+    c = LocalCluster(tmp_path, 2)
+    ok = _coroproc("-t", "-c", c.conf(1))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Configuration is OK" in ok.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text(open(c.conf(1)).read().replace("token: 1000", "token: soon"))
+    out = _coroproc("-t", "-c", str(bad))
+    assert out.returncode == 8
+    assert "bad.conf:9: totem.token" in out.stdout
+
+
+def test_daemon_refuses_a_broken_config_with_file_line_and_key(tmp_path):
+    c = LocalCluster(tmp_path, 2)
+    bad = tmp_path / "bad.conf"
+    bad.write_text(open(c.conf(1)).read().replace("transport: udpu", "transport: knet"))
+    out = _coroproc("-f", "-c", str(bad))
+    assert out.returncode == 8
+    assert "bad.conf:4: totem.transport" in out.stderr and "udpu" in out.stderr
+
+
+@pytest.fixture
+def one_node(tmp_path):
+    c = LocalCluster(tmp_path, 1)
+    yield c
+    c.stop_all()
+    assert node_segments(c.cluster, 1) == []
+
+
+def test_ready_notification_titles_lock_and_dump(one_node, tmp_path):
+    c = one_node
+    sock_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(sock_path)
+    notify.settimeout(120)
+    env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+    c.start(1, env=env)
+    got = []
+    while not any("READY=1" in g for g in got):
+        got.append(notify.recv(4096).decode())
+    notify.close()
+    c.wait_members([1], [1])
+    # every process says what it is in ps
+    titles = sorted(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
+                    for pid in c.child_pids(1))
+    assert titles == ["coroproc: load", "coroproc: net link0", "coroproc: ring"]
+    # a second daemon for the same node refuses to start and touches nothing
+    second = _coroproc("-f", "-c", c.conf(1))
+    assert second.returncode == 10
+    assert "already running" in second.stderr + open(c.logfile(1)).read()
+    assert c.procs[1].poll() is None
+    # SIGUSR2: each child's counters in the log
+    os.kill(c.procs[1].pid, signal.SIGUSR2)
+    c.wait_for_log(1, "coroproc: ring: pid")
+    c.wait_for_log(1, "state of ring:")
