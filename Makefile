@@ -10,7 +10,7 @@ BIG_SEEDS ?= 0:50
 BIG_NODES ?= 16:20
 JOBS    ?= 2
 
-.PHONY: demo test venv warm sweep unit bench clean
+.PHONY: demo sim-demo test venv warm sweep unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,8 +24,13 @@ venv: $(STAMP)
 warm: venv
 	$(VPY) -m coroproc.ringproc.warm
 
-# Main job (until the daemon exists): simulated rings under seeded faults.
+# Main job: a real local cluster (3 daemons on loopback) under load, a node killed and
+# restarted, the daemons' event logs checked for EVS.
 demo: warm
+	$(VPY) -m coroproc.demo
+
+# The same protocol in the deterministic simulator, under seeded faults.
+sim-demo: warm
 	$(VPY) -m coroproc.sim --seed 17 --nodes 5 --print-memberships
 	$(VPY) -m coroproc.sim --seeds 0:12 --nodes 3:7 --progress
 
@@ -41,6 +46,7 @@ test: sweep unit
 
 bench: warm
 	$(VPY) bench/bench_core.py
+	$(VPY) bench/bench_shm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -69,7 +69,7 @@ def run(nodes: int, rate: float, steady_s: float, keep: bool) -> int:
 def _last(c: LocalCluster, i: int, text: str) -> str:
     for line in reversed(c.log_lines(i)):
         if text in line:
-            return line.split("] ", 1)[-1]
+            return line.split("] ", 2)[-1]
     return "?"
 
 

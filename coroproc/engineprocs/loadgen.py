@@ -3,8 +3,9 @@
 It submits messages of totempg group "load" at a fixed rate (a fraction of them safe),
 reads its delivery ring and, if an event log path is set, writes the JSON-lines log of
 docs/event-log.md that coroproc.sim.checker verifies on real clusters. Message identity:
-payload = sender nodeid (u32) + per-sender seq (u64) + filler; the seq starts at the
-process's wall-clock µs, so it never repeats across restarts of the engine or the node.
+payload = sender nodeid (u32) + per-sender seq (u64) + filler; the seq continues from the
+last `send` in the log (the checker wants each sender's seqs consecutive), or starts at
+the wall-clock µs without a log, so it never repeats across restarts.
 
 Ordering of writes: a `send` line is written before the push (and only when the push
 cannot fail), a delivery is released from the ring only after its line is written, so a
@@ -38,6 +39,26 @@ LEVELS = ("agreed", "safe")
 
 def _now_us() -> int:
     return time.monotonic_ns() // 1000
+
+
+def _last_sent_seq(path: str, nodeid: int) -> int | None:
+    """The seq of this node's last `send` in the log, reading back from the end."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return None
+    span = 1 << 16
+    with open(path, "rb") as f:
+        while True:
+            f.seek(max(size - span, 0))
+            for line in reversed(f.read().splitlines()[1 if size > span else 0:]):
+                if b'"ev":"send"' in line:
+                    ev = orjson.loads(line)
+                    if ev["id"][0] == nodeid:
+                        return int(ev["id"][1])
+            if span >= size:
+                return None
+            span *= 4
 
 
 def _last_event(path: str) -> str | None:
@@ -76,6 +97,8 @@ class LoadEngine:
         self.last_ev = None
         if self.log_path:
             self.last_ev = _last_event(self.log_path)
+            # the checker wants each sender's seqs consecutive: continue the log's
+            self.seq = _last_sent_seq(self.log_path, self.nodeid) or self.seq
             self.out = open(self.log_path, "ab", buffering=0)
             seen = self._load_state()
             if seen.get("incarnation") == self.incarnation_us:

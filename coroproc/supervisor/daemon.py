@@ -160,6 +160,9 @@ class Supervisor:
 
     def _control_messages(self) -> None:
         for role, msg in self.control.recv_all():
+            if role.startswith("ctl-"):
+                self.control.send(role, self._operator_command(msg))
+                continue
             child = self.children.get(role)
             if child is None:
                 continue
@@ -207,6 +210,25 @@ class Supervisor:
         for child in self.children.values():
             if not child.alive and now >= child.restart_at:
                 C.spawn(child)
+
+    def _operator_command(self, msg: dict) -> dict:
+        """`coroproc-ctl`: status (the node and each child's last heartbeat) and restart ROLE."""
+        op = msg.get("op")
+        if op == "status":
+            return {"ok": True, "cluster": self.plan.cluster_name, "nodeid": self.plan.nodeid,
+                    "ready": self.ready, "pid": os.getpid(),
+                    "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
+                                          "heartbeat": c.counters}
+                                 for c in self.children.values()}}
+        if op == "restart":
+            child = self.children.get(msg.get("role", ""))
+            if child is None:
+                return {"ok": False, "error": f"no child {msg.get('role')!r}; children: "
+                        + ", ".join(self.children)}
+            if child.alive:
+                os.kill(child.pid, signal.SIGTERM)
+            return {"ok": True, "restarting": child.role}
+        return {"ok": False, "error": f"unknown command {op!r} (known: status, restart)"}
 
     def _dump(self) -> None:
         for child in self.children.values():

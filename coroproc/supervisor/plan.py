@@ -93,11 +93,16 @@ def log_settings(cfg: NodeConfig, foreground: bool) -> LogSettings:
                        debug=lg.debug != "off")
 
 
+def run_dir_of(cfg: NodeConfig) -> str:
+    """Where the node keeps its lock, pid file and control socket."""
+    return cfg.coroproc.run_dir or os.path.join(DEFAULT_RUN_ROOT,
+                                                f"{cfg.cluster_name}.{cfg.local_nodeid}")
+
+
 def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                engines: list[str] = (), engine_options: dict | None = None) -> NodePlan:
     cluster, nodeid = cfg.cluster_name, cfg.local_nodeid
-    run_dir = cfg.coroproc.run_dir or os.path.join(
-        DEFAULT_RUN_ROOT, f"{cluster}.{nodeid}")
+    run_dir = run_dir_of(cfg)
     links = [LinkPlan(spec.linknumber, spec,
                       segment_name(cluster, nodeid, f"rx{spec.linknumber}"),
                       segment_name(cluster, nodeid, f"tx{spec.linknumber}"))

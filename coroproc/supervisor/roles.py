@@ -16,7 +16,7 @@ def ring_target(plan, doorbell, endpoint):
         log = Log(plan.log)
         control = ControlClient(endpoint, "ring")
         proc = RingProcess(plan, log, control, doorbell)
-        control._counters = proc.counters
+        control._counters = proc.state_dump
         # SIGTERM straight to the ring process (an operator's kill) leaves the ring too
         import signal
         signal.signal(signal.SIGTERM, lambda *_: setattr(control, "stop_requested", True))

@@ -80,3 +80,32 @@ def test_ready_notification_titles_lock_and_dump(one_node, tmp_path):
     os.kill(c.procs[1].pid, signal.SIGUSR2)
     c.wait_for_log(1, "coroproc: ring: pid")
     c.wait_for_log(1, "state of ring:")
+
+
+def _ctl(c: LocalCluster, i: int, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(i), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ctl_status_and_engine_restart_keep_the_ring(tmp_path):
+    from coroproc.sim.checker import check_safety
+    c = LocalCluster(tmp_path, 2)
+    try:
+        c.start_all()
+        c.wait_members([1, 2], [1, 2], timeout_s=120)
+        time.sleep(1)  # a heartbeat with the ring's membership
+        out = _ctl(c, 1, "status")
+        assert out.returncode == 0, out.stderr
+        assert "members: 1 2" in out.stdout and "coroproc: ring" in out.stdout
+        old = [p for p in c.child_pids(1)
+               if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"coroproc: load")]
+        mark = c.mark()
+        assert _ctl(c, 1, "restart", "load").returncode == 0
+        c.wait_for_log(1, "coroproc: load (pid %d)" % old[0])
+        time.sleep(1.5)  # the restarted engine resumes its delivery ring under load
+        assert not any("was formed" in ln for ln in c.log_lines(1)[mark[1]:])
+        bad = _ctl(c, 1, "restart", "nosuch")
+        assert bad.returncode == 1 and "no child 'nosuch'" in bad.stderr
+    finally:
+        c.stop_all()
+    assert check_safety(c.event_logs()) == []
