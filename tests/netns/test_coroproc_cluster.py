@@ -65,3 +65,33 @@ def test_five_namespaces_fail_restart_partition_heal(tmp_path):
             assert sum(e["ev"] == "deliver" for e in logs[i]) > 0, f"node {i} delivered nothing"
         violations = check_safety(logs)
         assert violations == [], "\n".join(str(v) for v in violations[:10])
+
+
+@pytest.mark.parametrize("transport,ipv6", [("udp", False), ("udpu", True)],
+                         ids=["udp-multicast-ipv4", "udpu-ipv6"])
+def test_three_namespaces_other_transports(tmp_path, transport, ipv6):
+    """udp (multicast, Corosync's mcastaddr/mcastport) and udpu over IPv6 form a ring, and
+    re-form it without a node that is killed."""
+    with Cluster(DEFAULT_PREFIX, 3, ipv6=ipv6) as net:
+        nodes = [(h.index, h.addr) for h in net]
+        daemons = {}
+        for h in net:
+            nd = tmp_path / f"n{h.index}"
+            conf = corosync_conf(cluster_name=f"t{transport}", nodes=nodes, transport=transport,
+                                 mcast_addr="239.192.77.1", logfile=str(nd / "x.log"),
+                                 state_dir=str(nd / "state"), token_ms=TOKEN_MS,
+                                 ip_version="ipv6" if ipv6 else "ipv4")
+            daemons[h.index] = CoroprocNode(h, h.index, conf, str(nd), workload_msgs_per_s=20)
+        try:
+            for d in daemons.values():
+                d.start()
+            _see(daemons, [1, 2, 3], [1, 2, 3])
+            daemons[3].kill()
+            _see(daemons, [1, 2], [1, 2])
+        finally:
+            for d in daemons.values():
+                d.stop()
+        logs = {i: d.event_log() for i, d in daemons.items()}
+        assert all(sum(e["ev"] == "deliver" for e in logs[i]) > 0 for i in logs)
+        violations = check_safety(logs)
+        assert violations == [], "\n".join(str(v) for v in violations[:10])

@@ -109,3 +109,20 @@ def test_ctl_status_and_engine_restart_keep_the_ring(tmp_path):
     finally:
         c.stop_all()
     assert check_safety(c.event_logs()) == []
+
+
+def test_scheduler_pause_is_reported_like_corosync(one_node):
+    """A ring process that was not scheduled for longer than 0.8 × token says so (Corosync's
+    warning) and keeps the event in its stats, then carries on in its ring."""
+    c = one_node
+    c.start(1)
+    c.wait_members([1], [1], timeout_s=120)
+    ring = [p for p in c.child_pids(1)
+            if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"coroproc: ring")][0]
+    os.kill(ring, signal.SIGSTOP)
+    time.sleep(1.5)  # token 1000 ms: the threshold is 800 ms
+    os.kill(ring, signal.SIGCONT)
+    c.wait_for_log(1, "Corosync main process was not scheduled")
+    line = [ln for ln in c.log_lines(1) if "not scheduled" in ln][-1]
+    assert "(threshold is 800.0000 ms). Consider token timeout increase." in line
+    assert c.procs[1].poll() is None
