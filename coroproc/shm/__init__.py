@@ -6,8 +6,10 @@ kernels.py  jitted push/reserve/commit/peek/release and the sleep handshake
 ring.py     ShmRing: segment life cycle, validation, Python push/pop (re-exports kernels)
 doorbell.py Doorbell: the consumer's eventfd and the sleep protocol
 names.py    segment naming and per-node cleanup
-See docs/shm.md for the layout and the ordering argument.
+See docs/shm.md for the layout and the ordering argument. Compiled code is cached per
+source hash: see coroproc/jitcache.py.
 """
+from coroproc.jitcache import CACHE_DIR  # noqa: F401  (must run before any @njit(cache=True))
 
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.errors import ShmError

@@ -127,28 +127,6 @@ def _check_tag(rtype, flags):
 
 
 @njit(cache=True)
-def ring_push(hdr, data, rtype, flags, src, src_off, n):
-    """Copy src[src_off:src_off+n] as one record. 0 full, 1 pushed, 2 pushed+wake, -1 too large."""
-    if not _check_tag(rtype, flags) or src_off < 0 or src_off + n > src.shape[0]:
-        return PUSH_TOO_LARGE
-    start, new_head, pad_off, pad_len = _place(hdr, data, n)
-    if start == RESERVE_TOO_LARGE:
-        return PUSH_TOO_LARGE
-    if start == RESERVE_FULL:
-        _bump(hdr, W_PUSH_FULL, 1)
-        return PUSH_FULL
-    if pad_off >= 0:
-        _write_rec_header(data, pad_off, pad_len, RTYPE_PAD, 0)
-    _write_rec_header(data, start, n, rtype, flags)
-    # explicit loop over slice views: vectorises, unlike slice assignment
-    dst = data[start + RECORD_HEADER_BYTES : start + RECORD_HEADER_BYTES + n]
-    s = src[src_off : src_off + n]
-    for i in range(n):
-        dst[i] = s[i]
-    return _publish(hdr, new_head, n)
-
-
-@njit(cache=True)
 def ring_reserve(hdr, data, n):
     """Offset in data where an n-byte payload may be written in place; -1 full, -2 too large.
 
@@ -178,6 +156,25 @@ def ring_commit(hdr, data, rtype, flags, n):
         _write_rec_header(data, pad_off, pad_len, RTYPE_PAD, 0)
     _write_rec_header(data, start, n, rtype, flags)
     return _publish(hdr, new_head, n)
+
+
+@njit(cache=True)
+def ring_push(hdr, data, rtype, flags, src, src_off, n):
+    """Copy src[src_off:src_off+n] as one record. 0 full, 1 pushed, 2 pushed+wake, -1 too large."""
+    if not _check_tag(rtype, flags) or src_off < 0 or src_off + n > src.shape[0]:
+        return PUSH_TOO_LARGE
+    off = ring_reserve(hdr, data, n)
+    if off == RESERVE_TOO_LARGE:
+        return PUSH_TOO_LARGE
+    if off == RESERVE_FULL:
+        _bump(hdr, W_PUSH_FULL, 1)
+        return PUSH_FULL
+    # explicit loop over slice views: vectorises, unlike slice assignment
+    dst = data[off : off + n]
+    s = src[src_off : src_off + n]
+    for i in range(n):
+        dst[i] = s[i]
+    return ring_commit(hdr, data, rtype, flags, n)
 
 
 @njit(cache=True)

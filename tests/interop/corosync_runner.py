@@ -4,8 +4,7 @@ This file owns: writing a corosync.conf for the udpu/udp transports, starting on
 per `Host` of a `netns.harness.Cluster`, and reading its state (cmap runtime.members,
 ring id, log lines). Tests compare coroproc against what this runner shows.
 
-What a corosync instance needs to share a machine with others (learned on this machine,
-see /work/shared/anchors/README.md):
+What a corosync instance needs to share a machine with others (learned on this machine):
 * `/var/run/corosync.pid` is hard-coded: a second daemon with the same /run refuses to
   start ("Another Corosync instance is already running", exit 18). So each daemon gets a
   private mount namespace (`unshare -m`) with a tmpfs on /run.

@@ -27,7 +27,9 @@ def cluster(tmp_path):
         return c
     yield make
     for c in made:
+        children = [pid for i, p in c.procs.items() if p.poll() is None for pid in c.child_pids(i)]
         c.stop_all()
+        assert _wait_gone(children) == [], "a node's child process outlived the node"
         for i in c.addrs:
             assert node_segments(c.cluster, i) == [], f"node {i} left shm segments behind"
 

@@ -1,0 +1,33 @@
+"""Where numba caches the project's compiled kernels, keyed by the sources that feed them.
+
+numba's on-disk cache checks only the timestamp of the file that defines a function, not
+of the modules it calls into: a change to ``shm/kernels.py`` would leave stale machine
+code of ``ringproc/pump.py`` (which inlines it) in the cache. The cache therefore lives in
+a directory named after a hash of every source file of the jitted packages (ringproc and
+shm) and the numba version: any change starts a fresh cache, and a cache is never shared
+between different sources. ``COROPROC_NUMBA_CACHE`` overrides the parent directory
+(default ``~/.cache/coroproc/numba``). Both packages import this module first.
+"""
+import hashlib
+import os
+import pathlib
+
+import numba
+
+JITTED_PACKAGES = ("ringproc", "shm")
+
+
+def _cache_dir() -> str:
+    h = hashlib.sha256(numba.__version__.encode())
+    root = pathlib.Path(__file__).parent
+    for pkg in JITTED_PACKAGES:
+        for path in sorted((root / pkg).glob("*.py")):
+            h.update(f"{pkg}/{path.name}".encode())
+            h.update(path.read_bytes())
+    base = os.environ.get("COROPROC_NUMBA_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "coroproc", "numba")
+    return os.path.join(base, h.hexdigest()[:16])
+
+
+CACHE_DIR = _cache_dir()
+numba.config.CACHE_DIR = CACHE_DIR
