@@ -128,12 +128,12 @@ class TotemConfig:
         for key, value, minimum in checks:
             if value < minimum:
                 raise ConfigError(f"totem.{key} is {value} ms; the minimum is {minimum} ms")
-        if self.effective_consensus_ms < 1.2 * self.effective_token_ms:
-            raise ConfigError(
-                f"totem.consensus ({self.effective_consensus_ms} ms) must be at least 1.2 × token "
-                f"({int(1.2 * self.effective_token_ms)} ms)")
+        # Corosync 3.1.7 derives consensus as 1.2 × token but accepts any explicit value
+        # down to join; so does coroproc.
         if self.effective_consensus_ms < self.join_ms:
-            raise ConfigError("totem.consensus must be at least totem.join")
+            raise ConfigError(
+                f"totem.consensus: The consensus timeout parameter ({self.effective_consensus_ms} "
+                f"ms) may not be less than join timeout ({self.join_ms} ms).")
         if self.max_messages < 1 or self.window_size < self.max_messages:
             raise ConfigError("totem.window_size must be >= totem.max_messages >= 1")
         if self.queue_slots < 4 * self.window_size or self.queue_slots & (self.queue_slots - 1):

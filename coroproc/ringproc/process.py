@@ -107,11 +107,18 @@ class RingProcess:
                 wait_us = min(wait_us, deadline - t)
             if ret == P.RET_STALLED:
                 wait_us = min(wait_us, int(STALL_SLEEP_S * 1e6))
-            rings = self.rx if (ret == P.RET_STALLED or self.bufs.ps[P.P_SUBMIT_BLOCKED]) \
-                else self.rx + self.sub
-            if ret == P.RET_STALLED:
-                rings = []
-            self.doorbell.wait(rings, max(wait_us, 0) / 1e6, extra_fds=self.control.fds())
+            self.doorbell.wait(self._wake_rings(ret), max(wait_us, 0) / 1e6,
+                               extra_fds=self.control.fds())
+
+    def _wake_rings(self, ret: int) -> list:
+        """The input rings whose new records should end this sleep. A stalled pump waits
+        for an engine to drain its delivery ring (no doorbell tells it: it polls); a full
+        core queue ignores further submissions until a token frees room."""
+        if ret == P.RET_STALLED:
+            return []
+        if self.bufs.ps[P.P_SUBMIT_BLOCKED]:
+            return self.rx
+        return self.rx + self.sub
 
     def _pump(self) -> int:
         b = self.bufs

@@ -123,9 +123,14 @@ def test_warnings_for_unknown_keys_sections_and_obsolete_options(tmp_path):
 
 
 def test_consensus_below_join_is_refused_with_line(tmp_path):
-    with pytest.raises(ConfigParseError, match="consensus") as info:
-        load(_conf(tmp_path, "transport: udpu\ntoken: 1000\nconsensus: 100\n"))
-    assert info.value.line == 5
+    with pytest.raises(ConfigParseError, match="may not be less than join timeout") as info:
+        load(_conf(tmp_path, "transport: udpu\ntoken: 1000\njoin: 200\nconsensus: 100\n"))
+    assert info.value.line == 6
+
+
+def test_consensus_below_derived_value_is_accepted_like_corosync(tmp_path):
+    config, _ = load(_conf(tmp_path, "transport: udpu\ntoken: 1000\nconsensus: 1100\n"))
+    assert config.totem.effective_consensus_ms == 1100
 
 
 def test_two_node_ignored_above_two_nodes(tmp_path):
