@@ -19,6 +19,8 @@ import time
 
 import orjson
 
+from coroproc.shm.names import remove_node_segments
+
 FORMED = re.compile(r"A new membership \(([0-9a-f]+)\.([0-9a-f]+)\) was formed")
 MEMBERS = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
 
@@ -103,12 +105,15 @@ class LocalCluster:
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
+        for i, p in self.procs.items():
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            if p.returncode == -signal.SIGKILL:
+                # a killed supervisor could not clean up; its next start would: do it now
+                remove_node_segments(self.cluster, i)
 
     def child_pids(self, i: int) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.procs[i].pid)], capture_output=True, text=True)

@@ -15,6 +15,8 @@ import time
 
 import orjson
 
+from coroproc.shm.names import remove_node_segments
+
 MEMBERS_RE = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
 
 
@@ -31,6 +33,7 @@ class CoroprocNode:
         conf = re.sub(r"(?m)^(\s*)logfile: .*", rf"\g<1>logfile: {self.logfile}", conf_text)
         conf = re.sub(r"(?m)^(\s*)state_dir: .*", rf"\g<1>state_dir: {workdir}/state", conf)
         conf += f"coroproc {{\n    run_dir: {workdir}/run\n}}\n"
+        self.cluster_name = re.search(r"cluster_name: (\S+)", conf).group(1)
         self.conf = os.path.join(workdir, "corosync.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -47,9 +50,14 @@ class CoroprocNode:
         out.close()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=30)
+        elif self.proc.returncode == -signal.SIGKILL:
+            # a killed supervisor could not clean up; its next start would: do it now
+            remove_node_segments(self.cluster_name, self.nodeid)
 
     def members(self) -> set[int] | None:
         try:
