@@ -44,7 +44,7 @@ system {{
 }}
 coroproc {{
     nodeid: {i}
-    run_dir: {dir}/run{i}
+    run_dir: {dir}/run{i}{extra}
 }}
 """
 NODE = """    node {{
@@ -54,7 +54,8 @@ NODE = """    node {{
 
 
 class LocalCluster:
-    def __init__(self, tmp_dir: str, n: int, token_ms: int = 1000, rate_msgs_per_s: float = 50):
+    def __init__(self, tmp_dir: str, n: int, token_ms: int = 1000, rate_msgs_per_s: float = 50,
+                 coroproc_keys: dict | None = None):
         self.dir = str(tmp_dir)
         self.n = n
         tag = random.randrange(1, 250)
@@ -66,7 +67,9 @@ class LocalCluster:
         self.procs: dict[int, subprocess.Popen] = {}
         nodes = "\n".join(NODE.format(i=i, addr=a) for i, a in self.addrs.items())
         for i in self.addrs:
-            conf = CONF.format(cluster=self.cluster, token_ms=token_ms, nodes=nodes, dir=self.dir, i=i)
+            extra = "".join(f"\n    {k}: {v}" for k, v in (coroproc_keys or {}).items())
+            conf = CONF.format(cluster=self.cluster, token_ms=token_ms, nodes=nodes, dir=self.dir,
+                               i=i, extra=extra)
             conf = conf.replace("transport: udpu", f"transport: udpu\n    interface {{\n"
                                 f"        linknumber: 0\n        mcastport: {self.port}\n    }}")
             with open(self.conf(i), "w") as f:

@@ -95,6 +95,8 @@ class CoroprocSection:
     nodeid: int | None = None  # force the local node (several nodes on one host)
     run_dir: str | None = None
     service_suffix: str = ""  # appended to IPC service names (cpg → cpg<suffix>)
+    # a child silent this long after its hello is stuck: killed and restarted
+    heartbeat_timeout_ms: int = 10000
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,7 @@ def _table() -> dict[str, Spec]:
         "coroproc.nodeid": _int("u32", "", 1, 2**32 - 1),
         "coroproc.run_dir": _STR,
         "coroproc.service_suffix": _STR,
+        "coroproc.heartbeat_timeout_ms": _int("u32", "ms", 1000, 600000),
     }
     for key in _TOTEM_U32_MS:
         t[f"totem.{key}"] = _int("u32", "ms")

@@ -154,4 +154,5 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
     if run_dir is not None and not os.path.isabs(run_dir):
         raise keys.fail("coroproc.run_dir", f"{run_dir!r} is not an absolute path")
     return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
-                           service_suffix=suffix)
+                           service_suffix=suffix,
+                           heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000))

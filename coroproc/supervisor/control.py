@@ -20,9 +20,9 @@ import orjson
 import zmq
 
 HEARTBEAT_S = 0.5
-# A child that has said hello and then stays silent this long is stuck: the supervisor
-# kills and restarts it. Generous, because a loaded 2-core machine stalls processes.
-HEARTBEAT_DEAD_S = 10.0
+# How long a silent child may be before the supervisor calls it stuck is the node's
+# `coroproc { heartbeat_timeout_ms }` (default 10 s: a loaded 2-core machine stalls
+# processes for a while without anything being wrong).
 
 
 def control_endpoint(run_dir: str) -> str:

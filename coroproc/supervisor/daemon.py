@@ -25,7 +25,7 @@ from coroproc.shm.names import remove_node_segments
 from coroproc.shm.ring import ShmRing
 
 from . import children as C
-from .control import HEARTBEAT_DEAD_S, ControlServer, control_endpoint
+from .control import ControlServer, control_endpoint
 from .plan import NodePlan
 from .sdnotify import sd_notify
 
@@ -199,7 +199,7 @@ class Supervisor:
         for child in self.children.values():
             if not child.alive:
                 continue
-            limit = HEARTBEAT_DEAD_S if child.hello else C.HELLO_TIMEOUT_S
+            limit = self.plan.heartbeat_timeout_ms / 1000 if child.hello else C.HELLO_TIMEOUT_S
             if now - child.last_heard > limit:
                 self.log.error("MAIN", f"{child.title} (pid {child.pid}) silent for "
                                f"{now - child.last_heard:.1f} s; killing it")

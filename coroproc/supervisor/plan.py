@@ -57,6 +57,7 @@ class NodePlan:
     incarnation_us: int
     ring_wake_fd: int = -1     # the ring process's doorbell (consumer of rx and submits)
     config_path: str = ""
+    heartbeat_timeout_ms: int = 10000
 
     def ring_sizes(self) -> dict[str, int]:
         sizes = {}
@@ -114,4 +115,5 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
                     log=log_settings(cfg, foreground), links=links, engines=eng,
-                    incarnation_us=incarnation_us, config_path=cfg.path)
+                    incarnation_us=incarnation_us, config_path=cfg.path,
+                    heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms)

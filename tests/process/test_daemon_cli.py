@@ -15,6 +15,22 @@ from coroproc.localcluster import LocalCluster
 from coroproc.shm.names import node_segments
 
 
+def _children(c: LocalCluster, i: int) -> dict[int, str]:
+    """pid → ps title of node i's children (a child that just exited is left out)."""
+    out = {}
+    for pid in c.child_pids(i):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out[pid] = f.read().split(b"\0")[0].decode(errors="replace")
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _child(c: LocalCluster, i: int, title: str) -> int:
+    return next(pid for pid, t in _children(c, i).items() if t.startswith(title))
+
+
 def _coroproc(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "coroproc", *args], capture_output=True,
                           text=True, timeout=120, **kw)
@@ -68,8 +84,7 @@ def test_ready_notification_titles_lock_and_dump(one_node, tmp_path):
     notify.close()
     c.wait_members([1], [1])
     # every process says what it is in ps
-    titles = sorted(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
-                    for pid in c.child_pids(1))
+    titles = sorted(_children(c, 1).values())
     assert titles == ["coroproc: load", "coroproc: net link0", "coroproc: ring"]
     # a second daemon for the same node refuses to start and touches nothing
     second = _coroproc("-f", "-c", c.conf(1))
@@ -97,11 +112,10 @@ def test_ctl_status_and_engine_restart_keep_the_ring(tmp_path):
         out = _ctl(c, 1, "status")
         assert out.returncode == 0, out.stderr
         assert "members: 1 2" in out.stdout and "coroproc: ring" in out.stdout
-        old = [p for p in c.child_pids(1)
-               if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"coroproc: load")]
+        old = _child(c, 1, "coroproc: load")
         mark = c.mark()
         assert _ctl(c, 1, "restart", "load").returncode == 0
-        c.wait_for_log(1, "coroproc: load (pid %d)" % old[0])
+        c.wait_for_log(1, "coroproc: load (pid %d)" % old)
         time.sleep(1.5)  # the restarted engine resumes its delivery ring under load
         assert not any("was formed" in ln for ln in c.log_lines(1)[mark[1]:])
         bad = _ctl(c, 1, "restart", "nosuch")
@@ -117,8 +131,7 @@ def test_scheduler_pause_is_reported_like_corosync(one_node):
     c = one_node
     c.start(1)
     c.wait_members([1], [1], timeout_s=120)
-    ring = [p for p in c.child_pids(1)
-            if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"coroproc: ring")][0]
+    ring = _child(c, 1, "coroproc: ring")
     os.kill(ring, signal.SIGSTOP)
     time.sleep(1.5)  # token 1000 ms: the threshold is 800 ms
     os.kill(ring, signal.SIGCONT)
@@ -126,3 +139,27 @@ def test_scheduler_pause_is_reported_like_corosync(one_node):
     line = [ln for ln in c.log_lines(1) if "not scheduled" in ln][-1]
     assert "(threshold is 800.0000 ms). Consider token timeout increase." in line
     assert c.procs[1].poll() is None
+
+
+def test_stuck_child_is_killed_and_restarted(tmp_path):
+    """A child that is alive but silent (here: stopped) past heartbeat_timeout_ms is killed
+    and started again; waitpid alone would never notice it."""
+    c = LocalCluster(tmp_path, 1, coroproc_keys={"heartbeat_timeout_ms": 1500})
+    try:
+        c.start(1)
+        c.wait_members([1], [1], timeout_s=120)
+        net = _child(c, 1, "coroproc: net link0")
+        os.kill(net, signal.SIGSTOP)
+        c.wait_for_log(1, f"coroproc: net link0 (pid {net}) silent for")
+        c.wait_for_log(1, f"coroproc: net link0 (pid {net}) killed by SIGKILL")
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            kids = _children(c, 1)
+            if net not in kids and "coroproc: net link0" in kids.values():
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the network process was not restarted")
+    finally:
+        c.stop_all()
+    assert node_segments(c.cluster, 1) == []

@@ -149,9 +149,12 @@ def test_supervisor_kill9_takes_node_down_and_restart_cleans_up(cluster):
 
 def _role_pid(c: LocalCluster, i: int, title: str) -> int:
     for pid in c.child_pids(i):
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if f.read().split(b"\0")[0].decode(errors="replace").startswith(title):
-                return pid
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[0].decode(errors="replace").startswith(title):
+                    return pid
+        except FileNotFoundError:
+            continue  # a child that exited between listing and reading
     raise AssertionError(f"node {i} has no child titled {title!r}")
 
 
