@@ -91,6 +91,7 @@ class LoadEngine:
         self.seq = time.time_ns() // 1000
         self.sent = self.delivered = 0
         self.configs = 0
+        self.foreign: dict[int, int] = {}
         self.out = None
         self.incarnation_us = plan.incarnation_us
         self.ring_start_seen = None
@@ -200,7 +201,10 @@ class LoadEngine:
             sender, rep, rseq_ring, tseq, rpos, level = DLV_HDR.unpack_from(rec, 0)
             msg = rec[DLV_HDR_BYTES:]
             if pg.pg_group_matches(msg, 0, msg.shape[0], GROUP_ARR, len(GROUP)) != 1:
-                return  # another group's message (e.g. Corosync's own in a mixed ring)
+                # another group's message (e.g. Corosync's own in a mixed ring): counted
+                # per sender, which shows the ring orders traffic of every member
+                self.foreign[sender] = self.foreign.get(sender, 0) + 1
+                return
             payload = bytes(msg[pg.group_payload_offset(msg):])
             if len(payload) < ID.size:
                 return
@@ -226,7 +230,8 @@ class LoadEngine:
                 self._save_state()
 
     def counters(self) -> dict:
-        return {"sent": self.sent, "delivered": self.delivered, "configs": self.configs}
+        return {"sent": self.sent, "delivered": self.delivered, "configs": self.configs,
+                "other_groups_by_sender": {str(k): v for k, v in self.foreign.items()}}
 
     def close(self) -> None:
         if self.out is not None:

@@ -74,6 +74,14 @@ class CoroprocNode:
         except FileNotFoundError:
             return ""
 
+    def status(self) -> dict | None:
+        """`coroproc-ctl --json status` (its control socket is a file: reachable from here;
+        --nodeid because this node's address is local only inside its namespace)."""
+        out = subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", self.conf,
+                              "--nodeid", str(self.nodeid), "--json", "status"],
+                             capture_output=True, timeout=30)
+        return orjson.loads(out.stdout) if out.returncode == 0 else None
+
     def event_log(self) -> list[dict]:
         try:
             with open(self.event_log_path, "rb") as f:

@@ -24,6 +24,17 @@ pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() 
 CLUSTER = "mixed"
 
 
+def _mcast_rx(d: CorosyncNode) -> int:
+    out = d.client(["corosync-cmapctl", "-m", "stats", "stats.srp.mcast_rx"]).stdout
+    return int(out.rsplit("=", 1)[1]) if "=" in out else -1
+
+
+def _other_groups(d: CoroprocNode) -> dict:
+    st = d.status() or {}
+    return st.get("children", {}).get("load", {}).get("heartbeat", {}).get(
+        "other_groups_by_sender", {})
+
+
 def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
     with Cluster(DEFAULT_PREFIX, len(kinds)) as net:
         nodes = [(h.index, h.addr) for h in net]
@@ -36,20 +47,31 @@ def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
             if kinds[h.index] == "corosync":
                 daemons[h.index] = CorosyncNode(h, h.index, conf, nd)
             else:
-                daemons[h.index] = CoroprocNode(h, h.index, conf, str(nd))
+                daemons[h.index] = CoroprocNode(h, h.index, conf, str(nd), workload_msgs_per_s=20)
         try:
             for d in daemons.values():
                 d.start()
             everyone = set(kinds)
             for i, d in daemons.items():
                 wait_for(lambda d=d: d.members() == everyone, f"node {i} ({kinds[i]}) to see {everyone}")
-            for i, d in daemons.items():
-                if kinds[i] == "corosync":
-                    log = "\n".join(d.log_lines())
-                    others = sorted(j for j in everyone if kinds[j] == "coroproc")
-                    assert re.search(r"A new membership \([0-9a-f]+\.[0-9a-f]+\) was formed", log)
-                    assert all(f"runtime.members.{j}.status (str) = joined" in
-                               d.cmap_get("runtime.members") for j in others)
+            corosyncs = sorted(j for j in everyone if kinds[j] == "corosync")
+            coroprocs = sorted(j for j in everyone if kinds[j] == "coroproc")
+            for i in corosyncs:
+                d = daemons[i]
+                log = "\n".join(d.log_lines())
+                assert re.search(r"A new membership \([0-9a-f]+\.[0-9a-f]+\) was formed", log)
+                assert all(f"runtime.members.{j}.status (str) = joined" in
+                           d.cmap_get("runtime.members") for j in coroprocs)
+                # Corosync's Totem layer receives the coroproc nodes' load: its mcast_rx grows
+                before = _mcast_rx(d)
+                wait_for(lambda d=d: _mcast_rx(d) >= before + 20,
+                         f"corosync node {i} to receive coroproc's multicasts", 30)
+            for i in coroprocs:
+                # ... and coroproc orders and delivers Corosync's own messages (its sync
+                # protocol's, in totempg group "a"), from every Corosync node
+                wait_for(lambda i=i: all(_other_groups(daemons[i]).get(str(j), 0) > 0
+                                         for j in corosyncs),
+                         f"coroproc node {i} to deliver messages of {corosyncs}", 30)
         finally:
             for i, d in daemons.items():
                 d.stop()
