@@ -27,7 +27,8 @@ import orjson
 from coroproc.ringproc import totempg as pg
 from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG,
                                        RT_DELIVER, RT_RING_START, RT_SUBMIT, SUBMIT_SAFE)
-from coroproc.shm.kernels import PEEK_EMPTY, PEEK_RECORD, ring_peek, ring_release, ring_tail
+from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_head, ring_peek, ring_release,
+                                  ring_tail)
 from coroproc.shm.ring import ShmRing
 
 GROUP = b"load"
@@ -108,7 +109,7 @@ class LoadEngine:
             elif self.last_ev is not None:
                 # a new supervisor: the node restarted. Mark it before the first send.
                 self._incarnation_break()
-        control._counters = self.counters
+        control.counters_fn = self.counters
 
     # ---- event log ----
     def _state_path(self) -> str:
@@ -180,7 +181,6 @@ class LoadEngine:
 
     @staticmethod
     def _used(ring) -> int:
-        from coroproc.shm.kernels import ring_head
         return int(ring_head(ring.hdr) - ring_tail(ring.hdr))
 
     def _drain(self) -> None:

@@ -41,7 +41,7 @@ class ControlClient:
         # a supervisor that stopped reading must not make a child block or grow forever
         self._sock.setsockopt(zmq.SNDHWM, 1000)
         self._sock.connect(endpoint)
-        self._counters = counters
+        self.counters_fn = counters  # what each heartbeat reports; an engine may set it later
         self._next_hb = 0.0
         self.stop_requested = False
         self.handlers = {}  # op -> callable(msg) -> reply dict or None
@@ -62,7 +62,7 @@ class ControlClient:
         now = time.monotonic()
         if now >= self._next_hb:
             self._next_hb = now + HEARTBEAT_S
-            self.send({"op": "hb", "counters": self._counters()})
+            self.send({"op": "hb", "counters": self.counters_fn()})
         while True:
             try:
                 raw = self._sock.recv(zmq.NOBLOCK)
@@ -86,7 +86,7 @@ class ControlClient:
             if reply is not None:
                 self.send({"op": "reply", "to": op, **reply})
         elif op in ("dump", "status"):
-            self.send({"op": "reply", "to": op, "counters": self._counters()})
+            self.send({"op": "reply", "to": op, "counters": self.counters_fn()})
 
     def close(self) -> None:
         self._sock.close(linger=200)

@@ -287,6 +287,10 @@ class Supervisor:
             db.close()
         if self.control is not None:
             self.control.close()
+            try:
+                os.unlink(os.path.join(self.plan.run_dir, "control.sock"))
+            except FileNotFoundError:
+                pass
         if self.pidfile:
             try:
                 os.unlink(self.pidfile)

@@ -5,6 +5,8 @@ child; it returns the child's exit status.
 """
 from __future__ import annotations
 
+import signal
+
 from coroproc.logsys import Log
 
 from .control import ControlClient
@@ -16,9 +18,8 @@ def ring_target(plan, doorbell, endpoint):
         log = Log(plan.log)
         control = ControlClient(endpoint, "ring")
         proc = RingProcess(plan, log, control, doorbell)
-        control._counters = proc.state_dump
+        control.counters_fn = proc.state_dump
         # SIGTERM straight to the ring process (an operator's kill) leaves the ring too
-        import signal
         signal.signal(signal.SIGTERM, lambda *_: setattr(control, "stop_requested", True))
         try:
             return proc.run()
