@@ -1,0 +1,277 @@
+"""One established libqb socket-mode connection, server side: its files, sockets and queues.
+
+This file owns what exists per client after the handshake: the /dev/shm connection
+directory and control file, the two datagram sockets the server binds (request and
+event-tx), the connect-on-first-send to the client's sockets, and the bounded
+outgoing queues. It never blocks: a send that would block is queued, and the server
+(coroproc/ipc/server.py) asks for EPOLLOUT on that socket until the queue drains.
+
+Why the queues look the way they do:
+* Events: a bounded deque per connection (`event_queue_max` messages). The kernel
+  already holds net.unix.max_dgram_qlen datagrams (10 by default) per receiving
+  socket; beyond that `send_event` queues here and returns False once the deque is
+  full, so a client that never reads costs a bounded amount of memory.
+* Responses: a client has one outstanding request per sync call, but a hostile one
+  may pipeline requests and never read. While a response is queued the server stops
+  reading that client's requests, so this queue never grows past one read batch.
+"""
+
+import collections
+import errno
+import logging
+import os
+import socket
+
+from coroproc.ipc import names
+from coroproc.ipc.control import ControlFile
+from coroproc.ipc.limits import set_buffer_sizes
+from coroproc.ipc.wire import RESPONSE_HEADER, pack_response
+
+log = logging.getLogger("coroproc.ipc")
+
+# Errors on a datagram send that mean "try later", not "the client is gone".
+_RETRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+# Connecting to a client socket that is not bound yet (the client binds its event
+# socket a moment after the handshake answer): keep the event queued and retry.
+_NOT_YET_BOUND = (errno.ECONNREFUSED, errno.ENOENT)
+
+
+class ClientGone(Exception):
+    """The client's sockets are gone; the server disconnects the connection."""
+
+
+class Credentials:
+    __slots__ = ("gid", "pid", "uid")
+
+    def __init__(self, pid: int, uid: int, gid: int):
+        self.pid, self.uid, self.gid = pid, uid, gid
+
+    def __repr__(self):
+        return f"Credentials(pid={self.pid}, uid={self.uid}, gid={self.gid})"
+
+
+def _dgram_socket(address: bytes) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                         | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class IpcConnection:
+    """Handed to the handler callbacks; `context` is free for the service's per-client state."""
+
+    def __init__(self, server, setup_sock: socket.socket, creds: Credentials,
+                 max_msg_bytes: int, event_queue_max: int):
+        assert event_queue_max > 0
+        self.server = server
+        self.creds = creds
+        self.max_msg_bytes = max_msg_bytes
+        self.event_queue_max = event_queue_max
+        self.context = None
+        self.closed = False
+        self.setup_sock = setup_sock
+        self.request_sock = None
+        self.event_sock = None
+        self.control = None
+        self.directory = None
+        self._response_connected = False
+        self._event_connected = False
+        self._responses = collections.deque()
+        self._events = collections.deque()
+        self.stats = collections.Counter()
+
+    # ---- creation and teardown -------------------------------------------------------
+
+    def create_channels(self, service: str, server_pid: int) -> dict:
+        """Make the directory, control file and server sockets; fields for the answer."""
+        prefix = names.connection_dir_prefix(server_pid, self.creds.pid, self.setup_sock.fileno())
+        self.directory = _mkdtemp(prefix)
+        os.chmod(self.directory, 0o770)
+        try:
+            os.chown(self.directory, self.creds.uid, self.creds.gid)
+        except PermissionError:
+            pass  # not root: the client must then share our uid, as with libqb
+        description = names.description_of(self.directory)
+        self.control = ControlFile.create(names.control_path(description, service),
+                                          self.creds.uid, self.creds.gid)
+        self.base = names.channel_base(description, service)
+        self.request_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_REQUEST))
+        self.event_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_EVENT_TX))
+        for sock in (self.request_sock, self.event_sock):
+            set_buffer_sizes(sock, self.max_msg_bytes)
+        self.client_response_address = names.channel_address(self.base, names.CLIENT_RESPONSE)
+        self.client_event_address = names.channel_address(self.base, names.CLIENT_EVENT)
+        return {"request": self.control.path, "response": self.base}
+
+    def release(self) -> None:
+        """Close sockets, unmap and remove the files; safe to call twice."""
+        self.closed = True
+        for sock in (self.request_sock, self.event_sock, self.setup_sock):
+            if sock is not None:
+                _close_quietly(sock)
+        self._responses.clear()
+        self._events.clear()
+        if self.control is not None:
+            self.control.close()
+            _unlink_quietly(self.control.path)
+        if self.directory is not None:
+            try:
+                os.rmdir(self.directory)
+            except FileNotFoundError:
+                pass  # the libqb client removes it too when it disconnects first
+            except OSError as exc:
+                log.warning("IPC: could not remove connection directory %s: %s",
+                            self.directory, exc)
+
+    # ---- public API for services -----------------------------------------------------
+
+    def send_event(self, msg_id: int, payload: bytes, error: int = 0) -> bool:
+        """Queue one event for the client; False when its queue is full (message dropped)."""
+        if self.closed or self in self.server._doomed:
+            return False
+        message = self._message(msg_id, error, payload, "event")
+        if self._events:
+            if len(self._events) >= self.event_queue_max:
+                self.stats["events_refused"] += 1
+                return False
+            self._events.append(message)
+            return True
+        self._events.append(message)
+        return self._flush_or_doom(self.flush_events)
+
+    def send_response(self, msg_id: int, error: int, payload: bytes = b"") -> None:
+        """Answer a request; normally done by returning a reply from on_request."""
+        if self.closed or self in self.server._doomed:
+            return
+        self._responses.append(self._message(msg_id, error, payload, "response"))
+        self._flush_or_doom(self.flush_responses)
+
+    def _flush_or_doom(self, flush) -> bool:
+        # Services call us from anywhere (even while handling another client), so a
+        # dead client is only marked here; the server disconnects it at a safe point.
+        try:
+            flush()
+        except ClientGone as exc:
+            self.server._defer_disconnect(self, str(exc))
+            return False
+        return True
+
+    def set_flow_control(self, level: int) -> None:
+        """0 lets clients send; 1 (or 2) makes libqb clients return EAGAIN before sending."""
+        self.control.set_flow_control(level)
+
+    @property
+    def events_queued(self) -> int:
+        return len(self._events)
+
+    @property
+    def responses_queued(self) -> int:
+        return len(self._responses)
+
+    def __repr__(self):
+        return f"IpcConnection({self.creds!r}, dir={self.directory})"
+
+    # ---- driven by the server ----------------------------------------------------------
+
+    def _message(self, msg_id, error, payload, kind):
+        size = RESPONSE_HEADER.size + len(payload)
+        if size > self.max_msg_bytes:
+            raise ValueError(
+                f"IPC {kind} of {size} bytes exceeds this connection's negotiated maximum "
+                f"{self.max_msg_bytes} (client pid {self.creds.pid})"
+            )
+        return pack_response(msg_id, error, payload)
+
+    def flush_responses(self) -> None:
+        """Send queued responses until done or the client's socket is full."""
+        if not self._response_connected and self._responses:
+            self._connect(self.request_sock, self.client_response_address, "response")
+            self._response_connected = True
+        while self._responses:
+            if not self._send(self.request_sock, self._responses[0], "response"):
+                break
+            self._responses.popleft()
+            self.stats["responses"] += 1
+        self.server._update_interest(self)
+
+    def flush_events(self) -> None:
+        if not self._events or self.closed or self.event_sock is None:
+            return  # event_sock is None until the handshake (events from on_connect wait)
+        if not self._event_connected:
+            try:
+                self._connect(self.event_sock, self.client_event_address, "event")
+            except _NotYetBound:
+                self.server._retry_later(self)
+                return
+            self._event_connected = True
+        while self._events:
+            if not self._send(self.event_sock, self._events[0], "event"):
+                break
+            self._events.popleft()
+            self.stats["events"] += 1
+        self.server._update_interest(self)
+
+    @property
+    def wants_response_out(self) -> bool:
+        return bool(self._responses)
+
+    @property
+    def wants_event_out(self) -> bool:
+        return bool(self._events) and self._event_connected
+
+    @property
+    def waits_for_event_socket(self) -> bool:
+        return bool(self._events) and not self._event_connected and not self.closed
+
+    def _connect(self, sock, address, channel):
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            if exc.errno in _NOT_YET_BOUND and channel == "event":
+                raise _NotYetBound() from None
+            raise ClientGone(f"connect to client's {channel} socket failed: {exc}") from None
+
+    def _send(self, sock, message, channel) -> bool:
+        try:
+            sock.send(message)
+        except OSError as exc:
+            if exc.errno in _RETRY_LATER:
+                return False
+            if exc.errno == errno.EMSGSIZE:
+                # Dropping is the only non-blocking answer; the size passed the negotiated
+                # maximum, so the kernel's datagram limit is below it (docs/ipc.md).
+                log.error("IPC: dropped a %d-byte %s for client pid %d: larger than one "
+                          "AF_UNIX datagram may be on this host (see docs/ipc.md)",
+                          len(message), channel, self.creds.pid)
+                self.stats[f"{channel}s_too_big"] += 1
+                return True
+            raise ClientGone(f"send on {channel} channel failed: {exc}") from None
+        self.control.add_sent(channel, 1)
+        return True
+
+
+class _NotYetBound(Exception):
+    pass
+
+
+def _mkdtemp(prefix: str) -> str:
+    import tempfile
+    return tempfile.mkdtemp(prefix=prefix, dir=names.SHM_DIR)
+
+
+def _close_quietly(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
