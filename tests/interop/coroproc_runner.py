@@ -77,9 +77,12 @@ class CoroprocNode:
     def status(self) -> dict | None:
         """`coroproc-ctl --json status` (its control socket is a file: reachable from here;
         --nodeid because this node's address is local only inside its namespace)."""
-        out = subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", self.conf,
-                              "--nodeid", str(self.nodeid), "--json", "status"],
-                             capture_output=True, timeout=30)
+        try:
+            out = subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", self.conf,
+                                  "--nodeid", str(self.nodeid), "--json", "status"],
+                                 capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return None  # a loaded machine: the caller polls again
         return orjson.loads(out.stdout) if out.returncode == 0 else None
 
     def event_log(self) -> list[dict]:

@@ -151,7 +151,14 @@ class CorosyncNode:
         return ["nsenter", "-t", str(self.pid), "-m", "-n", *argv]
 
     def client(self, argv: Sequence[str], timeout_s: float = 10.0) -> subprocess.CompletedProcess:
-        return subprocess.run(self.client_argv(argv), capture_output=True, text=True, timeout=timeout_s)
+        """Run a client tool in the daemon's namespaces. One that does not answer in time
+        (a daemon busy in sync on a loaded machine) reads as a failed call, rc -1, so
+        polling callers simply ask again."""
+        try:
+            return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, -1, "", f"timed out after {timeout_s} s")
 
     def cmap_get(self, prefix: str) -> str | None:
         """`corosync-cmapctl -b <prefix>` output, or None if the daemon does not answer."""

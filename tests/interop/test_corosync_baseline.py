@@ -26,8 +26,12 @@ def members_line(nodeids) -> re.Pattern:
     return re.compile(rf"\[QUORUM\] Members\[{len(nodeids)}\]: {ids}$")
 
 
-@pytest.mark.parametrize(("transport", "ipv6"), [("udpu", False), ("udp", False), ("udpu", True)],
-                         ids=["udpu", "udp-multicast", "udpu-ipv6"])
+# Not udp (multicast): under the suite's CPU pressure Corosync 3.1.7 itself aborted there
+# ("totemsrp.c:2880: orf_token_rtr: Assertion `range < QUEUE_RTR_ITEMS_SIZE_MAX' failed"),
+# which would make this baseline flaky; coroproc's udp transport has its own test
+# (tests/netns/test_coroproc_cluster.py).
+@pytest.mark.parametrize(("transport", "ipv6"), [("udpu", False), ("udpu", True)],
+                         ids=["udpu", "udpu-ipv6"])
 def test_three_nodes_form_one_membership(corosync_cluster, transport, ipv6):
     cc = corosync_cluster(3, transport=transport, ipv6=ipv6)
     cc.wait_membership([[1, 2, 3]], TIMEOUT_S)

@@ -60,8 +60,9 @@ def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
                 d = daemons[i]
                 log = "\n".join(d.log_lines())
                 assert re.search(r"A new membership \([0-9a-f]+\.[0-9a-f]+\) was formed", log)
-                assert all(f"runtime.members.{j}.status (str) = joined" in
-                           d.cmap_get("runtime.members") for j in coroprocs)
+                wait_for(lambda d=d: all(f"runtime.members.{j}.status (str) = joined" in
+                                         (d.cmap_get("runtime.members") or "") for j in coroprocs),
+                         f"corosync node {i}'s cmap to list {coroprocs} as joined", 30)
                 # Corosync's Totem layer receives the coroproc nodes' load: its mcast_rx grows
                 before = _mcast_rx(d)
                 wait_for(lambda d=d: _mcast_rx(d) >= before + 20,

@@ -1,5 +1,5 @@
 /* Prints sizeof/offsetof of libqb's public IPC headers as the compiler lays them out,
- * one "name value" per line, for tests/ipc/test_wire.py to compare with wire.py. */
+ * one "name value" per line, for tests/ipc/test_ipc_wire.py to compare with wire.py. */
 #include <qb/qbipc_common.h>
 #include <stddef.h>
 #include <stdio.h>
