@@ -19,7 +19,8 @@ from coroproc.shm.names import segment_name
 
 # rx/tx rings hold frames (≤ netmtu + 64 each): 4 MiB is ~2,600 full frames, more than
 # a whole window of every member. Delivery rings hold ordered messages until the engine
-# has handled them; the ring process keeps half of one free before reading a frame.
+# has handled them; the ring process keeps a headroom free before reading a frame
+# (docs/executive.md, back-pressure).
 FRAME_RING_BYTES = 4 << 20
 SUBMIT_RING_BYTES = 4 << 20
 DELIVERY_RING_BYTES = 32 << 20
