@@ -621,6 +621,9 @@ GUARD = 64
               st.binary(max_size=250))), min_size=1, max_size=8),
     slot=st.integers(0, 1), rows=st.integers(0, 4), out_bytes=st.integers(0, 200),
     asm_cap=st.integers(1, 300), swap=st.integers(0, 1))
+# a delivered empty message, then a rejected packet: the first call's row stays as it was
+@example(pkts=[b"\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00", b""], slot=0, rows=1,
+         out_bytes=0, asm_cap=1, swap=0)
 def test_unpack_arbitrary_bytes_stays_in_bounds(pkts, slot, rows, out_bytes, asm_cap, swap):
     big_data = np.full(out_bytes + 2 * GUARD, 0xA5, np.uint8)
     out_data = big_data[GUARD:GUARD + out_bytes]
