@@ -9,7 +9,7 @@ changes and ring-id persistence (rows copied to `pyev`), or when its budget is s
 
 Back-pressure: a submission the core's queue cannot take stays in its ring (counted);
 frames are read only while every delivery ring has `headroom_bytes` free, because one
-frame can release up to a whole receive window of ordered messages and an ordered
+frame can release every frame the sort queue holds (filling a gap) and an ordered
 message may never be dropped. A full tx ring drops the frame (counted): to Totem that is
 a lost datagram, which it retransmits.
 """
@@ -18,8 +18,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, ring_commit, ring_head, ring_peek,
-                                  ring_release, ring_reserve, ring_tail)
+from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PUSH_OK_WAKE, ring_commit, ring_head,
+                                  ring_peek, ring_release, ring_reserve, ring_tail)
 
 from . import totempg as pg
 from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FRAME,
@@ -27,7 +27,7 @@ from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FR
 from .srp import srp_leave, srp_on_frame, srp_on_timer, srp_start, srp_submit
 from .state import (EV_CONFIG, EV_DELIVER, EV_RINGID, S_EV_IOFF, S_EV_N, S_EV_OFF, S_TX_N,
                     S_TX_OFF)
-from .wire import wr_u16, wr_u32, wr_u64
+from .wire import copy_bytes, wr_u16, wr_u32, wr_u64
 
 # Return codes
 RET_IDLE = 0        # every input consumed; sleep until the deadline or a doorbell
@@ -130,26 +130,26 @@ def _free_bytes(hdr, data):
     return data.shape[0] - (ring_head(hdr) - ring_tail(hdr))
 
 
+@njit(cache=True, inline="always")
+def _commit(ps, h, d, rtype, n, wake_bit):
+    """Publish the record written at ring_reserve's offset; note a consumer to wake."""
+    if ring_commit(h, d, rtype, 0, n) == PUSH_OK_WAKE:
+        ps[P_WAKE_MASK] |= np.int64(1) << wake_bit
+
+
 @njit(cache=True)
 def _push_frames(st, ps, pc, tx_h, tx_d):
-    n = st.s[S_TX_N]
-    for row in range(n):
+    for row in range(st.s[S_TX_N]):
         off = st.tx_meta[row, 0]
         ln = st.tx_meta[row, 1]
-        dest = st.tx_meta[row, 2]
         for li in range(ps[P_N_TX]):
-            h = tx_h[li]
-            d = tx_d[li]
-            o = ring_reserve(h, d, TX_HDR_BYTES + ln)
+            o = ring_reserve(tx_h[li], tx_d[li], TX_HDR_BYTES + ln)
             if o < 0:
                 pc[PC_TX_RING_FULL] += 1
                 continue
-            wr_u32(d, o, dest)
-            src = st.tx_data
-            for k in range(ln):
-                d[o + TX_HDR_BYTES + k] = src[off + k]
-            if ring_commit(h, d, RT_FRAME, 0, TX_HDR_BYTES + ln) == 2:
-                ps[P_WAKE_MASK] |= np.int64(1) << li
+            wr_u32(tx_d[li], o, st.tx_meta[row, 2])  # destination nodeid
+            copy_bytes(tx_d[li], o + TX_HDR_BYTES, st.tx_data, off, ln)
+            _commit(ps, tx_h[li], tx_d[li], RT_FRAME, TX_HDR_BYTES + ln, li)
             pc[PC_TX_FRAMES] += 1
     st.s[S_TX_N] = 0
     st.s[S_TX_OFF] = 0
@@ -158,9 +158,8 @@ def _push_frames(st, ps, pc, tx_h, tx_d):
 @njit(cache=True)
 def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, soff, n):
     for ei in range(ps[P_N_DL]):
-        h = dl_h[ei]
         d = dl_d[ei]
-        o = ring_reserve(h, d, DLV_HDR_BYTES + n)
+        o = ring_reserve(dl_h[ei], d, DLV_HDR_BYTES + n)
         if o < 0:
             pc[PC_DELIVERY_LOST] += 1
             continue
@@ -171,11 +170,8 @@ def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, s
         wr_u16(d, o + 20, rpos)
         d[o + 22] = level
         d[o + 23] = 0
-        base = o + DLV_HDR_BYTES
-        for k in range(n):
-            d[base + k] = src[soff + k]
-        if ring_commit(h, d, RT_DELIVER, 0, DLV_HDR_BYTES + n) == 2:
-            ps[P_WAKE_MASK] |= np.int64(1) << (WAKE_DLV_SHIFT + ei)
+        copy_bytes(d, o + DLV_HDR_BYTES, src, soff, n)
+        _commit(ps, dl_h[ei], d, RT_DELIVER, DLV_HDR_BYTES + n, WAKE_DLV_SHIFT + ei)
     pc[PC_DELIVERED_MSGS] += 1
     pc[PC_DELIVERED_BYTES] += n
 
@@ -184,9 +180,8 @@ def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, s
 def _deliver_config(ps, pc, dl_h, dl_d, kind, rep, seq, ints, ioff, count):
     n = CFG_HDR_BYTES + 4 * count
     for ei in range(ps[P_N_DL]):
-        h = dl_h[ei]
         d = dl_d[ei]
-        o = ring_reserve(h, d, n)
+        o = ring_reserve(dl_h[ei], d, n)
         if o < 0:
             pc[PC_DELIVERY_LOST] += 1
             continue
@@ -197,8 +192,7 @@ def _deliver_config(ps, pc, dl_h, dl_d, kind, rep, seq, ints, ioff, count):
         wr_u32(d, o + 20, 0)
         for k in range(count):
             wr_u32(d, o + CFG_HDR_BYTES + 4 * k, ints[ioff + k])
-        if ring_commit(h, d, RT_CONFIG, 0, n) == 2:
-            ps[P_WAKE_MASK] |= np.int64(1) << (WAKE_DLV_SHIFT + ei)
+        _commit(ps, dl_h[ei], d, RT_CONFIG, n, WAKE_DLV_SHIFT + ei)
 
 
 @njit(cache=True)

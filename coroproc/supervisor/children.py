@@ -42,7 +42,6 @@ class Child:
     restart_at: float = 0.0         # when a dead child may be started again
     restarts: int = 0
     counters: dict = field(default_factory=dict)
-    stopping: bool = False
 
     @property
     def alive(self) -> bool:
@@ -74,7 +73,6 @@ def spawn(child: Child) -> int:
         child.started_at = time.monotonic()
         child.hello = False
         child.last_heard = child.started_at
-        child.stopping = False
         return pid
     status = 1
     try:

@@ -242,7 +242,6 @@ class Supervisor:
         for role in roles:
             child = self.children.get(role)
             if child and child.alive:
-                child.stopping = True
                 if not self.control.send(role, {"op": "stop"}):
                     os.kill(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
