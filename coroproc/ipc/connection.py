@@ -21,6 +21,7 @@ import errno
 import logging
 import os
 import socket
+import time
 
 from coroproc.ipc import names
 from coroproc.ipc.control import ControlFile
@@ -34,6 +35,9 @@ _RETRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 # Connecting to a client socket that is not bound yet (the client binds its event
 # socket a moment after the handshake answer): keep the event queued and retry.
 _NOT_YET_BOUND = (errno.ECONNREFUSED, errno.ENOENT)
+# A client that has not bound its event socket this long after the first try never will:
+# it is disconnected instead of being retried for ever (EVENT_CONNECT_RETRY_MS apart).
+EVENT_BIND_GIVEUP_S = 5.0
 
 
 class ClientGone(Exception):
@@ -80,6 +84,7 @@ class IpcConnection:
         self.directory = None
         self._response_connected = False
         self._event_connected = False
+        self._event_unbound_since = None  # monotonic time of the first failed connect
         self._responses = collections.deque()
         self._events = collections.deque()
         self.stats = collections.Counter()
@@ -205,6 +210,14 @@ class IpcConnection:
             try:
                 self._connect(self.event_sock, self.client_event_address, "event")
             except _NotYetBound:
+                now = time.monotonic()
+                if self._event_unbound_since is None:
+                    self._event_unbound_since = now
+                elif now - self._event_unbound_since > EVENT_BIND_GIVEUP_S:
+                    self.server._defer_disconnect(
+                        self, f"its event socket was not bound {EVENT_BIND_GIVEUP_S:g} s "
+                        "after the handshake")
+                    return
                 self.server._retry_later(self)
                 return
             self._event_connected = True

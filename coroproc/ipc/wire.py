@@ -78,30 +78,32 @@ def pack_response(msg_id: int, error: int, payload: bytes) -> bytes:
     return RESPONSE_HEADER.pack(msg_id, size, error) + payload
 
 
+def _parse(datagram, header: struct.Struct, kind: str, c_name: str, where: str,
+           max_msg_bytes: int):
+    """(header fields, payload memoryview); the header's second field is the total size."""
+    length = len(datagram)
+    if length < header.size:
+        raise IpcProtocolError(
+            f"{where}: {kind} of {length} bytes is shorter than the "
+            f"{header.size}-byte {c_name}"
+        )
+    fields = header.unpack_from(datagram, 0)
+    _check_size(fields[1], length, header.size, where, kind, max_msg_bytes)
+    return fields, memoryview(datagram)[header.size:fields[1]]
+
+
 def parse_request(datagram, where: str, max_msg_bytes: int):
     """(msg_id, payload memoryview) from one request datagram, or IpcProtocolError."""
-    length = len(datagram)
-    if length < REQUEST_HEADER.size:
-        raise IpcProtocolError(
-            f"{where}: request of {length} bytes is shorter than the "
-            f"{REQUEST_HEADER.size}-byte qb_ipc_request_header"
-        )
-    msg_id, size = REQUEST_HEADER.unpack_from(datagram, 0)
-    _check_size(size, length, REQUEST_HEADER.size, where, "request", max_msg_bytes)
-    return msg_id, memoryview(datagram)[REQUEST_HEADER.size:size]
+    (msg_id, _size), payload = _parse(datagram, REQUEST_HEADER, "request",
+                                      "qb_ipc_request_header", where, max_msg_bytes)
+    return msg_id, payload
 
 
 def parse_response(datagram, where: str, max_msg_bytes: int):
     """(msg_id, error, payload memoryview) from one response/event datagram."""
-    length = len(datagram)
-    if length < RESPONSE_HEADER.size:
-        raise IpcProtocolError(
-            f"{where}: response of {length} bytes is shorter than the "
-            f"{RESPONSE_HEADER.size}-byte qb_ipc_response_header"
-        )
-    msg_id, size, error = RESPONSE_HEADER.unpack_from(datagram, 0)
-    _check_size(size, length, RESPONSE_HEADER.size, where, "response", max_msg_bytes)
-    return msg_id, error, memoryview(datagram)[RESPONSE_HEADER.size:size]
+    (msg_id, _size, error), payload = _parse(datagram, RESPONSE_HEADER, "response",
+                                             "qb_ipc_response_header", where, max_msg_bytes)
+    return msg_id, error, payload
 
 
 def _check_size(size, length, header_bytes, where, kind, max_msg_bytes):

@@ -184,3 +184,32 @@ def test_non_root_client_is_refused_with_eacces(py_server):
     assert_still_serving(py_server.name)
     py_server.stop()
     assert py_server.stats["refused"] == 1
+
+
+class _NeverBindsEvents(IpcClient):
+    """Completes the handshake but never binds its event socket (a broken or hostile client)."""
+
+    def _channel(self, base, local, remote):
+        if local == names.CLIENT_EVENT:
+            return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        return super()._channel(base, local, remote)
+
+
+def test_client_that_never_binds_its_event_socket_is_dropped(py_server_welcome):
+    """The server has an event for it (queued from on_connect) and retries the event
+    connection; after EVENT_BIND_GIVEUP_S it disconnects the client instead of retrying
+    for ever, and keeps serving others."""
+    from coroproc.ipc.connection import EVENT_BIND_GIVEUP_S
+    import time
+    bad = _NeverBindsEvents(py_server_welcome.name)
+    try:
+        end = time.monotonic() + EVENT_BIND_GIVEUP_S + 30
+        with pytest.raises(IpcDisconnected):
+            while time.monotonic() < end:
+                bad.request(1, b"ping", timeout_ms=1000)
+                time.sleep(0.2)
+    finally:
+        bad.close()
+    with IpcClient(py_server_welcome.name) as good:
+        assert good.recv_event(-1) == (70996, 0, b"welcome")
+        assert good.request(5, b"abc") == (5, 0, b"cba")
