@@ -44,9 +44,10 @@ system {{
 }}
 coroproc {{
     nodeid: {i}
-    run_dir: {dir}/run{i}{extra}
+    run_dir: {dir}/run{i}
+    service_suffix: {suffix}{extra}
 }}
-"""
+{sections}"""
 NODE = """    node {{
         nodeid: {i}
         ring0_addr: {addr}
@@ -55,7 +56,7 @@ NODE = """    node {{
 
 class LocalCluster:
     def __init__(self, tmp_dir: str, n: int, token_ms: int = 1000, rate_msgs_per_s: float = 50,
-                 coroproc_keys: dict | None = None):
+                 coroproc_keys: dict | None = None, extra_sections: str = ""):
         self.dir = str(tmp_dir)
         self.n = n
         tag = random.randrange(1, 250)
@@ -69,11 +70,15 @@ class LocalCluster:
         for i in self.addrs:
             extra = "".join(f"\n    {k}: {v}" for k, v in (coroproc_keys or {}).items())
             conf = CONF.format(cluster=self.cluster, token_ms=token_ms, nodes=nodes, dir=self.dir,
-                               i=i, extra=extra)
+                               i=i, extra=extra, suffix=self.suffix(i), sections=extra_sections)
             conf = conf.replace("transport: udpu", f"transport: udpu\n    interface {{\n"
                                 f"        linknumber: 0\n        mcastport: {self.port}\n    }}")
             with open(self.conf(i), "w") as f:
                 f.write(conf)
+
+    def suffix(self, i: int) -> str:
+        """Node i's IPC service-name suffix (all nodes share the host's abstract sockets)."""
+        return f"{self.cluster}.{i}"
 
     def conf(self, i: int) -> str:
         return os.path.join(self.dir, f"node{i}.conf")

@@ -100,6 +100,15 @@ class CoroprocSection:
 
 
 @dataclass(frozen=True)
+class ServiceSection:
+    """service { name: NAME  key: value … }: one more engine; the other keys are its options."""
+
+    name: str
+    options: dict
+    line: int
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     path: str
     cluster_name: str
@@ -118,6 +127,7 @@ class NodeConfig:
     state_dir: str
     coroproc: CoroprocSection
     keys: dict[str, Entry]
+    services: tuple[ServiceSection, ...] = ()
 
     def node(self, nodeid: int) -> NodeEntry:
         for entry in self.nodes:

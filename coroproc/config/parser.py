@@ -14,7 +14,8 @@ the values mean (schema.py) or how they combine (loader.py):
   ``totem { interface { linknumber: N; mcastport: P } }`` → ``totem.interface.N.mcastport``;
   the k-th ``nodelist { node { } }`` → ``nodelist.node.k.*``; ``logging { logger_subsys {
   subsys: QUORUM; debug: on } }`` → ``logging.logger_subsys.QUORUM.debug``;
-  ``uidgid { uid: name }`` → ``uidgid.config.uid.<uid>``; everything else path.key.
+  ``uidgid { uid: name }`` → ``uidgid.config.uid.<uid>``; the k-th ``service { }``
+  (coroproc: an engine to load) → ``service.k.*``; everything else path.key.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ _GROUPING = {
     "nodelist": "nodelist",
     "nodelist.node": "node",
     "uidgid": "uidgid",
+    "service": "service",
 }
 
 
@@ -74,6 +76,7 @@ class _Parser:
         self.sections: list[tuple[str, int]] = []
         self.stack: list[_Frame] = []
         self.node_number = 0
+        self.service_number = 0
         self.line_no = 0
 
     # -- errors and storing --
@@ -161,6 +164,10 @@ class _Parser:
             self.uidgid_item(key, value)
         elif frame.kind == "node":
             self.store(f"nodelist.node.{self.node_number}.{key}", value, self.line_no)
+        elif frame.kind == "service":
+            # coroproc: each `service { name: … }` loads one engine; numbered like nodes
+            # so several can coexist (Corosync 3 keeps such keys unread)
+            self.store(f"service.{self.service_number}.{key}", value, self.line_no)
         else:
             self.store(full, value, self.line_no)
 
@@ -191,6 +198,8 @@ class _Parser:
             self.close_logging_daemon(frame)
         elif frame.kind == "node":
             self.node_number += 1
+        elif frame.kind == "service":
+            self.service_number += 1
 
     def close_interface(self, frame: _Frame) -> None:
         linknumber = "0"

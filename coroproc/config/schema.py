@@ -172,7 +172,8 @@ KNOWN_SECTIONS = ("totem", "totem.interface", "totem.interface.member", "logging
                   "logging.logger_subsys", "quorum", "nodelist", "nodelist.node",
                   "system", "resources", "nozzle", "uidgid", "pload", "coroproc")
 # Sections owned by other programs or build options: recognised, never warned about.
-FREE_PREFIXES = ("quorum.device", "resources.", "logging.logging_daemon", "uidgid.config.")
+FREE_PREFIXES = ("quorum.device", "resources.", "logging.logging_daemon", "uidgid.config.",
+                 "service")
 
 
 def spec_for(key: str) -> Spec | None:

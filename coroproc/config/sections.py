@@ -11,8 +11,9 @@ import os
 import re
 
 from coroproc.config.context import Keys
+from coroproc.config.errors import ConfigParseError
 from coroproc.config.model import (DEFAULT_STATE_DIR, CoroprocSection, LoggingConfig,
-                                   QuorumConfig, SubsysLogging)
+                                   QuorumConfig, ServiceSection, SubsysLogging)
 from coroproc.ringproc.config import MINIMUM_TIMEOUT_MS, ConfigError, TotemConfig
 
 UDP_NETMTU_BYTES = 1500
@@ -156,3 +157,33 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
     return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
                            service_suffix=suffix,
                            heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000))
+
+
+_SERVICE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def build_services(keys: Keys) -> tuple[ServiceSection, ...]:
+    """service { name: NAME … } sections: engines to load (registry.resolve checks NAME)."""
+    numbers = sorted({int(k.split(".")[1]) for k in keys.entries
+                      if k.startswith("service.") and k.split(".")[1].isdigit()})
+    out, seen = [], {}
+    for n in numbers:
+        prefix = f"service.{n}."
+        items = {k[len(prefix):]: keys.entries[k] for k in keys.entries if k.startswith(prefix)}
+        if "name" not in items:
+            first = min(items.values(), key=lambda e: e.line)
+            raise ConfigParseError(keys.file, first.line, f"{prefix}name", "a service section "
+                                   "needs `name: ENGINE` (a built-in, an installed "
+                                   "coroproc.engines entry point, or module:Class)")
+        entry = items.pop("name")
+        name = entry.value
+        if not _SERVICE_NAME_RE.fullmatch(name):
+            raise ConfigParseError(keys.file, entry.line, f"{prefix}name", f"{name!r} is not "
+                                   "an engine name (letters, digits, '_', '.', one ':')")
+        if name in seen:
+            raise ConfigParseError(keys.file, entry.line, f"{prefix}name", f"engine {name!r} "
+                                   f"is already loaded by the service section of line {seen[name]}")
+        seen[name] = entry.line
+        out.append(ServiceSection(name=name, options={k: e.value for k, e in items.items()},
+                                  line=entry.line))
+    return tuple(out)

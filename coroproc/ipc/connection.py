@@ -88,6 +88,7 @@ class IpcConnection:
         self._responses = collections.deque()
         self._events = collections.deque()
         self.stats = collections.Counter()
+        self.flow_control_level = 0
 
     # ---- creation and teardown -------------------------------------------------------
 
@@ -103,6 +104,8 @@ class IpcConnection:
         description = names.description_of(self.directory)
         self.control = ControlFile.create(names.control_path(description, service),
                                           self.creds.uid, self.creds.gid)
+        if self.flow_control_level:
+            self.control.set_flow_control(self.flow_control_level)
         self.base = names.channel_base(description, service)
         self.request_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_REQUEST))
         self.event_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_EVENT_TX))
@@ -166,8 +169,13 @@ class IpcConnection:
         return True
 
     def set_flow_control(self, level: int) -> None:
-        """0 lets clients send; 1 (or 2) makes libqb clients return EAGAIN before sending."""
-        self.control.set_flow_control(level)
+        """0 lets clients send; 1 (or 2) makes libqb clients return EAGAIN before sending.
+
+        May be called during admission, before the control file exists: it is applied
+        when the channels are created."""
+        self.flow_control_level = level
+        if self.control is not None:
+            self.control.set_flow_control(level)
 
     @property
     def events_queued(self) -> int:

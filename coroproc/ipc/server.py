@@ -145,6 +145,11 @@ class IpcServer:
             self._disconnect(conn, why)
         return len(ready)
 
+    def disconnect(self, conn: IpcConnection, why: str) -> None:
+        """Drop one client on the next `process()` (safe inside a handler callback)."""
+        if not conn.closed:
+            self._defer_disconnect(conn, why)
+
     def close(self) -> None:
         """Disconnect every client (calling on_disconnect), stop listening, remove files."""
         for conn in list(self.connections.values()):

@@ -66,7 +66,13 @@ class RingProcess:
         self.st = new_state(cfg.to_array(), plan.nodeid,
                             load_ring_seq(plan.state_dir, plan.nodeid),
                             cfg.new_message_queue_bytes)
-        self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu)
+        route = P.route_table([((e.service_id,) if e.service_id >= 0 else (), e.has_sync,
+                                 e.wants_all_groups) for e in plan.engines])
+        self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
+                                    route)
+        # with sync engines, they finish each configuration (and say so); without, the
+        # regular configuration is the end of it
+        self.engines_sync = any(e.has_sync for e in plan.engines)
         P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
         self._rx_t = P.padded(self.rx)
         self._sub_t = P.padded(self.sub)
@@ -208,13 +214,13 @@ class RingProcess:
             return []
         self.members = members
         self.ring_id = ring
+        lines = [("QUORUM", f"Members[{len(members)}]: " + " ".join(map(str, members)))]
+        if self.engines_sync:
+            return lines   # the sync leader engine reports completion and readiness
         if not self.operational_once:
             self.operational_once = True
             self.control.send({"op": "event", "ev": "ready"})
-        # No service engine needs synchronising yet: the regular configuration is the
-        # end of sync.
-        return [("QUORUM", f"Members[{len(members)}]: " + " ".join(map(str, members))),
-                ("MAIN", "Completed service synchronization, ready to provide service.")]
+        return lines + [("MAIN", "Completed service synchronization, ready to provide service.")]
 
     def _log_event(self, code: int, a: int, b: int, c: int, nodes: str) -> None:
         if code == E.LOG_TOKEN_LOST:

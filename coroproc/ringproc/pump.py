@@ -72,21 +72,38 @@ PC_UNPACK_ERRORS = 10
 PC_SENDER_SLOTS_FULL = 11
 PC_PYEV_FULL = 12
 PC_TIMER_RUNS = 13
+PC_UNROUTED = 14           # ordered messages no engine of this node takes (another
+                           # node's service, e.g. Corosync's pload): dropped here, as
+                           # totempg drops a group nobody joined
 PC_LEN = 16
 PC_NAMES = ("rx_frames", "rx_rejected", "submitted", "submit_queue_full", "tx_frames",
             "tx_ring_full", "delivered_msgs", "delivered_bytes", "delivery_stalls",
             "delivery_lost", "unpack_errors", "sender_slots_full", "pyev_full",
-            "timer_runs")
+            "timer_runs", "unrouted")
+
+# Routing of ordered messages to delivery rings (route[ei] = [service_mask, flags]):
+# Corosync's services share totempg group "a" and tell their messages apart by the
+# service id in the exec header ((service << 16) | fn); sync uses group "sync". An engine
+# gets the "a" messages of the services in its mask, "sync" if ROUTE_SYNC, and every
+# message of any group if ROUTE_ALL (the load engine). Configurations go to every ring.
+ROUTE_COLS = 2
+ROUTE_SYNC = 1
+ROUTE_ALL = 2
+_GROUP_A = 97                         # b"a"
+_GROUP_SYNC = np.array([115, 121, 110, 99], np.uint8)   # b"sync"
 
 PYEV_COLS = 8  # same columns as the core's ev_meta rows; off/len index pyev_ints
 WAKE_DLV_SHIFT = 16
 
 
-PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev pyev_ints")
+PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "
+                                   "pyev_ints route")
 
 
-def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int) -> PumpBufs:
-    """Pump state, counters, totempg reassembly (one slot per sender) and python events.
+def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int,
+                  route=None) -> PumpBufs:
+    """Pump state, counters, totempg reassembly (one slot per sender), python events and
+    the delivery routes (route_table(); default: every ring takes every message).
 
     The reassembly rows are max_message_bytes each but zero-filled lazily by the kernel,
     so memory is only spent on senders that actually fragment."""
@@ -100,7 +117,22 @@ def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int) -> PumpBu
         out_meta=np.zeros((netmtu, pg.OUT_META_LEN), np.int64),
         pyev=np.zeros((256, PYEV_COLS), np.int64),
         pyev_ints=np.zeros(256 * 64, np.int64),
+        route=route if route is not None else route_table([((), False, True)] * 16),
     )
+
+
+def route_table(entries) -> np.ndarray:
+    """route rows for delivery rings: entries = [(service_ids, wants_sync, wants_all)]."""
+    table = np.zeros((max(len(entries), 1), ROUTE_COLS), np.int64)
+    for i, (services, wants_sync, wants_all) in enumerate(entries):
+        mask = 0
+        for sid in services:
+            if not 0 <= sid < 63:
+                raise ValueError(f"service id {sid}: allowed 0..62")
+            mask |= 1 << sid
+        table[i, 0] = mask
+        table[i, 1] = (ROUTE_SYNC if wants_sync else 0) | (ROUTE_ALL if wants_all else 0)
+    return table
 
 
 def padded(rings) -> tuple[tuple, tuple]:
@@ -156,8 +188,42 @@ def _push_frames(st, ps, pc, tx_h, tx_d):
 
 
 @njit(cache=True)
-def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, soff, n):
+def _route_of(src, soff, n):
+    """(service bit mask of group "a", 1 if group "sync") of one unpacked message."""
+    st, payload_off, g, name_off, first_len = pg.pg_parse_groups(src, soff, n, 0)
+    if st < 0:
+        return np.int64(0), 0
+    mask = np.int64(0)
+    sync = 0
+    p = soff + 2 * (g + 1)
+    for i in range(g):
+        ln = np.int64(src[soff + 2 + 2 * i]) | (np.int64(src[soff + 3 + 2 * i]) << 8)
+        if ln == 1 and src[p] == _GROUP_A and payload_off + 4 <= soff + n:
+            service = (np.int64(src[payload_off + 2])
+                       | (np.int64(src[payload_off + 3]) << 8))
+            if service < 63:
+                mask |= np.int64(1) << service
+        elif ln == 4:
+            same = True
+            for j in range(4):
+                if src[p + j] != _GROUP_SYNC[j]:
+                    same = False
+            if same:
+                sync = 1
+        p += ln
+    return mask, sync
+
+
+@njit(cache=True)
+def _deliver_msg(ps, pc, dl_h, dl_d, route, sender, rep, seq, tseq, rpos, level, src, soff, n):
+    mask, sync = _route_of(src, soff, n)
+    taken = False
     for ei in range(ps[P_N_DL]):
+        flags = route[ei, 1]
+        if not ((route[ei, 0] & mask) != 0 or (sync == 1 and (flags & ROUTE_SYNC) != 0)
+                or (flags & ROUTE_ALL) != 0):
+            continue
+        taken = True
         d = dl_d[ei]
         o = ring_reserve(dl_h[ei], d, DLV_HDR_BYTES + n)
         if o < 0:
@@ -172,6 +238,9 @@ def _deliver_msg(ps, pc, dl_h, dl_d, sender, rep, seq, tseq, rpos, level, src, s
         d[o + 23] = 0
         copy_bytes(d, o + DLV_HDR_BYTES, src, soff, n)
         _commit(ps, dl_h[ei], d, RT_DELIVER, DLV_HDR_BYTES + n, WAKE_DLV_SHIFT + ei)
+    if not taken:
+        pc[PC_UNROUTED] += 1
+        return
     pc[PC_DELIVERED_MSGS] += 1
     pc[PC_DELIVERED_BYTES] += n
 
@@ -231,7 +300,7 @@ def _unpack_deliver(st, ps, pc, dl_h, dl_d, bufs, row):
     for i in range(count):
         off = bufs.out_meta[i, 0]
         ln = bufs.out_meta[i, 1]
-        _deliver_msg(ps, pc, dl_h, dl_d, sender, row[2], row[3], row[4], i, level,
+        _deliver_msg(ps, pc, dl_h, dl_d, bufs.route, sender, row[2], row[3], row[4], i, level,
                      bufs.out_data, off, ln)
 
 

@@ -47,6 +47,8 @@ class Supervisor:
         self.rings: list[ShmRing] = []
         self.doorbells: dict[str, Doorbell] = {}
         self.ready = False
+        self.ring = None           # the ring process's latest regular configuration
+        self.members: list[int] = []
         self._signals: list[int] = []
         self._lock_fd = -1
         self.control: ControlServer | None = None
@@ -170,11 +172,24 @@ class Supervisor:
             op = msg.get("op")
             if op == "hello":
                 child.hello = True
+                # a restarted engine joins a node that may have synced long ago
+                self.control.send(role, {"op": "node_state", "ready": self.ready,
+                                         "ring": self.ring, "members": self.members})
+            elif op == "event" and msg.get("ev") == "install" and msg.get("kind") == "regular":
+                self.ring, self.members = msg.get("ring"), msg.get("members", [])
             elif op == "hb":
                 child.counters = msg.get("counters", {})
             elif op == "event" and msg.get("ev") == "ready" and not self.ready:
                 self.ready = True
-                sd_notify("READY=1\nSTATUS=ready: in an operational ring")
+                sd_notify("READY=1\nSTATUS=ready: services synchronized")
+            elif op == "event" and msg.get("ev") == "fatal":
+                # an engine found the node unfit to run (Corosync's corosync_exit_error)
+                self.log.error("MAIN", f"{child.title} stops the node: {msg.get('why')}")
+                self._signals.append(signal.SIGTERM)
+            elif op == "counters":
+                # an engine (cmap's stats map) asks for every process's latest counters
+                self.control.send(role, {"op": "counters", "counters": {
+                    r: c.counters for r, c in self.children.items()}})
             elif op == "reply":
                 self.log.notice("MAIN", f"state of {role}: " + orjson.dumps(msg).decode())
 

@@ -43,6 +43,10 @@ class EnginePlan:
     delivery_name: str
     wake_fd: int = -1          # the engine's doorbell (consumer of its delivery ring)
     options: dict = field(default_factory=dict)
+    target: str = ""           # what registry.resolve() loads ("" = the name)
+    service_id: int = -1       # Corosync service id (-1: no exec messages, e.g. load)
+    has_sync: bool = False     # takes part in the sync protocol
+    wants_all_groups: bool = False   # every ordered message of every group (load)
 
 
 @dataclass
@@ -59,6 +63,13 @@ class NodePlan:
     ring_wake_fd: int = -1     # the ring process's doorbell (consumer of rx and submits)
     config_path: str = ""
     heartbeat_timeout_ms: int = 10000
+    service_suffix: str = ""   # appended to IPC service names (several nodes, one netns)
+    config: NodeConfig | None = None   # engines read their settings (and cmap its keys) here
+
+    @property
+    def sync_services(self) -> list[int]:
+        """Service ids of the node's engines that take part in sync (same in every process)."""
+        return sorted(e.service_id for e in self.engines if e.has_sync)
 
     def ring_sizes(self) -> dict[str, int]:
         sizes = {}
@@ -101,6 +112,31 @@ def run_dir_of(cfg: NodeConfig) -> str:
                                                 f"{cfg.cluster_name}.{cfg.local_nodeid}")
 
 
+def engine_plans(cfg: NodeConfig, engines: list[str], engine_options: dict) -> list[EnginePlan]:
+    """The node's engines: the built-in services, `service { name }` sections, then
+    `engines` (e.g. the load engine); each resolved now, so a bad name stops the start."""
+    from coroproc.engineprocs import registry
+    wanted: dict[str, tuple[str, dict]] = {n: (n, {}) for n in registry.DEFAULT_ENGINES}
+    for svc in cfg.services:
+        wanted[svc.name] = (svc.name, dict(svc.options))
+    for name in engines:
+        wanted.setdefault(name, (name, {}))
+    classes = {name: registry.resolve(target) for name, (target, _o) in wanted.items()
+               if name != registry.LOAD_ENGINE}
+    registry.check_set(classes)
+    plans = []
+    for name, (target, options) in wanted.items():
+        cls = classes.get(name)
+        options.update((engine_options or {}).get(name, {}))
+        plans.append(EnginePlan(
+            name, segment_name(cfg.cluster_name, cfg.local_nodeid, f"submit.{name}"),
+            segment_name(cfg.cluster_name, cfg.local_nodeid, f"delivery.{name}"),
+            options=options, target=target,
+            service_id=cls.service_id if cls else -1, has_sync=bool(cls and cls.has_sync),
+            wants_all_groups=cls is None))
+    return plans
+
+
 def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                engines: list[str] = (), engine_options: dict | None = None) -> NodePlan:
     cluster, nodeid = cfg.cluster_name, cfg.local_nodeid
@@ -109,12 +145,10 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                       segment_name(cluster, nodeid, f"rx{spec.linknumber}"),
                       segment_name(cluster, nodeid, f"tx{spec.linknumber}"))
              for spec in link_specs(cfg)]
-    eng = [EnginePlan(name, segment_name(cluster, nodeid, f"submit.{name}"),
-                      segment_name(cluster, nodeid, f"delivery.{name}"),
-                      options=dict((engine_options or {}).get(name, {})))
-           for name in engines]
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
-                    log=log_settings(cfg, foreground), links=links, engines=eng,
+                    log=log_settings(cfg, foreground), links=links,
+                    engines=engine_plans(cfg, list(engines), engine_options or {}),
                     incarnation_us=incarnation_us, config_path=cfg.path,
-                    heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms)
+                    heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms,
+                    service_suffix=cfg.coroproc.service_suffix, config=cfg)

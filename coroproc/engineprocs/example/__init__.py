@@ -1,0 +1,1 @@
+"""The template engine: a replicated table of named counters (see engine.py, client.py)."""
