@@ -173,6 +173,7 @@ class EngineContext:
     options: dict                # per-engine options from the plan
     ring_id: Optional[RingId]    # current regular configuration (None before the first)
     members: tuple[int, ...]     # its members
+    node_engines: dict           # service id -> engine name, every engine of this node
     sync_in_progress: bool
     first_sync_done: bool
 

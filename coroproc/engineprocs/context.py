@@ -14,11 +14,13 @@ from .api import EngineContext, Timer
 
 class BaseContext(EngineContext):
     def __init__(self, *, nodeid: int, cluster_name: str, config, options: dict,
-                 clock_s: Callable[[], float], log_fn: Callable[[str, str], None]):
+                 clock_s: Callable[[], float], log_fn: Callable[[str, str], None],
+                 node_engines: dict | None = None):
         self.nodeid = nodeid
         self.cluster_name = cluster_name
         self.config = config
         self.options = dict(options or {})
+        self.node_engines = dict(node_engines or {})
         self.ring_id = None
         self.members = ()
         self.sync_in_progress = False

@@ -135,6 +135,8 @@ class EngineHost:
         self.ctx = HostContext(self, nodeid=plan.nodeid, cluster_name=plan.cluster_name,
                                config=getattr(plan, "config", None), options=eng.options,
                                clock_s=time.monotonic,
+                               node_engines={e.service_id: e.name for e in plan.engines
+                                             if e.service_id >= 0},
                                log_fn=lambda prio, msg: log.log(prio, self.subsys, msg))
         self.engine = cls(self.ctx)
         self.core = EngineCore(self.engine, self.ctx, plan.sync_services,

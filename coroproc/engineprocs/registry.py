@@ -22,7 +22,7 @@ BUILTIN = {
     "cpg": "coroproc.engineprocs.cpg.engine:CpgEngine",
     "example": "coroproc.engineprocs.example.engine:ExampleEngine",
 }
-DEFAULT_ENGINES = ()  # TEMP-TESTING ("cmap", "cpg")
+DEFAULT_ENGINES = ("cmap", "cpg")
 LOAD_ENGINE = "load"      # the workload generator (its own loop: engineprocs/loadgen.py)
 
 

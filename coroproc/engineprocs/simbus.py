@@ -170,6 +170,7 @@ class SimBus:
                              config=self.config_for(nodeid),
                              options=self.options.get(cls.name, {}),
                              clock_s=lambda: self.clock_s,
+                             node_engines={c.service_id: c.name for c in classes},
                              log_fn=(lambda name: lambda prio, msg:
                                      node.log.append((name, prio, msg)))(cls.name))
             engine = cls(ctx)

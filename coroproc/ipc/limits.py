@@ -56,3 +56,39 @@ def datagram_limit_bytes(max_msg_bytes: int) -> int:
     finally:
         a.close()
         b.close()
+
+
+WMEM_MAX_PATH = "/proc/sys/net/core/wmem_max"
+RMEM_MAX_PATH = "/proc/sys/net/core/rmem_max"
+
+
+def _read_int(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().split()[0])
+
+
+def raise_kernel_limits(max_msg_bytes: int) -> list[str]:
+    """Let one socket-mode datagram carry max_msg_bytes (e.g. a 1 MiB CPG message from
+    an unmodified libcpg, which sends up to IPC_REQUEST_SIZE - 1024 bytes in one request).
+
+    libqb sizes each socket's buffers to max_msg_bytes and the kernel caps that at
+    net.core.{w,r}mem_max; those two host-wide limits are raised (never lowered) to
+    max_msg_bytes plus headroom. Returns what was done or why it could not be, one line
+    each, for the daemon's log. Needs root (CAP_NET_ADMIN in the initial namespace)."""
+    want = max_msg_bytes + 64 * 1024
+    done = []
+    for path in (WMEM_MAX_PATH, RMEM_MAX_PATH):
+        name = "net.core." + path.rsplit("/", 1)[1]
+        try:
+            have = _read_int(path)
+            if have >= want:
+                continue
+            with open(path, "w") as f:
+                f.write(str(want))
+            done.append(f"raised {name} from {have} to {want} so {max_msg_bytes}-byte IPC "
+                        "messages fit one datagram (libqb socket mode)")
+        except OSError as exc:
+            done.append(f"cannot raise {name} to {want} ({exc.strerror}); IPC messages larger "
+                        f"than {datagram_limit_bytes(max_msg_bytes)} bytes will fail — set it "
+                        "with sysctl (deploy/sysctl.d/90-coroproc.conf)")
+    return done

@@ -117,6 +117,7 @@ class Supervisor:
             if self.pidfile:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
+            self._ipc_kernel_limits()
             self._add_children()
             rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             signal.set_wakeup_fd(wfd)
@@ -131,6 +132,16 @@ class Supervisor:
             return self._watch(rfd)
         finally:
             self._shutdown()
+
+    def _ipc_kernel_limits(self) -> None:
+        """1 MiB requests from unmodified libqb clients need big unix datagrams."""
+        from coroproc.engineprocs.registry import resolve
+        from coroproc.ipc.limits import raise_kernel_limits
+        sizes = [resolve(e.target or e.name).ipc_max_msg_bytes for e in self.plan.engines
+                 if e.service_id >= 0]
+        if sizes:
+            for line in raise_kernel_limits(max(sizes)):
+                self.log.notice("MAIN", line)
 
     def _on_signal(self, signum, frame) -> None:
         self._signals.append(signum)

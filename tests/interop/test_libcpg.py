@@ -1,0 +1,97 @@
+"""Debian's libcpg against coroproc: a C client (tests/interop/c/cpg_probe.c, built with
+libcpg-dev at test time) on every node joins one group, multicasts, and reports every
+callback. The same probe runs against the real Corosync 3.1.7 first (it is the reference
+for what the probe must see), then across three coroproc nodes."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from netns.harness import DEFAULT_PREFIX, Cluster
+
+from . import cpg_probe
+from .conftest import skip_reason
+from .coroproc_runner import CoroprocNode, wait_for
+from .corosync_runner import CorosyncNode, corosync_conf
+
+_REASON = skip_reason() or cpg_probe.unavailable_reason()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+SEND = 200
+MSG_BYTES = 700
+START_DELAY_MS = 3000       # every probe has joined before anyone sends
+TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    return cpg_probe.build(tmp_path_factory.mktemp("cpg_probe"))
+
+
+def _cluster(tmp_path, net, kinds):
+    nodes = [(h.index, h.addr) for h in net]
+    daemons = {}
+    for h in net:
+        nd = tmp_path / f"n{h.index}"
+        nd.mkdir()
+        # unique per xdist worker: coroproc's shm segments are named after the cluster
+        conf = corosync_conf(cluster_name=f"cpg{os.getpid()}", nodes=nodes,
+                             logfile=str(nd / "corosync.log"),
+                             state_dir=str(nd / "state"), token_ms=1000)
+        if kinds[h.index] == "corosync":
+            daemons[h.index] = CorosyncNode(h, h.index, conf, nd)
+        else:
+            daemons[h.index] = CoroprocNode(h, h.index, conf, str(nd))
+    return daemons
+
+
+def _run_probes(tmp_path, net, daemons, probe, group="probe"):
+    n = len(daemons)
+    procs, outs = {}, {}
+    for i, d in daemons.items():
+        args = cpg_probe.argv(probe, group, SEND, MSG_BYTES, SEND * n, TIMEOUT_S, START_DELAY_MS)
+        outs[i] = tmp_path / f"probe{i}.jsonl"
+        with open(outs[i], "wb") as f:
+            if isinstance(d, CorosyncNode):
+                procs[i] = subprocess.Popen(d.client_argv(args), stdout=f, stderr=subprocess.STDOUT)
+            else:
+                procs[i] = net.host(i).popen(args, stdout=f, stderr=subprocess.STDOUT)
+    for i, p in procs.items():
+        try:
+            p.wait(timeout=TIMEOUT_S + 30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    views = {f"node{i}": cpg_probe.read_events(outs[i]) for i in procs}
+    for i, p in procs.items():
+        assert p.returncode == 0, (i, views[f"node{i}"][-3:])
+    cpg_probe.check_views(views, SEND * n)
+    return views
+
+
+def _start(daemons):
+    for d in daemons.values():
+        d.start()
+    everyone = set(daemons)
+    for i, d in daemons.items():
+        wait_for(lambda d=d: d.members() == everyone, f"node {i} to see {everyone}")
+
+
+@pytest.mark.parametrize("kinds", [
+    {1: "corosync", 2: "corosync", 3: "corosync"},
+    {1: "coroproc", 2: "coroproc", 3: "coroproc"},
+], ids=["corosync-reference", "coroproc"])
+def test_libcpg_clients_agree_on_one_order(tmp_path, probe, kinds):
+    with Cluster(DEFAULT_PREFIX, len(kinds)) as net:
+        daemons = _cluster(tmp_path, net, kinds)
+        try:
+            _start(daemons)
+            views = _run_probes(tmp_path, net, daemons, probe)
+            # the initial totem confchg (model V1) names the whole ring
+            for name, events in views.items():
+                totem = [e for e in events if e["ev"] == "totem"]
+                assert totem and sorted(totem[0]["members"]) == [1, 2, 3], (name, totem)
+        finally:
+            for d in daemons.values():
+                d.stop()
