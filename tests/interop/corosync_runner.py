@@ -91,6 +91,17 @@ def corosync_conf(*, cluster_name: str, nodes: Sequence[tuple[int, str]], logfil
     return "\n".join(lines)
 
 
+def with_socket_ipc(conf_text: str) -> str:
+    """conf_text with `system { qb_ipc_type: socket }`: libqb then answers clients in
+    socket mode (datagram sockets + a 24-byte control file), which coroproc's Python
+    client speaks. Added for tests/client."""
+    if "qb_ipc_type:" in conf_text:
+        return conf_text
+    if "system {" not in conf_text:
+        raise ValueError("conf_text has no `system {` section to add qb_ipc_type to")
+    return conf_text.replace("system {", "system {\n    qb_ipc_type: socket", 1)
+
+
 class CorosyncNode:
     """One real corosync daemon on one netns host (restartable: start → stop/kill → start)."""
 
@@ -105,6 +116,10 @@ class CorosyncNode:
         self.conf_path.write_text(conf_text)
         self.proc: subprocess.Popen | None = None
         self.started_at_s: float | None = None  # time.monotonic() of the last exec
+
+    def use_socket_ipc(self) -> None:
+        """Rewrite this node's corosync.conf for libqb socket-mode IPC (before start())."""
+        self.conf_path.write_text(with_socket_ipc(self.conf_path.read_text()))
 
     @property
     def pid(self) -> int:

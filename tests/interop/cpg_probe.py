@@ -72,6 +72,18 @@ def check_views(views: dict[str, list[dict]], total: int) -> None:
         assert done["ev"] == "done" and done["left"], f"{name}: did not finish: {done}"
         orders[name] = deliveries(events)
         assert len(orders[name]) == total, f"{name}: {len(orders[name])} of {total} delivered"
+    # confchgs agree: when the first message arrives, every probe sees the same group
+    at_first = {}
+    for name, events in views.items():
+        members = None
+        for e in events:
+            if e["ev"] == "confchg":
+                members = sorted(map(tuple, e["members"]))
+            elif e["ev"] == "deliver":
+                break
+        at_first[name] = members
+    assert len({tuple(m) for m in at_first.values()}) == 1, f"group views differ: {at_first}"
+    assert len(next(iter(at_first.values()))) == len(views), at_first
     first = next(iter(orders.values()))
     for name, order in orders.items():
         assert order == first, f"{name} delivered in another order"

@@ -81,7 +81,9 @@ def _start(daemons):
 @pytest.mark.parametrize("kinds", [
     {1: "corosync", 2: "corosync", 3: "corosync"},
     {1: "coroproc", 2: "coroproc", 3: "coroproc"},
-], ids=["corosync-reference", "coroproc"])
+    {1: "corosync", 2: "corosync", 3: "coroproc"},
+    {1: "coroproc", 2: "corosync", 3: "coroproc"},
+], ids=["corosync-reference", "coroproc", "mixed-2-corosync", "mixed-1-corosync"])
 def test_libcpg_clients_agree_on_one_order(tmp_path, probe, kinds):
     with Cluster(DEFAULT_PREFIX, len(kinds)) as net:
         daemons = _cluster(tmp_path, net, kinds)

@@ -9,6 +9,7 @@ synchronization" in a mixed ring.
 """
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -21,7 +22,7 @@ from .corosync_runner import CorosyncNode, corosync_conf
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
-CLUSTER = "mixed"
+CLUSTER = f"mixed{os.getpid()}"  # coroproc names shm segments after it
 
 
 def _mcast_rx(d: CorosyncNode) -> int:
@@ -33,6 +34,14 @@ def _other_groups(d: CoroprocNode) -> dict:
     st = d.status() or {}
     return st.get("children", {}).get("load", {}).get("heartbeat", {}).get(
         "other_groups_by_sender", {})
+
+
+def _synced_last_ring(d) -> bool:
+    """The node's log has "Completed service synchronization" after its last new ring."""
+    lines = d.log_lines() if isinstance(d, CorosyncNode) else d.log_text().splitlines()
+    last_ring = max((k for k, ln in enumerate(lines) if "A new membership" in ln), default=None)
+    return last_ring is not None and any("Completed service synchronization" in ln
+                                         for ln in lines[last_ring:])
 
 
 def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
@@ -67,6 +76,11 @@ def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
                 before = _mcast_rx(d)
                 wait_for(lambda d=d: _mcast_rx(d) >= before + 20,
                          f"corosync node {i} to receive coroproc's multicasts", 30)
+            for i, d in daemons.items():
+                # service sync (Corosync's exec/sync.c: service list, then cmap, cpg,
+                # quorum, votequorum barriers) completes on every node, for the last ring
+                wait_for(lambda d=d: _synced_last_ring(d), f"node {i} ({kinds[i]}) to complete "
+                         "service synchronization for the ring of all nodes", 30)
             for i in coroprocs:
                 # ... and coroproc orders and delivers Corosync's own messages (its sync
                 # protocol's, in totempg group "a"), from every Corosync node

@@ -3,6 +3,8 @@ kill -9 of a node and its restart; an iptables partition 3|2 and its heal. The e
 the daemons' load engines wrote must pass the EVS checker."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from coroproc.shm.names import node_segments
@@ -77,7 +79,7 @@ def test_three_namespaces_other_transports(tmp_path, transport, ipv6):
         daemons = {}
         for h in net:
             nd = tmp_path / f"n{h.index}"
-            conf = corosync_conf(cluster_name=f"t{transport}", nodes=nodes, transport=transport,
+            conf = corosync_conf(cluster_name=f"t{transport}{os.getpid()}", nodes=nodes, transport=transport,
                                  mcast_addr="239.192.77.1", logfile=str(nd / "x.log"),
                                  state_dir=str(nd / "state"), token_ms=TOKEN_MS,
                                  ip_version="ipv6" if ipv6 else "ipv4")
