@@ -13,7 +13,7 @@ from coroproc.config.links import build_links
 from coroproc.config.localnode import find_local_node
 from coroproc.config.model import NodeConfig
 from coroproc.config.nodelist import build_nodes
-from coroproc.config.parser import parse_file
+from coroproc.config.parser import parse_file, parse_uidgid_dir
 from coroproc.config.schema import check_keys
 from coroproc.config.sections import (UDP_NETMTU_BYTES, build_coroproc, build_logging,
                                       build_services,
@@ -53,6 +53,7 @@ def load(path: str, nodeid_override: int | None = None
          ) -> tuple[NodeConfig, list[ConfigWarning]]:
     """Read and validate ``path`` for this node; raise ConfigParseError if it is unusable."""
     parsed = parse_file(path)
+    parsed.keys.update(parse_uidgid_dir(path))
     checked = check_keys(parsed)
     keys = Keys(path, checked.keys, checked.values, checked.warnings)
     transport = keys.get("totem.transport", COROSYNC_DEFAULT_TRANSPORT)

@@ -274,3 +274,31 @@ def parse_file(path: str) -> ParseResult:
     except OSError as exc:
         raise ConfigParseError(path, None, None, f"Can't read file: {exc.strerror}") from exc
     return parse_bytes(data, path)
+
+
+UIDGID_DIR = "uidgid.d"
+
+
+def parse_uidgid_dir(config_path: str) -> dict[str, Entry]:
+    """uidgid.config.* keys from every file in <config dir>/uidgid.d/ (Corosync's
+    coroparse reads them after corosync.conf; they may hold only `uidgid { }` sections)."""
+    import os
+    directory = os.path.join(os.path.dirname(os.path.abspath(config_path)), UIDGID_DIR)
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigParseError(directory, None, None, f"Can't read directory: {exc.strerror}")
+    keys: dict[str, Entry] = {}
+    for name in names:
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        parsed = parse_file(path)
+        for key, entry in parsed.keys.items():
+            if not key.startswith("uidgid.config."):
+                raise ConfigParseError(path, entry.line, key, "only `uidgid { uid: … gid: … }` "
+                                       f"sections are allowed in {UIDGID_DIR}/ files")
+            keys[key] = entry
+    return keys

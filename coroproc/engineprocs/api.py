@@ -128,6 +128,11 @@ class Engine:
     def on_disconnect(self, conn) -> None:
         pass
 
+    def authorize(self, creds) -> "Optional[bool]":
+        """Admit a non-root client (creds.pid/uid/gid)? None lets the host decide with
+        Corosync's rule: uidgid.{uid,gid}.N or uidgid.config.{uid,gid}.N = 1 in cmap."""
+        return None
+
     # ---- membership and sync (all in the cluster's total order) -------------------------
     def on_confchg(self, conf: Configuration) -> None:
         """Every transitional and regular configuration, before sync starts."""

@@ -64,6 +64,29 @@ def split_groups(msg: memoryview):
     return names, msg[pos:]
 
 
+UIDGID_QUERY_TIMEOUT_MS = 1000
+
+
+def uidgid_allowed_by_cmap(creds, suffix: str) -> bool:
+    """uidgid.uid.<uid> or uidgid.gid.<gid> is u8 1 in the local cmap (set at run time,
+    e.g. `corosync-cmapctl -s uidgid.uid.1000 u8 1`). A cmap that does not answer in
+    time denies: admission must not hang an engine."""
+    from coroproc.ipc import cmap_structs as S
+    from coroproc.ipc.client import IpcClient
+    try:
+        with IpcClient("cmap", suffix=suffix, timeout_ms=UIDGID_QUERY_TIMEOUT_MS) as cmap:
+            for key in (f"uidgid.uid.{creds.uid}", f"uidgid.gid.{creds.gid}"):
+                _id, error, body = cmap.request(S.REQ_GET, S.pack_req_get(key, 1),
+                                                timeout_ms=UIDGID_QUERY_TIMEOUT_MS)
+                if error == 1:
+                    vtype, _len, value = S.unpack_res_get(body)
+                    if vtype == S.UINT8 and value and value[0] == 1:
+                        return True
+    except (OSError, TimeoutError, ValueError):
+        return False
+    return False
+
+
 def _procname(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
@@ -267,10 +290,20 @@ class EngineHost:
 
     # ---- admission and counters ------------------------------------------------------------
     def _authorize(self, creds) -> bool:
-        """uidgid { } sections of corosync.conf (runtime uidgid.* keys live in cmap)."""
-        keys = getattr(getattr(self.plan, "config", None), "keys", {}) or {}
-        return (f"uidgid.config.uid.{creds.uid}" in keys
-                or f"uidgid.config.gid.{creds.gid}" in keys)
+        """Corosync's cs_ipcs_connection_accept for a client that is not root: the engine
+        may decide; else uidgid.config.* (corosync.conf, uidgid.d/) or the runtime
+        uidgid.uid.N / uidgid.gid.N keys, asked of the node's cmap engine."""
+        verdict = self.engine.authorize(creds)
+        if verdict is None:
+            keys = getattr(getattr(self.plan, "config", None), "keys", {}) or {}
+            verdict = (f"uidgid.config.uid.{creds.uid}" in keys
+                       or f"uidgid.config.gid.{creds.gid}" in keys
+                       or uidgid_allowed_by_cmap(creds, self.plan.service_suffix))
+        if not verdict:
+            self.stats["ipc_denied"] = self.stats.get("ipc_denied", 0) + 1
+            self.log.error(self.subsys, f"Denied connection attempt from {creds.uid}:{creds.gid} "
+                           f"(pid {creds.pid})")
+        return bool(verdict)
 
     def _node_state(self, msg: dict):
         """The supervisor's answer to our hello: when this engine (re)starts on a node that

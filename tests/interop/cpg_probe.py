@@ -25,12 +25,13 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def build(out_dir: Path) -> str:
+def build(out_dir: Path, program: str = "cpg_probe") -> str:
+    """Compile tests/interop/c/<program>.c against the system's libcpg."""
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libcpg"], capture_output=True,
                            text=True, check=True).stdout.split()
-    binary = str(out_dir / "cpg_probe")
-    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", binary, str(SOURCE), *flags],
-                   check=True)
+    binary = str(out_dir / program)
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", binary,
+                    str(SOURCE.with_name(f"{program}.c")), *flags], check=True)
     return binary
 
 

@@ -81,6 +81,15 @@ class CmapEngine(Engine):
                 self.ctx.warning(f"cannot store {key!r} ({K.TYPE_NAMES[value_type]}) in "
                                  f"cmap: cs_error {err}")
 
+    def authorize(self, creds):
+        """Corosync's rule, answered from this engine's own map (no IPC to itself)."""
+        for key in (f"uidgid.uid.{creds.uid}", f"uidgid.config.uid.{creds.uid}",
+                    f"uidgid.gid.{creds.gid}", f"uidgid.config.gid.{creds.gid}"):
+            got = self.store.get(key)
+            if got is not None and got[0] == K.UINT8 and bytes(got[1])[:1] == b"\x01":
+                return True
+        return False
+
     def _services(self) -> dict[int, str]:
         """service id → engine name of the engines this node runs (from the node's plan)."""
         return dict(getattr(self.ctx, "node_engines", None) or {self.service_id: self.name})
