@@ -46,17 +46,18 @@ def _cluster(tmp_path, net, kinds):
     return daemons
 
 
-def _run_probes(tmp_path, net, daemons, probe, group="probe"):
+def _run_probes(tmp_path, net, daemons, probe, group="probe", send=SEND, msg_bytes=MSG_BYTES):
     n = len(daemons)
     procs, outs = {}, {}
     for i, d in daemons.items():
-        args = cpg_probe.argv(probe, group, SEND, MSG_BYTES, SEND * n, TIMEOUT_S, START_DELAY_MS)
+        args = cpg_probe.argv(probe, group, send, msg_bytes, send * n, TIMEOUT_S, START_DELAY_MS)
         outs[i] = tmp_path / f"probe{i}.jsonl"
-        with open(outs[i], "wb") as f:
+        # libcpg itself prints "sleep. counter=N" to stderr while it retries a fragment
+        with open(outs[i], "wb") as f, open(tmp_path / f"probe{i}.stderr", "wb") as err:
             if isinstance(d, CorosyncNode):
-                procs[i] = subprocess.Popen(d.client_argv(args), stdout=f, stderr=subprocess.STDOUT)
+                procs[i] = subprocess.Popen(d.client_argv(args), stdout=f, stderr=err)
             else:
-                procs[i] = net.host(i).popen(args, stdout=f, stderr=subprocess.STDOUT)
+                procs[i] = net.host(i).popen(args, stdout=f, stderr=err)
     for i, p in procs.items():
         try:
             p.wait(timeout=TIMEOUT_S + 30)
@@ -66,7 +67,7 @@ def _run_probes(tmp_path, net, daemons, probe, group="probe"):
     views = {f"node{i}": cpg_probe.read_events(outs[i]) for i in procs}
     for i, p in procs.items():
         assert p.returncode == 0, (i, views[f"node{i}"][-3:])
-    cpg_probe.check_views(views, SEND * n)
+    cpg_probe.check_views(views, send * n)
     return views
 
 
@@ -94,6 +95,21 @@ def test_libcpg_clients_agree_on_one_order(tmp_path, probe, kinds):
             for name, events in views.items():
                 totem = [e for e in events if e["ev"] == "totem"]
                 assert totem and sorted(totem[0]["members"]) == [1, 2, 3], (name, totem)
+        finally:
+            for d in daemons.values():
+                d.stop()
+
+
+@pytest.mark.parametrize("msg_bytes", [1_047_552, 3_000_000], ids=["max-atomic", "partial-mcast"])
+def test_libcpg_large_messages_across_coroproc_nodes(tmp_path, probe, msg_bytes):
+    """The largest message libcpg sends in one request (IPC_REQUEST_SIZE - 1024 bytes: one
+    socket-mode datagram), and a larger one it splits into PARTIAL_MCAST fragments."""
+    kinds = {1: "coroproc", 2: "coroproc", 3: "coroproc"}
+    with Cluster(DEFAULT_PREFIX, len(kinds)) as net:
+        daemons = _cluster(tmp_path, net, kinds)
+        try:
+            _start(daemons)
+            _run_probes(tmp_path, net, daemons, probe, send=4, msg_bytes=msg_bytes)
         finally:
             for d in daemons.values():
                 d.stop()
