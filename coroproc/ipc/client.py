@@ -143,6 +143,10 @@ class IpcClient:
             raise IpcTryAgain(errno.EAGAIN, f"IPC service {self.name!r}: request queue "
                                             f"full") from None
         except OSError as exc:
+            if exc.errno == errno.EMSGSIZE:
+                # the kernel caps a unix datagram at the socket buffer (net.core.wmem_max)
+                raise ValueError(f"request of {len(message)} bytes is larger than this "
+                                 f"host's unix datagram limit (raise net.core.wmem_max)") from None
             raise IpcDisconnected(f"IPC service {self.name!r}: send failed: {exc}") from None
         self._control.add_sent("request", 1)
 

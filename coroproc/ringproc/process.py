@@ -16,6 +16,7 @@ from coroproc.shm.ring import ShmRing
 
 from . import events as E
 from . import pump as P
+from . import totempg as pg
 from .records import RT_RING_START
 from .state import COUNTER_NAMES, EV_CONFIG, EV_LOG, EV_RINGID, OPERATIONAL, S_STATE, new_state
 
@@ -251,6 +252,11 @@ class RingProcess:
         c = {name: int(v) for name, v in zip(COUNTER_NAMES, self.st.cnt)}
         c.update({"pump." + n: int(v) for n, v in zip(P.PC_NAMES, self.bufs.pc)})
         c["operational"] = int(self.st.s[S_STATE] == OPERATIONAL)
+        # stats.pg.*: the new-message queue, in full frames of free room (Corosync counts
+        # queue slots) and messages waiting to be sent
+        q = self.st.pg_q_meta
+        c["pg"] = {"msg_queue_avail": int((q[pg.Q_CAP] - q[pg.Q_USED]) // self.cfg.frame_bytes),
+                   "msg_reserved": int(q[pg.Q_COUNT])}
         for i, (stamp, delay) in enumerate(reversed(self.schedmiss)):
             c[f"schedmiss.{i}.timestamp"] = stamp
             c[f"schedmiss.{i}.delay"] = delay
