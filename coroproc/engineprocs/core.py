@@ -30,13 +30,15 @@ CPG_MCAST_REQUEST = 2        # the asynchronous call: libcpg never waits for an 
 class EngineCore:
     def __init__(self, engine: Engine, ctx, node_services: list[int],
                  send_sync: Callable[[bytes], bool],
-                 on_completed: Callable[[RingId, tuple], None]):
+                 on_completed: Callable[[RingId, tuple], None],
+                 leader_service: Optional[int] = None):
         self.engine = engine
         self.ctx = ctx
         self.lib = engine.lib_handlers()
         self.exec = engine.exec_handlers()
         self.sync = SyncDriver(ctx.nodeid, engine, node_services, send_sync,
-                               self._completed, lambda prio, msg: ctx.log(prio, msg))
+                               self._completed, lambda prio, msg: ctx.log(prio, msg),
+                               leader_service)
         self._on_completed = on_completed
         self._prev_regular: tuple[int, ...] = ()
         self._last_trans: Optional[tuple[int, ...]] = None

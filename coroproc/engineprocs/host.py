@@ -87,6 +87,13 @@ def uidgid_allowed_by_cmap(creds, suffix: str) -> bool:
     return False
 
 
+def sync_leader(plan) -> int | None:
+    """The service id of the node's sync leader: its lowest sync service, or its lowest
+    service at all when none takes part in sync."""
+    ids = plan.sync_services or sorted(e.service_id for e in plan.engines if e.service_id >= 0)
+    return ids[0] if ids else None
+
+
 def _procname(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
@@ -132,7 +139,8 @@ class _Ipc(IpcHandler):
         conn.procname = _procname(conn.creds.pid)
         verdict = host.engine.on_connect(conn)
         if verdict is True or verdict is None:
-            conn.set_flow_control(host.fc_level)
+            # the engine may have raised the flag itself: keep the higher level
+            conn.set_flow_control(max(host.fc_level, conn.flow_control_level))
         return verdict
 
     def on_request(self, conn, msg_id, payload):
@@ -164,7 +172,8 @@ class EngineHost:
         self.engine = cls(self.ctx)
         self.core = EngineCore(self.engine, self.ctx, plan.sync_services,
                                send_sync=lambda msg: self.submit_msg(SYNC_GROUP, msg, False),
-                               on_completed=self._completed)
+                               on_completed=self._completed,
+                               leader_service=sync_leader(plan))
         self.core.sync._log = lambda prio, msg: log.log(prio, "SYNC", msg)
         self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
         self.ring_started = False

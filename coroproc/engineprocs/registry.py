@@ -20,9 +20,10 @@ ENTRY_POINT_GROUP = "coroproc.engines"
 BUILTIN = {
     "cmap": "coroproc.engineprocs.cmap.engine:CmapEngine",
     "cpg": "coroproc.engineprocs.cpg.engine:CpgEngine",
+    "cfg": "coroproc.engineprocs.cfg.engine:CfgEngine",
     "example": "coroproc.engineprocs.example.engine:ExampleEngine",
 }
-DEFAULT_ENGINES = ("cmap", "cpg")
+DEFAULT_ENGINES = ("cmap", "cfg", "cpg")
 LOAD_ENGINE = "load"      # the workload generator (its own loop: engineprocs/loadgen.py)
 
 

@@ -165,6 +165,7 @@ class SimBus:
         classes = sorted(self.engine_classes + list(self.extra_engines.get(nodeid, ())),
                          key=lambda c: c.service_id)
         node_services = [c.service_id for c in classes if c.has_sync]
+        leader = node_services[0] if node_services else classes[0].service_id
         for cls in classes:
             ctx = SimContext(self, node, cls, nodeid=nodeid, cluster_name=self.cluster_name,
                              config=self.config_for(nodeid),
@@ -179,7 +180,8 @@ class SimBus:
                                          or True)(node),
                               on_completed=(lambda n, c: lambda rid, _m:
                                             n.completed.append(rid) if c is classes[0]
-                                            else None)(node, cls))
+                                            else None)(node, cls),
+                              leader_service=leader)
             node.engines[cls.service_id] = (engine, core)
         for engine, _core in node.engines.values():
             engine.start()

@@ -92,12 +92,16 @@ class SyncDriver:
     def __init__(self, nodeid: int, engine: Optional[Engine], node_services: list[int],
                  send: Callable[[bytes], bool],
                  on_completed: Callable[[RingId, tuple], None],
-                 log: Callable[[str, str], None]):
+                 log: Callable[[str, str], None], leader_service: Optional[int] = None):
         self.nodeid = nodeid
         self.engine = engine if engine is not None and engine.has_sync else None
         self.own_service = self.engine.service_id if self.engine else None
         self.node_services = sorted(set(node_services))
-        self.leader = bool(self.node_services) and self.own_service == self.node_services[0]
+        # the leader: the lowest sync service, or (a node without any) the engine the
+        # host names — some process must still send the node's (empty) service list
+        if leader_service is None and self.node_services:
+            leader_service = self.node_services[0]
+        self.leader = engine is not None and engine.service_id == leader_service
         self._send = send
         self._on_completed = on_completed
         self._log = log

@@ -302,11 +302,16 @@ def pack_req_iterationinitialize(iteration_type: int, group=None) -> bytes:
     return name + U32_SLOT.pack(iteration_type)
 
 
+
 def unpack_req_iterationinitialize(body):
-    """(iteration_type, group); group is b"" when the client sent none."""
+    """(iteration_type, group); group is b"" when the client sent none.
+
+    libcpg leaves group_name uninitialised (stack garbage) unless the type is ONE_GROUP,
+    and Corosync's daemon reads it only then: so do we."""
     s = "req_lib_cpg_iterationinitialize"
     v = need(body, NAME_BYTES + 8, s)
-    return _u32(v, NAME_BYTES), _name(v, 0, s)
+    iteration_type = _u32(v, NAME_BYTES)
+    return iteration_type, (_name(v, 0, s) if iteration_type == ITERATION_ONE_GROUP else b"")
 
 
 def pack_req_iterationnext(iteration_handle: int) -> bytes:

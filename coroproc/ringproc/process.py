@@ -67,8 +67,10 @@ class RingProcess:
         self.st = new_state(cfg.to_array(), plan.nodeid,
                             load_ring_seq(plan.state_dir, plan.nodeid),
                             cfg.new_message_queue_bytes)
-        route = P.route_table([((e.service_id,) if e.service_id >= 0 else (), e.has_sync,
-                                 e.wants_all_groups) for e in plan.engines])
+        # every service engine follows sync (IPC admission and flow control depend on
+        # it), whether or not it has sync work of its own
+        route = P.route_table([((e.service_id,) if e.service_id >= 0 else (),
+                                 e.service_id >= 0, e.wants_all_groups) for e in plan.engines])
         self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
                                     route)
         # with sync engines, they finish each configuration (and say so); without, the

@@ -66,13 +66,33 @@ class Daemon:
         return subprocess.Popen(self.argv(argv), **kw)
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
+class _CoroprocInNetns:
+    """A coroproc node in its own netns, with CorosyncNode's client_argv."""
+
+    def __init__(self, host, node):
+        self.host = host
+        self.node = node
+
+    @property
+    def pid(self) -> int:
+        return self.node.proc.pid
+
+    def client_argv(self, argv) -> list[str]:
+        return self.host.wrap(list(argv))
+
+
+@pytest.fixture(scope="module", params=["corosync", "coroproc"])
+def daemon(request, tmp_path_factory):
+    """The same client tests against the real Corosync and against coroproc: our client
+    and tools must give the same answers as Corosync's own tools, on either daemon."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
     net = Cluster(DEFAULT_PREFIX, 1).__enter__()
     try:
+        if request.param == "coroproc":
+            yield from _coroproc_daemon(net, tmp_path_factory)
+            return
         cc = CorosyncCluster(net, tmp_path_factory.mktemp("corosync"),
                              cluster_name=f"cl{os.getpid() % 100000}")
         try:
@@ -84,3 +104,20 @@ def daemon(tmp_path_factory):
             cc.stop_all()
     finally:
         net.close()
+
+
+def _coroproc_daemon(net, tmp_path_factory):
+    from interop.coroproc_runner import CoroprocNode, wait_for
+    from interop.corosync_runner import corosync_conf
+    host = net.host(1)
+    nd = tmp_path_factory.mktemp("coroproc")
+    conf = corosync_conf(cluster_name=f"cl{os.getpid() % 100000}", nodes=[(1, host.addr)],
+                         logfile=str(nd / "corosync.log"), state_dir=str(nd / "state"))
+    node = CoroprocNode(host, 1, conf, str(nd))
+    node.start()
+    try:
+        wait_for(lambda: "Completed service synchronization" in node.log_text(),
+                 "coroproc to finish its first sync", READY_TIMEOUT_S)
+        yield Daemon(_CoroprocInNetns(host, node))
+    finally:
+        node.stop()

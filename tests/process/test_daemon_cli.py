@@ -85,7 +85,8 @@ def test_ready_notification_titles_lock_and_dump(one_node, tmp_path):
     c.wait_members([1], [1])
     # every process says what it is in ps
     titles = sorted(_children(c, 1).values())
-    assert titles == ["coroproc: cmap", "coroproc: cpg", "coroproc: load", "coroproc: net link0",
+    assert titles == ["coroproc: cfg", "coroproc: cmap", "coroproc: cpg", "coroproc: load",
+                      "coroproc: net link0",
                       "coroproc: ring"]
     # a second daemon for the same node refuses to start and touches nothing
     second = _coroproc("-f", "-c", c.conf(1))

@@ -1,0 +1,1 @@
+"""The CFG engine (Corosync service 1, IPC service "cfg")."""
