@@ -302,7 +302,6 @@ def pack_req_iterationinitialize(iteration_type: int, group=None) -> bytes:
     return name + U32_SLOT.pack(iteration_type)
 
 
-
 def unpack_req_iterationinitialize(body):
     """(iteration_type, group); group is b"" when the client sent none.
 
