@@ -42,6 +42,9 @@ logging {{
 system {{
     state_dir: {dir}/state{i}
 }}
+quorum {{
+    provider: corosync_votequorum
+}}
 coroproc {{
     nodeid: {i}
     run_dir: {dir}/run{i}

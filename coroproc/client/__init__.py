@@ -1,10 +1,13 @@
-"""coroproc.client — the Corosync client libraries in Python (libcpg, libcmap).
+"""coroproc.client — the Corosync client libraries in Python.
 
-  errors.py  CsError and the cs_error_t numbers (re-exported from coroproc.ipc.cserror)
-  base.py    what every handle shares: connect, request, dispatch flags, finalize
-  cpg.py     Cpg: join/leave/mcast/membership/iteration, fragmentation and reassembly
-  cmap.py    Cmap: typed get/set, delete, inc/dec, iteration, tracking
-  aio.py     asyncio integration: fd reader and async event iterators
+  errors.py      CsError and the cs_error_t numbers (re-exported from coroproc.ipc.cserror)
+  base.py        what every handle shares: connect, request, dispatch flags, finalize
+  cpg.py         Cpg: join/leave/mcast/membership/iteration, fragmentation and reassembly
+  cmap.py        Cmap: typed get/set, delete, inc/dec, iteration, tracking
+  quorum.py      Quorum (libquorum); votequorum.py: Votequorum (libvotequorum)
+  cfg.py         Cfg (libcfg): status, kill node, shutdown, reload, addresses
+  sam.py         Sam (libsam): health-checked, restarted applications
+  aio.py         asyncio integration: fd reader and async event iterators
 
 They speak libqb socket-mode IPC (coroproc.ipc.client) to coroproc's engines or to a
 real Corosync started with `system { qb_ipc_type: socket }`. See docs/client.md.
@@ -13,6 +16,9 @@ real Corosync started with `system { qb_ipc_type: socket }`. See docs/client.md.
 from coroproc.client.cmap import Cmap
 from coroproc.client.cpg import Cpg
 from coroproc.client.errors import CsError
+from coroproc.client.quorum import Quorum
+from coroproc.client.sam import Sam
+from coroproc.client.votequorum import Votequorum
 from coroproc.ipc.cserror import (
     CS_DISPATCH_ALL,
     CS_DISPATCH_BLOCKING,
@@ -33,4 +39,7 @@ __all__ = [
     "Cmap",
     "Cpg",
     "CsError",
+    "Quorum",
+    "Sam",
+    "Votequorum",
 ]

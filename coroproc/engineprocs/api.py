@@ -107,6 +107,9 @@ class Engine:
     # flag in lib_engine); the host also raises the clients' shared flow-control flag then
     flow_controlled_requests: ClassVar[frozenset] = frozenset()
     ipc_max_msg_bytes: ClassVar[int] = 1 << 20   # IPC_REQUEST_SIZE
+    # Run in the process of that engine (by name) instead of a process of its own, as
+    # Corosync's quorum service shares votequorum's state: ctx.sibling() reaches it
+    hosted_with: ClassVar[Optional[str]] = None
     # Answer for a request id without a handler, as Corosync's cs_ipcs_msg_process
     unknown_request_reply: ClassVar[tuple[int, int]] = (0, 7)   # id 0, CS_ERR_INVALID_PARAM
 
@@ -154,6 +157,10 @@ class Engine:
     def on_sync_completed(self, ring_id: RingId, members: tuple[int, ...]) -> None:
         """Every service of the ring has activated (Corosync's sync_synchronization_completed)."""
 
+    def on_reload(self, config) -> None:
+        """corosync.conf was re-read (`corosync-cfgtool -R`); `config` is the new
+        NodeConfig (already checked). Apply what may change at run time."""
+
     def on_ring_lost(self) -> None:
         """The node's ring process restarted: every earlier membership is void, a new
         configuration follows. Forget other nodes' state as after a total partition."""
@@ -167,6 +174,21 @@ class Engine:
 
     def close(self) -> None:
         pass
+
+    # ---- restart without losing state (per-engine restart) ------------------------------
+    def snapshot(self) -> Optional[bytes]:
+        """The engine's replicated state as bytes (None: the engine keeps none). The host
+        stores it with the position in the ordered stream it reflects; after a restart of
+        this engine alone, `restore` gets it back and the host replays every ordered
+        message after that position, so nothing ordered is lost."""
+        return None
+
+    def restore(self, data: bytes) -> None:
+        """Load a snapshot (before the replay of the messages that followed it)."""
+
+    def on_restarted(self, lost_connections: bool) -> None:
+        """The replay is done and the engine is live again; its IPC clients of the old
+        process are gone (e.g. cpg multicasts PROCDOWN leaves for their processes)."""
 
 
 class EngineContext:
@@ -199,6 +221,20 @@ class EngineContext:
         raise NotImplementedError
 
     def disconnect(self, conn, why: str) -> None:
+        raise NotImplementedError
+
+    service_suffix: str          # the node's IPC name suffix (for clients of other engines)
+    replaying: bool              # re-handling messages after a restart: mcast() is a no-op
+
+    def sibling(self, service_id: int) -> Optional[Engine]:
+        """An engine hosted in this same process (see Engine.hosted_with), or None."""
+        raise NotImplementedError
+
+    def supervisor_request(self, op: str, args: dict,
+                           callback: Optional[Callable[[dict], None]] = None) -> None:
+        """Ask the node's supervisor to act: "shutdown" {"reason"}, "reopen_logs" {},
+        "reload" {} (re-read corosync.conf), "status" {}; the reply dict reaches the
+        callback on a later loop turn."""
         raise NotImplementedError
 
     def request_node_counters(self, callback: Callable[[dict], None]) -> None:

@@ -15,12 +15,15 @@ from .api import EngineContext, Timer
 class BaseContext(EngineContext):
     def __init__(self, *, nodeid: int, cluster_name: str, config, options: dict,
                  clock_s: Callable[[], float], log_fn: Callable[[str, str], None],
-                 node_engines: dict | None = None):
+                 node_engines: dict | None = None, service_suffix: str = ""):
         self.nodeid = nodeid
         self.cluster_name = cluster_name
         self.config = config
         self.options = dict(options or {})
         self.node_engines = dict(node_engines or {})
+        self.service_suffix = service_suffix
+        self.replaying = False
+        self.siblings: dict = {}       # service id -> Engine in this process
         self.ring_id = None
         self.members = ()
         self.sync_in_progress = False
@@ -28,6 +31,9 @@ class BaseContext(EngineContext):
         self._clock_s = clock_s
         self._log_fn = log_fn
         self._timers: list[Timer] = []
+
+    def sibling(self, service_id: int):
+        return self.siblings.get(service_id)
 
     # ---- timers -------------------------------------------------------------------------
     def timer_add(self, delay_ms: float, callback: Callable[[], None]) -> Timer:

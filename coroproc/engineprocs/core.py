@@ -66,6 +66,26 @@ class EngineCore:
         self.sync.on_config(conf)
         return conf
 
+    # ---- restart without losing state ------------------------------------------------
+    def save_state(self) -> dict:
+        """Everything but the engine's own state that a restarted process needs."""
+        ctx = self.ctx
+        rid = ctx.ring_id
+        return {"sync": self.sync.save_state(), "prev_regular": list(self._prev_regular),
+                "last_trans": list(self._last_trans) if self._last_trans is not None else None,
+                "ring": [rid.nodeid, rid.seq] if rid else None, "members": list(ctx.members),
+                "sync_in_progress": ctx.sync_in_progress,
+                "first_sync_done": ctx.first_sync_done}
+
+    def load_state(self, st: dict) -> None:
+        self.sync.load_state(st["sync"])
+        self._prev_regular = tuple(st["prev_regular"])
+        self._last_trans = tuple(st["last_trans"]) if st["last_trans"] is not None else None
+        self.ctx.ring_id = RingId(*st["ring"]) if st["ring"] else None
+        self.ctx.members = tuple(st["members"])
+        self.ctx.sync_in_progress = st["sync_in_progress"]
+        self.ctx.first_sync_done = st["first_sync_done"]
+
     def adopt_membership(self, members) -> None:
         """A (re)started engine learns the node's current membership from the supervisor."""
         self._prev_regular = tuple(sorted(members))

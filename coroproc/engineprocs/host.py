@@ -1,36 +1,43 @@
-"""The engine process: one Engine between its shm rings, its IPC clients and the supervisor.
+"""The engine process: engines between their shm rings, their IPC clients and the supervisor.
 
-Loop (one thread, never blocking on anything but the doorbell):
+One process usually hosts one engine; an engine with `hosted_with` shares the process of
+another (Corosync's quorum service with votequorum). Loop (one thread, never blocking
+on anything but one poll):
   1. drain the delivery ring: configurations and "a"/"sync" messages, in the cluster's
-     total order, into the EngineCore (engineprocs/core.py); a record is released only
-     after it was handled;
-  2. run this process's share of the sync protocol and the engine's due timers;
-  3. serve IPC (coroproc/ipc/server.py): admission (root, `uidgid` config, and -EAGAIN
-     until the node's first sync, as Corosync), requests through EngineCore's rules;
+     total order, into each hosted engine's EngineCore (engineprocs/core.py);
+  2. run this process's share of the sync protocol and the engines' due timers;
+  3. serve IPC (coroproc/ipc/server.py): admission (root, `uidgid`, and -EAGAIN until the
+     node's first sync, as Corosync), requests through EngineCore's rules;
   4. keep the clients' shared flow-control flag: 2 (cpg_mcast_joined gets TRY_AGAIN in
      the client) while a sync runs or the submit ring is more than 3/4 full, else 0;
-  5. sleep on the doorbell (delivery ring), the IPC epoll fd and the control socket.
-The sync leader (the node's lowest sync service) logs Corosync's "Completed service
-synchronization" line and tells the supervisor, which then sends sd_notify READY=1.
+  5. sleep on the doorbell, the IPC epoll fds and the control socket.
+Restart without losing state (engineprocs/snapshots.py): when every hosted engine
+implements `snapshot()`, delivery-ring records are released only up to the last
+snapshot; a restarted process restores it, replays the records it had handled with
+multicasts suppressed, and resumes — no ordered message is lost to the engine.
+The sync leader logs Corosync's "Completed service synchronization" line and tells the
+supervisor, which then sends sd_notify READY=1.
 """
 from __future__ import annotations
 
 import errno
-import os
+import itertools
+import select
 import struct
 import time
 
 from coroproc.ipc.server import IpcHandler, IpcServer
 from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG,
                                        RT_DELIVER, RT_RING_START, RT_SUBMIT, SUBMIT_SAFE)
-from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_head, ring_peek, ring_release,
-                                  ring_tail)
+from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_cancel_sleep, ring_head,
+                                  ring_peek, ring_prepare_sleep, ring_release, ring_tail)
 from coroproc.shm.ring import ShmRing
 
 from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, SYNC_GROUP, Engine, NodeFatal, RingId,
                   exec_id)
 from .context import BaseContext
 from .core import EngineCore
+from .snapshots import SnapshotStore
 
 BATCH_MAX = 4096                 # delivery records handled per loop turn
 SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit record
@@ -38,6 +45,9 @@ FC_CRITICAL_FRACTION = 0.75      # Corosync's TOTEM_Q_LEVEL_CRITICAL
 FC_OFF_2 = 2                     # libqb QB_IPCS_RATE_OFF_2: refuse fc_enable_max=2 calls
 SYNC_RETRY_S = 0.001             # a sync message waits for submit room
 EXIT_NODE_FATAL = 3              # the supervisor stops the node (NodeFatal)
+SNAPSHOT_EVERY_S = 1.0           # at most this old, while records arrive
+SNAPSHOT_FRACTION = 8            # ... or once 1/8 of the delivery ring is unreleased
+UIDGID_QUERY_TIMEOUT_MS = 1000
 _GROUP_COUNT = struct.Struct("<H")
 
 
@@ -64,9 +74,6 @@ def split_groups(msg: memoryview):
     return names, msg[pos:]
 
 
-UIDGID_QUERY_TIMEOUT_MS = 1000
-
-
 def uidgid_allowed_by_cmap(creds, suffix: str) -> bool:
     """uidgid.uid.<uid> or uidgid.gid.<gid> is u8 1 in the local cmap (set at run time,
     e.g. `corosync-cmapctl -s uidgid.uid.1000 u8 1`). A cmap that does not answer in
@@ -87,6 +94,17 @@ def uidgid_allowed_by_cmap(creds, suffix: str) -> bool:
     return False
 
 
+def node_engines(plan) -> dict[int, str]:
+    """service id -> engine name for every engine of the node, hosted ones included."""
+    out = {}
+    for e in plan.engines:
+        if e.service_id >= 0:
+            out[e.service_id] = e.name
+        for sid, name in zip(e.hosted_services, e.hosted_options):
+            out[sid] = name
+    return out
+
+
 def sync_leader(plan) -> int | None:
     """The service id of the node's sync leader: its lowest sync service, or its lowest
     service at all when none takes part in sync."""
@@ -103,12 +121,15 @@ def _procname(pid: int) -> str:
 
 
 class HostContext(BaseContext):
-    def __init__(self, host: "EngineHost", **kw):
+    def __init__(self, host: "EngineHost", unit: "Unit", **kw):
         super().__init__(**kw)
         self._host = host
+        self._unit = unit
 
     def mcast(self, fn: int, body: bytes, *, safe: bool = False) -> bool:
-        msg = EXEC_HEADER.pack(exec_id(self._host.cls.service_id, fn),
+        if self.replaying:
+            return True     # the process before the restart sent it
+        msg = EXEC_HEADER.pack(exec_id(self._unit.cls.service_id, fn),
                                EXEC_HEADER_BYTES + len(body)) + bytes(body)
         return self._host.submit_msg(EXEC_GROUP, msg, safe)
 
@@ -116,81 +137,196 @@ class HostContext(BaseContext):
         return self._host.submit_space_bytes()
 
     def connections(self) -> list:
-        ipc = self._host.ipc
+        ipc = self._unit.ipc
         return [c for c in ipc.connections.values() if not c.closed] if ipc else []
 
     def disconnect(self, conn, why: str) -> None:
-        self._host.ipc.disconnect(conn, why)
+        self._unit.ipc.disconnect(conn, why)
 
     def request_node_counters(self, callback) -> None:
         self._host.counter_waiters.append(callback)
         self._host.control.send({"op": "counters"})
 
+    def supervisor_request(self, op: str, args: dict, callback=None) -> None:
+        self._host.supervisor_request(op, args, callback)
+
 
 class _Ipc(IpcHandler):
-    def __init__(self, host: "EngineHost"):
+    def __init__(self, host: "EngineHost", unit: "Unit"):
         self.host = host
+        self.unit = unit
 
     def on_connect(self, conn):
-        host = self.host
-        if not host.ctx.first_sync_done:
+        host, unit = self.host, self.unit
+        if not unit.ctx.first_sync_done:
             host.stats["ipc_not_ready"] += 1
             return -errno.EAGAIN       # Corosync: "Denied connection, corosync is not ready"
         conn.procname = _procname(conn.creds.pid)
-        verdict = host.engine.on_connect(conn)
+        verdict = unit.engine.on_connect(conn)
         if verdict is True or verdict is None:
             # the engine may have raised the flag itself: keep the higher level
             conn.set_flow_control(max(host.fc_level, conn.flow_control_level))
         return verdict
 
     def on_request(self, conn, msg_id, payload):
-        return self.host.core.on_lib_request(conn, msg_id, payload,
+        return self.unit.core.on_lib_request(conn, msg_id, payload,
                                              EXEC_HEADER_BYTES + len(payload))
 
     def on_disconnect(self, conn):
         self.host.stats["ipc_closed"] += 1
-        self.host.engine.on_disconnect(conn)
+        self.unit.engine.on_disconnect(conn)
 
 
-class EngineHost:
-    def __init__(self, plan, eng, cls: type[Engine], doorbell, control, log):
-        self.plan, self.eng, self.cls = plan, eng, cls
-        self.doorbell, self.control, self.log = doorbell, control, log
+class Unit:
+    """One hosted engine: its context, core and IPC server."""
+
+    def __init__(self, host: "EngineHost", cls: type[Engine], options: dict):
+        plan, log = host.plan, host.log
+        self.cls = cls
         self.subsys = cls.log_subsys or cls.name.upper()
-        self.stats = {"ipc_not_ready": 0, "ipc_closed": 0, "submit_full": 0, "ring_restarts": 0,
-                      "deliveries": 0, "configs": 0, "other_groups": 0, "malformed": 0}
-        self.counter_waiters = []
-        self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
-        self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
-        self.max_message_bytes = plan.totem.max_message_bytes
-        self.ctx = HostContext(self, nodeid=plan.nodeid, cluster_name=plan.cluster_name,
-                               config=getattr(plan, "config", None), options=eng.options,
+        self.ctx = HostContext(host, self, nodeid=plan.nodeid, cluster_name=plan.cluster_name,
+                               config=getattr(plan, "config", None), options=options,
                                clock_s=time.monotonic,
-                               node_engines={e.service_id: e.name for e in plan.engines
-                                             if e.service_id >= 0},
+                               node_engines=node_engines(plan),
+                               service_suffix=plan.service_suffix,
                                log_fn=lambda prio, msg: log.log(prio, self.subsys, msg))
         self.engine = cls(self.ctx)
         self.core = EngineCore(self.engine, self.ctx, plan.sync_services,
-                               send_sync=lambda msg: self.submit_msg(SYNC_GROUP, msg, False),
-                               on_completed=self._completed,
+                               send_sync=lambda msg: host.submit_sync(self.ctx, msg),
+                               on_completed=lambda rid, members: host.completed(self, rid, members),
                                leader_service=sync_leader(plan))
         self.core.sync._log = lambda prio, msg: log.log(prio, "SYNC", msg)
-        self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
-        self.ring_started = False
         self.ipc = None
         if cls.ipc_service:
-            self.ipc = IpcServer(cls.ipc_service, _Ipc(self), suffix=plan.service_suffix,
-                                 max_msg_bytes=cls.ipc_max_msg_bytes, authorize=self._authorize)
+            self.ipc = IpcServer(cls.ipc_service, _Ipc(host, self), suffix=plan.service_suffix,
+                                 max_msg_bytes=cls.ipc_max_msg_bytes,
+                                 authorize=lambda creds: host.authorize(self, creds))
+
+    def ipc_counters(self) -> dict:
+        conns = {}
+        for conn in self.ipc.connections.values():
+            conns[f"{conn.creds.pid}.{id(conn):x}"] = {
+                "procname": getattr(conn, "procname", "?"), **dict(conn.stats),
+                "queued": conn.events_queued, "flow_control": conn.flow_control_level}
+        return {"service_id": self.cls.service_id, "service": self.cls.ipc_service,
+                "connections": conns,
+                "global": {"active": len(conns), "closed": self.ipc.stats.get("disconnected", 0)},
+                "server": dict(self.ipc.stats)}
+
+
+class EngineHost:
+    def __init__(self, plan, eng, classes: list[type[Engine]], doorbell, control, log,
+                 hosted_options: dict | None = None):
+        self.plan, self.eng = plan, eng
+        self.doorbell, self.control, self.log = doorbell, control, log
+        self.stats = {"ipc_not_ready": 0, "ipc_closed": 0, "ipc_denied": 0, "submit_full": 0,
+                      "ring_restarts": 0, "deliveries": 0, "configs": 0, "other_groups": 0,
+                      "malformed": 0, "snapshots": 0, "replayed": 0}
+        self.counter_waiters = []
+        self._sync_sent = False
+        self._requests = {}
+        self._request_ids = itertools.count(1)
+        self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
+        self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
+        self.max_message_bytes = plan.totem.max_message_bytes
+        self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
+        self.ring_started = False
+        options = hosted_options or {}
+        self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
+                      for i, cls in enumerate(classes)]
+        self.by_service = {u.cls.service_id: u for u in self.units}
+        for u in self.units:
+            u.ctx.siblings = {s: x.engine for s, x in self.by_service.items() if x is not u}
         control.counters_fn = self.counters
-        control.handlers["counters"] = self._counters_reply
-        control.handlers["node_state"] = self._node_state
-        self.engine.start()
+        control.handlers.update({"counters": self._counters_reply, "node_state": self._node_state,
+                                 "request_reply": self._request_reply, "reload": self._reload,
+                                 "reopen_logs": self._reopen_logs})
+        self.cursor = int(ring_tail(self.delivery.hdr))
+        self.replay_until = self.cursor
+        self.store = None
+        if all(type(u.engine).snapshot is not Engine.snapshot for u in self.units):
+            self.store = SnapshotStore(plan.run_dir, eng.name, plan.incarnation_us)
+        for u in self.units:
+            u.engine.start()
+        self._restore()
+        self.snap_pos = self.cursor
+        self.snap_at = time.monotonic()
+
+    @property
+    def primary(self) -> Unit:
+        return self.units[0]
+
+    # ---- restart without losing state ------------------------------------------------
+    def _restore(self) -> None:
+        if self.store is None:
+            return
+        snap, handled = self.store.load()
+        if snap is None:
+            return
+        for u in self.units:
+            state = snap["units"].get(u.cls.name)
+            if state is None:
+                return   # another set of engines wrote it: start fresh
+        for u in self.units:
+            state = snap["units"][u.cls.name]
+            u.core.load_state(state["core"])
+            u.engine.restore(bytes.fromhex(state["engine"]))
+        self.ring_started = snap["host"].get("ring_started", False)
+        self.cursor = max(int(snap["pos"]), int(ring_tail(self.delivery.hdr)))
+        ring_release(self.delivery.hdr, self.cursor)
+        self.replay_until = max(handled, self.cursor)
+        if self.cursor < self.replay_until:
+            for u in self.units:
+                u.ctx.replaying = True
+        else:
+            self._replay_done()
+        self.fc_level = 0 if self.primary.ctx.first_sync_done else FC_OFF_2
+        self.log.notice(self.primary.subsys, f"engine restarted: state restored from its "
+                        f"snapshot; replaying {self.replay_until - self.cursor} bytes of "
+                        f"ordered messages it had handled")
+
+    def _replay_done(self) -> None:
+        for u in self.units:
+            if u.ctx.replaying:
+                u.ctx.replaying = False
+            u.core.sync._outbox.clear()    # whatever the replay queued went out before
+        for u in self.units:
+            u.engine.on_restarted(True)
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        if self.store is None or self.replay_until > self.cursor:
+            return
+        if self.cursor == self.snap_pos and not force:
+            return
+        now = time.monotonic()
+        if not force and now - self.snap_at < SNAPSHOT_EVERY_S and \
+                self.cursor - self.snap_pos < self.delivery.capacity_bytes // SNAPSHOT_FRACTION:
+            return
+        units = {}
+        for u in self.units:
+            data = u.engine.snapshot()
+            if data is None:
+                raise RuntimeError(f"engine {u.cls.name} returned no snapshot")
+            units[u.cls.name] = {"core": u.core.save_state(), "engine": bytes(data).hex()}
+        self.store.save(self.cursor, units, {"ring_started": self.ring_started})
+        ring_release(self.delivery.hdr, self.cursor)
+        self.snap_pos = self.cursor
+        self.snap_at = now
+        self.stats["snapshots"] += 1
 
     # ---- submissions ---------------------------------------------------------------------
     def submit_space_bytes(self) -> int:
         used = int(ring_head(self.submit.hdr) - ring_tail(self.submit.hdr))
         free = self.submit.capacity_bytes - used - SUBMIT_MARGIN_BYTES - 8
         return max(min(free, self.max_message_bytes), 0)
+
+    def submit_sync(self, ctx, msg: bytes) -> bool:
+        if ctx.replaying:
+            return True
+        if self.submit_msg(SYNC_GROUP, msg, False):
+            self._sync_sent = True
+            return True
+        return False
 
     def submit_msg(self, group: bytes, msg: bytes, safe: bool) -> bool:
         if len(msg) > self.max_message_bytes:
@@ -209,36 +345,61 @@ class EngineHost:
         try:
             while self.control.poll():
                 self._drain()
-                self.core.run_sync()
-                self.ctx.run_timers()
-                if self.ipc is not None:
-                    self.ipc.process(0)
+                if self.replay_until > self.cursor:
+                    continue            # still replaying: nothing live until caught up
+                self._sync_sent = False
+                for u in self.units:
+                    u.core.run_sync()
+                    u.ctx.run_timers()
+                    if u.ipc is not None:
+                        u.ipc.process(0)
+                # a sync message sent from here (not from a record) must not be sent
+                # twice after a restart: snapshot the state that says it went out
+                self._maybe_snapshot(force=self._sync_sent)
                 self._flow_control()
                 self._sleep()
         except NodeFatal as exc:
-            self.log.error(self.subsys, str(exc))
+            self.log.error(self.primary.subsys, str(exc))
             self.control.send({"op": "event", "ev": "fatal", "why": str(exc)})
             return EXIT_NODE_FATAL
         return 0
 
     def _sleep(self) -> None:
         timeout = self.control.tick_s
-        nxt = self.ctx.next_timer_s()
-        if nxt is not None:
-            timeout = min(timeout, nxt)
-        if self.core.sync.wants_run:
-            timeout = min(timeout, SYNC_RETRY_S)
-        extra = self.control.fds()
-        if self.ipc is not None:
-            wake_ms = self.ipc.next_wakeup_ms()
-            if wake_ms is not None:
-                timeout = min(timeout, wake_ms / 1000)
-            extra = extra + [self.ipc.fileno()]
-        self.doorbell.wait([self.delivery], timeout, extra_fds=extra)
+        fds = list(self.control.fds())
+        for u in self.units:
+            nxt = u.ctx.next_timer_s()
+            if nxt is not None:
+                timeout = min(timeout, nxt)
+            if u.core.sync.wants_run:
+                timeout = min(timeout, SYNC_RETRY_S)
+            if u.ipc is not None:
+                wake_ms = u.ipc.next_wakeup_ms()
+                if wake_ms is not None:
+                    timeout = min(timeout, wake_ms / 1000)
+                fds.append(u.ipc.fileno())
+        if self.store is not None and self.cursor != self.snap_pos:
+            timeout = min(timeout, SNAPSHOT_EVERY_S)
+        h = self.delivery.hdr
+        # Records stay in the ring until the next snapshot, so "empty" means "nothing after
+        # our cursor": raise the sleeping flag (with its fence), then look at head.
+        ring_prepare_sleep(h)
+        try:
+            if int(ring_head(h)) != self.cursor:
+                return
+            poller = select.poll()
+            poller.register(self.doorbell.fd, select.POLLIN)
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ev in poller.poll(int(timeout * 1000.0 + 0.999))]
+            if self.doorbell.fd in ready:
+                self.doorbell.drain()
+        finally:
+            ring_cancel_sleep(h)
 
     def _drain(self) -> None:
         h, d = self.delivery.hdr, self.delivery.data
-        pos = ring_tail(h)
+        pos = self.cursor
         for _ in range(BATCH_MAX):
             status, off, ln, rtype, _flags, nxt = ring_peek(h, d, pos)
             if status == PEEK_EMPTY:
@@ -246,8 +407,18 @@ class EngineHost:
             if status != PEEK_RECORD:
                 raise RuntimeError(f"delivery ring {self.delivery.name} has corrupt framing")
             self._record(rtype, memoryview(d[off:off + ln]))
-            pos = nxt
-            ring_release(h, pos)
+            pos = int(nxt)
+            if self.replay_until > pos:
+                self.stats["replayed"] += 1
+            elif self.replay_until > self.cursor:
+                self.cursor = pos
+                self._replay_done()
+            self.cursor = pos
+            if self.store is None:
+                ring_release(h, pos)
+        if self.store is not None and self.replay_until <= self.cursor:
+            self.store.handled(self.cursor)
+            self._maybe_snapshot()
 
     def _record(self, rtype: int, rec: memoryview) -> None:
         if rtype == RT_DELIVER:
@@ -258,27 +429,35 @@ class EngineHost:
                 return
             self.stats["deliveries"] += 1
             if SYNC_GROUP in groups:
-                self.core.on_sync_message(sender, payload)
+                for u in self.units:
+                    u.core.on_sync_message(sender, payload)
             if EXEC_GROUP in groups:
-                self.core.on_exec(sender, payload)
+                unit = (self.by_service.get(EXEC_HEADER.unpack_from(payload, 0)[0] >> 16)
+                        if len(payload) >= EXEC_HEADER_BYTES else None)
+                if unit is not None:
+                    unit.core.on_exec(sender, payload)
+                else:
+                    self.stats["malformed"] += 1
             elif SYNC_GROUP not in groups:
                 self.stats["other_groups"] += 1
         elif rtype == RT_CONFIG:
             kind, rep, seq, count, _ = CFG_HDR.unpack_from(rec, 0)
             members = struct.unpack_from(f"<{count}I", rec, CFG_HDR_BYTES)
             self.stats["configs"] += 1
-            self.core.on_config(kind, RingId(rep, seq), members)
+            for u in self.units:
+                u.core.on_config(kind, RingId(rep, seq), members)
             self.fc_level = FC_OFF_2
             self._set_flow_control(FC_OFF_2)
         elif rtype == RT_RING_START:
-            if self.ring_started or self.ctx.ring_id is not None:
+            if self.ring_started or self.primary.ctx.ring_id is not None:
                 self.stats["ring_restarts"] += 1
-                self.core.on_ring_lost()
+                for u in self.units:
+                    u.core.on_ring_lost()
             self.ring_started = True
 
     # ---- sync completion, flow control ---------------------------------------------------
-    def _completed(self, ring_id, members) -> None:
-        if self.core.sync.leader:
+    def completed(self, unit: Unit, ring_id, members) -> None:
+        if unit.core.sync.leader and not unit.ctx.replaying:
             self.log.notice("MAIN", "Completed service synchronization, ready to provide service.")
             self.control.send({"op": "event", "ev": "ready", "ring": [ring_id.nodeid, ring_id.seq],
                                "members": list(members)})
@@ -286,48 +465,92 @@ class EngineHost:
     def _flow_control(self) -> None:
         used = int(ring_head(self.submit.hdr) - ring_tail(self.submit.hdr))
         critical = used > FC_CRITICAL_FRACTION * self.submit.capacity_bytes
-        level = FC_OFF_2 if (self.ctx.sync_in_progress or critical) else 0
+        level = FC_OFF_2 if (self.primary.ctx.sync_in_progress or critical) else 0
         if level != self.fc_level:
             self.fc_level = level
             self._set_flow_control(level)
 
     def _set_flow_control(self, level: int) -> None:
-        for conn in self.ctx.connections():
-            conn.set_flow_control(level)
-            if level:
-                conn.stats["flow_control_count"] += 1
+        for u in self.units:
+            for conn in u.ctx.connections():
+                conn.set_flow_control(level)
+                if level:
+                    conn.stats["flow_control_count"] += 1
 
-    # ---- admission and counters ------------------------------------------------------------
-    def _authorize(self, creds) -> bool:
+    # ---- admission -----------------------------------------------------------------------
+    def authorize(self, unit: Unit, creds) -> bool:
         """Corosync's cs_ipcs_connection_accept for a client that is not root: the engine
         may decide; else uidgid.config.* (corosync.conf, uidgid.d/) or the runtime
         uidgid.uid.N / uidgid.gid.N keys, asked of the node's cmap engine."""
-        verdict = self.engine.authorize(creds)
+        verdict = unit.engine.authorize(creds)
         if verdict is None:
-            keys = getattr(getattr(self.plan, "config", None), "keys", {}) or {}
+            keys = getattr(unit.ctx.config, "keys", None) or {}
             verdict = (f"uidgid.config.uid.{creds.uid}" in keys
                        or f"uidgid.config.gid.{creds.gid}" in keys
                        or uidgid_allowed_by_cmap(creds, self.plan.service_suffix))
         if not verdict:
-            self.stats["ipc_denied"] = self.stats.get("ipc_denied", 0) + 1
-            self.log.error(self.subsys, f"Denied connection attempt from {creds.uid}:{creds.gid} "
+            self.stats["ipc_denied"] += 1
+            self.log.error(unit.subsys, f"Denied connection attempt from {creds.uid}:{creds.gid} "
                            f"(pid {creds.pid})")
         return bool(verdict)
 
+    # ---- the supervisor --------------------------------------------------------------------
+    def supervisor_request(self, op: str, args: dict, callback=None) -> None:
+        rid = next(self._request_ids)
+        if callback is not None:
+            self._requests[rid] = callback
+        self.control.send({"op": "request", "id": rid, "req": op, "args": dict(args)})
+
+    def _request_reply(self, msg: dict):
+        cb = self._requests.pop(msg.get("id"), None)
+        if cb is not None:
+            cb(msg.get("reply") or {})
+        return None
+
+    def _reload(self, msg: dict):
+        """The supervisor re-read and checked corosync.conf: hand it to every engine."""
+        from coroproc.config.loader import load
+        try:
+            config, _warnings = load(self.plan.config_path, self.plan.nodeid)
+        except Exception as exc:          # the supervisor checked it; a race is still possible
+            self.log.error(self.primary.subsys, f"reload: cannot read the new config: {exc}")
+            return {"ok": False, "error": str(exc)}
+        reconfigure = getattr(self.log, "reconfigure", None)
+        if reconfigure is not None:
+            from coroproc.logsys import settings_from_config
+            try:
+                reconfigure(settings_from_config(config.logging, self.plan.foreground))
+            except Exception as exc:
+                self.log.error(self.primary.subsys, f"reload: logging settings refused: {exc}")
+        for u in self.units:
+            u.ctx.config = config
+            u.engine.on_reload(config)
+        return {"ok": True}
+
+    def _reopen_logs(self, msg: dict):
+        for line in self.log.reopen() or []:
+            self.log.error(self.primary.subsys, line)
+        return None
+
     def _node_state(self, msg: dict):
         """The supervisor's answer to our hello: when this engine (re)starts on a node that
-        already finished a sync, clients are admitted now, not at the next membership."""
-        if msg.get("ready") and not self.ctx.first_sync_done and self.ctx.ring_id is None:
+        already finished a sync (and no snapshot told it more), clients are admitted now."""
+        if not msg.get("ready"):
+            return None
+        for u in self.units:
+            ctx = u.ctx
+            if ctx.first_sync_done or ctx.ring_id is not None:
+                continue
             ring, members = msg.get("ring"), tuple(msg.get("members") or ())
             if ring:
-                self.ctx.ring_id = RingId(int(ring[0]), int(ring[1]))
-                self.ctx.members = members
-                self.core.adopt_membership(members)
-            self.ctx.first_sync_done = True
-            self.ctx.sync_in_progress = False
+                ctx.ring_id = RingId(int(ring[0]), int(ring[1]))
+                ctx.members = members
+                u.core.adopt_membership(members)
+            ctx.first_sync_done = True
+            ctx.sync_in_progress = False
             self.fc_level = 0
-            self.log.notice(self.subsys, f"engine started on a synchronized node (ring "
-                            f"{self.ctx.ring_id}, members {list(members)}); serving clients")
+            self.log.notice(u.subsys, f"engine started on a synchronized node (ring "
+                            f"{ctx.ring_id}, members {list(members)}); serving clients")
         return None
 
     def _counters_reply(self, msg: dict):
@@ -337,29 +560,30 @@ class EngineHost:
         return None
 
     def counters(self) -> dict:
-        out = {"engine": self.engine.counters(), "host": dict(self.stats),
-               "core": dict(self.core.stats),
-               "sync": {"state": self.core.sync.state, "completed": self.core.sync.completed_count,
-                        "ring": str(self.ctx.ring_id) if self.ctx.ring_id else None},
-               "submit": self.submit.counters(), "flow_control": self.fc_level}
-        if self.ipc is not None:
-            conns = {}
-            for conn in self.ipc.connections.values():
-                conns[f"{conn.creds.pid}.{id(conn):x}"] = {
-                    "procname": getattr(conn, "procname", "?"), **dict(conn.stats),
-                    "queued": conn.events_queued, "flow_control": self.fc_level}
-            out["ipc"] = {"service_id": self.cls.service_id, "service": self.cls.ipc_service,
-                          "connections": conns,
-                          "global": {"active": len(conns),
-                                     "closed": self.ipc.stats.get("disconnected", 0)},
-                          "server": dict(self.ipc.stats)}
+        p = self.primary
+        out = {"engine": p.engine.counters(), "host": dict(self.stats),
+               "core": dict(p.core.stats),
+               "sync": {"state": p.core.sync.state, "completed": p.core.sync.completed_count,
+                        "ring": str(p.ctx.ring_id) if p.ctx.ring_id else None},
+               "submit": self.submit.counters(), "flow_control": self.fc_level,
+               "snapshot_lag_bytes": self.cursor - self.snap_pos if self.store else 0}
+        if p.ipc is not None:
+            out["ipc"] = p.ipc_counters()
+        if len(self.units) > 1:
+            out["hosted"] = {u.cls.name: {"engine": u.engine.counters(), "core": dict(u.core.stats),
+                                          **({"ipc": u.ipc_counters()} if u.ipc else {})}
+                             for u in self.units[1:]}
         return out
 
     def close(self) -> None:
         try:
-            self.engine.close()
+            for u in self.units:
+                u.engine.close()
         finally:
-            if self.ipc is not None:
-                self.ipc.close()
+            for u in self.units:
+                if u.ipc is not None:
+                    u.ipc.close()
+            if self.store is not None:
+                self.store.close()
             self.submit.close()
             self.delivery.close()

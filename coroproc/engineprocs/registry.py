@@ -22,8 +22,32 @@ BUILTIN = {
     "cpg": "coroproc.engineprocs.cpg.engine:CpgEngine",
     "cfg": "coroproc.engineprocs.cfg.engine:CfgEngine",
     "example": "coroproc.engineprocs.example.engine:ExampleEngine",
+    "quorum": "coroproc.engineprocs.quorum.engine:QuorumEngine",
+    "votequorum": "coroproc.engineprocs.votequorum.engine:VotequorumEngine",
+    "wd": "coroproc.engineprocs.wd.engine:WdEngine",
+    "mon": "coroproc.engineprocs.mon.engine:MonEngine",
 }
-DEFAULT_ENGINES = ("cmap", "cfg", "cpg")
+DEFAULT_ENGINES = ("cmap", "cfg", "cpg", "quorum")
+QUORUM_PROVIDERS = {"corosync_votequorum": "votequorum"}   # quorum { provider } -> engine
+
+
+def node_engine_names(cfg) -> list[str]:
+    """The built-in engines a node runs: Corosync's services; the quorum provider's engine
+    when `quorum { provider }` names one (quorum then runs in its process, as Corosync's
+    quorum service sits on votequorum); the watchdog engine when `resources {
+    watchdog_device }` names a device or resources are to be watched, and the resource
+    monitor when `resources { system { } }` is configured."""
+    names = list(DEFAULT_ENGINES)
+    if cfg.quorum.provider in QUORUM_PROVIDERS:
+        names.append(QUORUM_PROVIDERS[cfg.quorum.provider])
+    keys = cfg.keys or {}
+    device = keys.get("resources.watchdog_device")
+    watched = any(k.startswith(("resources.process.", "resources.system.")) for k in keys)
+    if (device is not None and device.value != "off") or watched:
+        names.append("wd")
+    if any(k.startswith("resources.system.") for k in keys):
+        names.append("mon")
+    return names
 LOAD_ENGINE = "load"      # the workload generator (its own loop: engineprocs/loadgen.py)
 
 
@@ -84,7 +108,9 @@ def run_engine(plan, eng, doorbell, control, log) -> int:
         finally:
             engine.close()
     from .host import EngineHost
-    host = EngineHost(plan, eng, resolve(eng.target or eng.name), doorbell, control, log)
+    classes = [resolve(eng.target or eng.name)] + [resolve(t) for t in eng.hosted]
+    host = EngineHost(plan, eng, classes, doorbell, control, log,
+                      hosted_options=eng.hosted_options)
     try:
         return host.run()
     finally:

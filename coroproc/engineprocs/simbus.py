@@ -103,6 +103,8 @@ class SimContext(BaseContext):
         self.sent = 0
 
     def mcast(self, fn: int, body: bytes, *, safe: bool = False) -> bool:
+        if self.replaying:
+            return True     # sent by the process before the restart
         msg = EXEC_HEADER.pack(exec_id(self.service_id, fn), EXEC_HEADER_BYTES + len(body)) + body
         if len(msg) > self.space_bytes:
             return False
@@ -123,6 +125,14 @@ class SimContext(BaseContext):
         counters = {f"{e.name}": e.counters() for e, _c in self.node.engines.values()}
         self.bus._later(self.node, lambda: callback(counters))
 
+    def supervisor_request(self, op: str, args: dict, callback=None) -> None:
+        """Recorded in node.supervisor_requests; answered {"ok": True} on the next turn
+        (tests may answer otherwise through bus.supervisor_answer)."""
+        self.node.supervisor_requests.append((op, dict(args)))
+        if callback is not None:
+            reply = self.bus.supervisor_answer(self.node.nodeid, op, args)
+            self.bus._later(self.node, lambda: callback(reply))
+
 
 @dataclass
 class SimNode:
@@ -133,6 +143,11 @@ class SimNode:
     pending: list = field(default_factory=list)     # callbacks for the node's next turn
     log: list = field(default_factory=list)         # (service name, priority, message)
     completed: list = field(default_factory=list)   # ring ids whose sync completed
+    supervisor_requests: list = field(default_factory=list)   # (op, args) asked by engines
+    journals: dict = field(default_factory=dict)    # service id -> snapshot + later records
+    classes: list = field(default_factory=list)
+    node_services: list = field(default_factory=list)
+    leader: int = 0
 
 
 class SimBus:
@@ -166,26 +181,97 @@ class SimBus:
                          key=lambda c: c.service_id)
         node_services = [c.service_id for c in classes if c.has_sync]
         leader = node_services[0] if node_services else classes[0].service_id
+        node.classes = classes
+        node.node_services = node_services
+        node.leader = leader
         for cls in classes:
-            ctx = SimContext(self, node, cls, nodeid=nodeid, cluster_name=self.cluster_name,
-                             config=self.config_for(nodeid),
-                             options=self.options.get(cls.name, {}),
-                             clock_s=lambda: self.clock_s,
-                             node_engines={c.service_id: c.name for c in classes},
-                             log_fn=(lambda name: lambda prio, msg:
-                                     node.log.append((name, prio, msg)))(cls.name))
-            engine = cls(ctx)
-            core = EngineCore(engine, ctx, node_services,
-                              send_sync=(lambda n: lambda msg: self._submit(n, SYNC_GROUP, msg)
-                                         or True)(node),
-                              on_completed=(lambda n, c: lambda rid, _m:
-                                            n.completed.append(rid) if c is classes[0]
-                                            else None)(node, cls),
-                              leader_service=leader)
-            node.engines[cls.service_id] = (engine, core)
+            node.engines[cls.service_id] = self._make_unit(node, cls)
+        self._link_siblings(node)
         for engine, _core in node.engines.values():
             engine.start()
         return node
+
+    def _make_unit(self, node: "SimNode", cls: type[Engine]):
+        ctx = SimContext(self, node, cls, nodeid=node.nodeid, cluster_name=self.cluster_name,
+                         config=self.config_for(node.nodeid),
+                         options=self.options.get(cls.name, {}),
+                         clock_s=lambda: self.clock_s,
+                         node_engines={c.service_id: c.name for c in node.classes},
+                         log_fn=lambda prio, msg: node.log.append((cls.name, prio, msg)))
+        engine = cls(ctx)
+
+        def send_sync(msg: bytes) -> bool:
+            if not ctx.replaying:
+                self._submit(node, SYNC_GROUP, msg)
+            return True
+
+        def completed(rid, _members):
+            if cls is node.classes[0]:
+                node.completed.append(rid)
+        core = EngineCore(engine, ctx, node.node_services, send_sync=send_sync,
+                          on_completed=completed, leader_service=node.leader)
+        return engine, core
+
+    @staticmethod
+    def _link_siblings(node: "SimNode") -> None:
+        # one node of the harness is one process: every engine is every other's sibling
+        for _engine, core in node.engines.values():
+            core.ctx.siblings = {sid: e for sid, (e, _c) in node.engines.items()}
+
+    # ---- per-engine restart -------------------------------------------------------------------
+    def _journal(self, node: "SimNode", sid: int, record: tuple) -> None:
+        """Keep what a restarted engine must replay: the records since its last snapshot.
+        Snapshots are taken at seeded intervals, as the engine process takes them."""
+        engine, core = node.engines[sid]
+        j = node.journals.setdefault(sid, {"snap": None, "records": [], "every": 0})
+        if j["every"] == 0:
+            j["every"] = self.rng.randint(1, 12)
+        j["records"].append(record)
+        if len(j["records"]) >= j["every"]:
+            data = engine.snapshot()
+            if data is not None:
+                j["snap"] = (bytes(data), core.save_state())
+                j["records"] = []
+                j["every"] = self.rng.randint(1, 12)
+
+    def restart_engine(self, nodeid: int, service_id: int) -> Engine:
+        """Kill one engine of one node and start it again as the engine process does:
+        restore its last snapshot, replay the ordered records that followed (mcasts
+        suppressed), then on_restarted(). Its clients are disconnected."""
+        node = self.nodes[nodeid]
+        old, _core = node.engines[service_id]
+        old.close()
+        for conn in [c for c in node.conns if c.service_id == service_id]:
+            conn.closed = True
+            node.conns.remove(conn)
+        cls = type(old)
+        engine, core = self._make_unit(node, cls)
+        node.engines[service_id] = (engine, core)
+        self._link_siblings(node)
+        engine.start()
+        j = node.journals.get(service_id)
+        if j is None or j["snap"] is None:
+            raise RuntimeError(f"engine {cls.name} on node {nodeid} has no snapshot to restore")
+        data, core_state = j["snap"]
+        core.load_state(core_state)
+        engine.restore(data)
+        core.ctx.replaying = True
+        for record in j["records"]:
+            kind = record[0]
+            if kind == "config":
+                core.on_config(*record[1:])
+            elif kind == "sync":
+                core.on_sync_message(record[1], memoryview(record[2]))
+            else:
+                core.on_exec(record[1], memoryview(record[2]))
+        core.ctx.replaying = False
+        core.sync._outbox.clear()
+        engine.on_restarted(True)
+        return engine
+
+    def supervisor_answer(self, nodeid: int, op: str, args: dict) -> dict:
+        """What the node's supervisor answers an engine (override in tests)."""
+        return {"ok": True}
 
     def engine(self, nodeid: int, service_id: int) -> Engine:
         return self.nodes[nodeid].engines[service_id][0]
@@ -233,8 +319,10 @@ class SimBus:
                 self._config(n, CONFIG_REGULAR, rid, members)
 
     def _config(self, nodeid: int, kind: int, rid: RingId, members) -> None:
-        for _engine, core in self.nodes[nodeid].engines.values():
+        node = self.nodes[nodeid]
+        for sid, (_engine, core) in list(node.engines.items()):
             core.on_config(kind, rid, members)
+            self._journal(node, sid, ("config", kind, rid, tuple(members)))
 
     def _partition_of(self, nodeid: int) -> Optional[frozenset]:
         for p in self.partitions:
@@ -261,11 +349,13 @@ class SimBus:
             node = self.nodes[n]
             if not node.alive:
                 continue
-            for _engine, core in node.engines.values():
+            for sid, (_engine, core) in list(node.engines.items()):
                 if group == SYNC_GROUP:
                     core.on_sync_message(sender, view)
+                    self._journal(node, sid, ("sync", sender, msg))
                 elif (EXEC_HEADER.unpack_from(msg, 0)[0] >> 16) == core.engine.service_id:
                     core.on_exec(sender, view)
+                    self._journal(node, sid, ("exec", sender, msg))
 
     def _later(self, node: SimNode, fn) -> None:
         node.pending.append(fn)

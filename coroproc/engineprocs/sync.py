@@ -117,6 +117,29 @@ class SyncDriver:
         self._own_done = False        # own service's sync_process returned True this phase
         self.completed_count = 0
 
+    # ---- restart without losing state ------------------------------------------------
+    def save_state(self) -> dict:
+        rid = self.ring_id
+        return {"state": self.state, "ring": [rid.nodeid, rid.seq] if rid else None,
+                "members": list(self.members), "trans": list(self.trans_list),
+                "received": [[n, v] for n, v in self.received.items()],
+                "services": list(self.services), "idx": self.idx,
+                "in_progress": self.in_progress, "outbox": [m.hex() for m in self._outbox],
+                "own_done": self._own_done, "completed": self.completed_count}
+
+    def load_state(self, st: dict) -> None:
+        self.state = st["state"]
+        self.ring_id = RingId(*st["ring"]) if st["ring"] else None
+        self.members = tuple(st["members"])
+        self.trans_list = tuple(st["trans"])
+        self.received = {n: v for n, v in st["received"]}
+        self.services = list(st["services"])
+        self.idx = st["idx"]
+        self.in_progress = st["in_progress"]
+        self._outbox = [bytes.fromhex(m) for m in st["outbox"]]
+        self._own_done = st["own_done"]
+        self.completed_count = st["completed"]
+
     # ---- inputs ---------------------------------------------------------------------
     def on_config(self, conf: Configuration) -> None:
         if self.in_progress:

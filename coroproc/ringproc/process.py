@@ -69,8 +69,10 @@ class RingProcess:
                             cfg.new_message_queue_bytes)
         # every service engine follows sync (IPC admission and flow control depend on
         # it), whether or not it has sync work of its own
-        route = P.route_table([((e.service_id,) if e.service_id >= 0 else (),
-                                 e.service_id >= 0, e.wants_all_groups) for e in plan.engines])
+        route = P.route_table([(tuple(e.service_ids), bool(e.service_ids), e.wants_all_groups)
+                               for e in plan.engines])
+        # the quorum engine (service 3) logs "[QUORUM] Members[n]: …" when the node runs it
+        self.log_quorum_members = not any(3 in e.service_ids for e in plan.engines)
         self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
                                     route)
         # with sync engines, they finish each configuration (and say so); without, the
@@ -217,7 +219,9 @@ class RingProcess:
             return []
         self.members = members
         self.ring_id = ring
-        lines = [("QUORUM", f"Members[{len(members)}]: " + " ".join(map(str, members)))]
+        lines = []
+        if self.log_quorum_members:
+            lines.append(("QUORUM", f"Members[{len(members)}]: " + " ".join(map(str, members))))
         if self.engines_sync:
             return lines   # the sync leader engine reports completion and readiness
         if not self.operational_once:

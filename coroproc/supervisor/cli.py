@@ -17,6 +17,7 @@ import time
 
 DEFAULT_CONFIG = "/etc/corosync/corosync.conf"
 VERSION = "0.1.0"
+EXIT_LOG_CONFIG = 7      # COROSYNC_DONE_LOGCONFIGREAD
 EXIT_CONFIG = 8          # COROSYNC_DONE_MAINCONFIGREAD
 EXIT_ALREADY_RUNNING = 10  # COROSYNC_DONE_ALREADY_RUNNING
 
@@ -76,12 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         engines.append("load")
         options["load"] = {"rate_msgs_per_s": args.workload, "msg_bytes": args.workload_bytes,
                            "event_log": args.event_log}
-    plan = build_plan(cfg, time.time_ns() // 1000, foreground=args.foreground,
-                      engines=engines, engine_options=options)
+    from coroproc.engineprocs.registry import EngineLoadError
+    from coroproc.logsys import LogConfigError
+    try:
+        plan = build_plan(cfg, time.time_ns() // 1000, foreground=args.foreground,
+                          engines=engines, engine_options=options)
+    except EngineLoadError as exc:
+        print(f"coroproc: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except LogConfigError as exc:
+        print(f"coroproc: {exc}", file=sys.stderr)
+        return EXIT_LOG_CONFIG
     os.makedirs(plan.state_dir, exist_ok=True)
     if not args.foreground:
         _daemonize()
-    log = Log(plan.log)
+    try:
+        log = Log(plan.log)
+    except LogConfigError as exc:       # e.g. a logfile that cannot be opened
+        print(f"coroproc: {exc}", file=sys.stderr)
+        return EXIT_LOG_CONFIG
     pidfile = args.pidfile or os.path.join(plan.run_dir, "coroproc.pid")
     try:
         return Supervisor(plan, log, pidfile).run()

@@ -20,6 +20,7 @@ import time
 import orjson
 import zmq
 
+from coroproc.engineprocs.snapshots import remove_all as remove_snapshots
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.names import remove_node_segments
 from coroproc.shm.ring import ShmRing
@@ -28,10 +29,12 @@ from . import children as C
 from .control import ControlServer, control_endpoint
 from .plan import NodePlan
 from .sdnotify import sd_notify
+from .watchdog import CrashLoops, SystemdWatchdog
 
 STOP_RING_S = 3.0      # for the leave message to go out
 STOP_REST_S = 3.0
 WATCH_TICK_S = 0.2
+EXIT_ENGINE_FATAL = 1  # an engine stopped the node (Corosync exits non-zero there too)
 
 
 class AlreadyRunning(RuntimeError):
@@ -52,6 +55,10 @@ class Supervisor:
         self._signals: list[int] = []
         self._lock_fd = -1
         self.control: ControlServer | None = None
+        self.watchdog = SystemdWatchdog(log)      # NOTIFY_SOCKET / WATCHDOG_USEC / _PID
+        self.crash_loops = CrashLoops(log)
+        self._asked_to_stop: set[str] = set()     # roles stopped on purpose (ctl restart)
+        self.exit_status = 0                      # non-zero when an engine stopped the node
 
     # ---- set-up ----
     def _lock(self) -> None:
@@ -71,6 +78,7 @@ class Supervisor:
         self._lock_fd = fd
 
     def _create_rings(self) -> None:
+        remove_snapshots(self.plan.run_dir)     # engine state of an earlier incarnation
         stale = remove_node_segments(self.plan.cluster_name, self.plan.nodeid)
         if stale:
             self.log.notice("MAIN", f"Removed {len(stale)} shared-memory segments left by an "
@@ -152,7 +160,8 @@ class Supervisor:
         poller.register(rfd, select.POLLIN)
         poller.register(zfd, select.POLLIN)
         while True:
-            poller.poll(WATCH_TICK_S * 1000)
+            # sleep no longer than the next systemd watchdog ping
+            poller.poll(self.watchdog.poll_timeout_s(time.monotonic(), WATCH_TICK_S) * 1000)
             try:
                 while os.read(rfd, 512):
                     pass
@@ -162,7 +171,7 @@ class Supervisor:
                 sig = self._signals.pop(0)
                 if sig in (signal.SIGTERM, signal.SIGINT):
                     self.log.notice("MAIN", f"Node was shut down by a signal ({signal.Signals(sig).name})")
-                    return 0
+                    return self.exit_status
                 if sig == signal.SIGUSR2:
                     self._dump()
             self._control_messages()
@@ -170,6 +179,13 @@ class Supervisor:
             self._reap(now)
             self._check_heartbeats(now)
             self._restart_due(now)
+            self.crash_loops.update(now)
+            self.watchdog.tick(self.crash_loops.healthy(), now, self._status_text())
+
+    def _status_text(self) -> str:
+        return self.crash_loops.status_text() or (
+            "ready: services synchronized" if self.ready
+            else f"forming the ring (node {self.plan.nodeid})")
 
     def _control_messages(self) -> None:
         for role, msg in self.control.recv_all():
@@ -196,11 +212,20 @@ class Supervisor:
             elif op == "event" and msg.get("ev") == "fatal":
                 # an engine found the node unfit to run (Corosync's corosync_exit_error)
                 self.log.error("MAIN", f"{child.title} stops the node: {msg.get('why')}")
+                self.exit_status = EXIT_ENGINE_FATAL
                 self._signals.append(signal.SIGTERM)
+            elif op == "request":
+                self.control.send(role, {"op": "request_reply", "id": msg.get("id"),
+                                         "reply": self._engine_request(role, msg)})
             elif op == "counters":
                 # an engine (cmap's stats map) asks for every process's latest counters
-                self.control.send(role, {"op": "counters", "counters": {
-                    r: c.counters for r, c in self.children.items()}})
+                counters = {r: c.counters for r, c in self.children.items()}
+                counters["supervisor"] = {"cmap": self.crash_loops.cmap_keys()}
+                self.control.send(role, {"op": "counters", "counters": counters})
+            elif op == "reply" and msg.get("to") == "reload":
+                if not msg.get("ok"):
+                    self.log.error("MAIN", f"{role} could not apply the reloaded "
+                                   f"configuration: {msg.get('error')}")
             elif op == "reply":
                 self.log.notice("MAIN", f"state of {role}: " + orjson.dumps(msg).decode())
 
@@ -216,6 +241,10 @@ class Supervisor:
                 if child.pid == pid:
                     C.reaped(child, now)
                     child.restarts += 1
+                    if child.role in self._asked_to_stop:
+                        self._asked_to_stop.discard(child.role)
+                    else:
+                        self.crash_loops.record_exit(child.role, now, C.describe_status(status))
                     self.log.error("MAIN", f"{child.title} (pid {pid}) {C.describe_status(status)}; "
                                    f"restarting in {child.restart_at - now:.1f} s")
                     if child.role == "ring":
@@ -237,12 +266,55 @@ class Supervisor:
             if not child.alive and now >= child.restart_at:
                 C.spawn(child)
 
+    def _engine_request(self, role: str, msg: dict) -> dict:
+        """An engine asks the node to act (engineprocs/api.py supervisor_request)."""
+        req, args = msg.get("req"), msg.get("args") or {}
+        if req == "shutdown":
+            self.log.notice("MAIN", f"{role} requests shutdown: {args.get('reason', '')}".rstrip(": "))
+            self._signals.append(signal.SIGTERM)
+            return {"ok": True}
+        if req == "reopen_logs":
+            return self._reopen_logs()
+        if req == "reload":
+            return self._reload()
+        if req == "status":
+            return {"ok": True, **self._operator_command({"op": "status"})}
+        return {"ok": False, "error": f"unknown request {req!r} (known: shutdown, "
+                                      "reopen_logs, reload, status)"}
+
+    def _reopen_logs(self) -> dict:
+        errors = self.log.reopen() or []
+        for child in self.children.values():
+            if child.alive:
+                self.control.send(child.role, {"op": "reopen_logs"})
+        return {"ok": not errors, "error": "; ".join(errors)}
+
+    def _reload(self) -> dict:
+        """Re-read corosync.conf; a file that does not load is refused and nothing changes.
+        Engines get the new config (Engine.on_reload); Totem timers and the nodelist's
+        addresses are not changed at run time here."""
+        from coroproc.config.errors import ConfigParseError
+        from coroproc.config.loader import load
+        from coroproc.logsys import LogConfigError, settings_from_config
+        try:
+            new_cfg, _warnings = load(self.plan.config_path, self.plan.nodeid)
+            self.log.reconfigure(settings_from_config(new_cfg.logging, self.plan.foreground))
+        except (ConfigParseError, LogConfigError, OSError) as exc:
+            self.log.error("MAIN", f"configuration reload refused: {exc}")
+            return {"ok": False, "error": str(exc)}
+        for child in self.children.values():
+            if child.alive and child.role not in ("ring",) and not child.role.startswith("net"):
+                self.control.send(child.role, {"op": "reload"})
+        self.log.notice("MAIN", "configuration reloaded")
+        return {"ok": True}
+
     def _operator_command(self, msg: dict) -> dict:
         """`coroproc-ctl`: status (the node and each child's last heartbeat) and restart ROLE."""
         op = msg.get("op")
         if op == "status":
             return {"ok": True, "cluster": self.plan.cluster_name, "nodeid": self.plan.nodeid,
                     "ready": self.ready, "pid": os.getpid(),
+                    "crash_loops": self.crash_loops.looping(),
                     "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
                                           "heartbeat": c.counters}
                                  for c in self.children.values()}}
@@ -252,6 +324,7 @@ class Supervisor:
                 return {"ok": False, "error": f"no child {msg.get('role')!r}; children: "
                         + ", ".join(self.children)}
             if child.alive:
+                self._asked_to_stop.add(child.role)
                 os.kill(child.pid, signal.SIGTERM)
             return {"ok": True, "restarting": child.role}
         return {"ok": False, "error": f"unknown command {op!r} (known: status, restart)"}
@@ -310,6 +383,7 @@ class Supervisor:
                 pass
         for db in self.doorbells.values():
             db.close()
+        remove_snapshots(self.plan.run_dir)
         if self.control is not None:
             self.control.close()
             try:

@@ -47,6 +47,15 @@ class EnginePlan:
     service_id: int = -1       # Corosync service id (-1: no exec messages, e.g. load)
     has_sync: bool = False     # takes part in the sync protocol
     wants_all_groups: bool = False   # every ordered message of every group (load)
+    # engines run in this process too (Engine.hosted_with), e.g. quorum with votequorum
+    hosted: list = field(default_factory=list)          # their registry targets
+    hosted_options: dict = field(default_factory=dict)  # name -> options
+    hosted_services: list = field(default_factory=list) # their service ids
+    hosted_sync: list = field(default_factory=list)     # those of them in sync
+
+    @property
+    def service_ids(self) -> list[int]:
+        return ([self.service_id] if self.service_id >= 0 else []) + list(self.hosted_services)
 
 
 @dataclass
@@ -64,12 +73,14 @@ class NodePlan:
     config_path: str = ""
     heartbeat_timeout_ms: int = 10000
     service_suffix: str = ""   # appended to IPC service names (several nodes, one netns)
+    foreground: bool = True    # -f: stderr logging allowed
     config: NodeConfig | None = None   # engines read their settings (and cmap its keys) here
 
     @property
     def sync_services(self) -> list[int]:
         """Service ids of the node's engines that take part in sync (same in every process)."""
-        return sorted(e.service_id for e in self.engines if e.has_sync)
+        return sorted([e.service_id for e in self.engines if e.has_sync]
+                      + [s for e in self.engines for s in e.hosted_sync])
 
     def ring_sizes(self) -> dict[str, int]:
         sizes = {}
@@ -99,11 +110,9 @@ def link_specs(cfg: NodeConfig) -> list[LinkSpec]:
 
 
 def log_settings(cfg: NodeConfig, foreground: bool) -> LogSettings:
-    lg = cfg.logging
-    return LogSettings(to_stderr=lg.to_stderr and foreground,
-                       logfile=lg.logfile if lg.to_logfile else None,
-                       priority=lg.logfile_priority, timestamp=lg.timestamp,
-                       debug=lg.debug != "off")
+    """The logging { } section as every process of the node logs (docs/logging.md)."""
+    from coroproc.logsys import settings_from_config
+    return settings_from_config(cfg.logging, foreground)
 
 
 def run_dir_of(cfg: NodeConfig) -> str:
@@ -116,7 +125,8 @@ def engine_plans(cfg: NodeConfig, engines: list[str], engine_options: dict) -> l
     """The node's engines: the built-in services, `service { name }` sections, then
     `engines` (e.g. the load engine); each resolved now, so a bad name stops the start."""
     from coroproc.engineprocs import registry
-    wanted: dict[str, tuple[str, dict]] = {n: (n, {}) for n in registry.DEFAULT_ENGINES}
+    wanted: dict[str, tuple[str, dict]] = {
+        n: (n, {}) for n in registry.node_engine_names(cfg)}
     for svc in cfg.services:
         wanted[svc.name] = (svc.name, dict(svc.options))
     for name in engines:
@@ -124,17 +134,31 @@ def engine_plans(cfg: NodeConfig, engines: list[str], engine_options: dict) -> l
     classes = {name: registry.resolve(target) for name, (target, _o) in wanted.items()
                if name != registry.LOAD_ENGINE}
     registry.check_set(classes)
-    plans = []
+    # an engine with hosted_with runs inside that engine's process when it is present
+    host_of = {name: cls.hosted_with for name, cls in classes.items()
+               if cls.hosted_with and cls.hosted_with in classes and cls.hosted_with != name}
+    plans = {}
     for name, (target, options) in wanted.items():
+        if name in host_of:
+            continue
         cls = classes.get(name)
         options.update((engine_options or {}).get(name, {}))
-        plans.append(EnginePlan(
+        plans[name] = EnginePlan(
             name, segment_name(cfg.cluster_name, cfg.local_nodeid, f"submit.{name}"),
             segment_name(cfg.cluster_name, cfg.local_nodeid, f"delivery.{name}"),
             options=options, target=target,
             service_id=cls.service_id if cls else -1, has_sync=bool(cls and cls.has_sync),
-            wants_all_groups=cls is None))
-    return plans
+            wants_all_groups=cls is None)
+    for name, host in host_of.items():
+        target, options = wanted[name]
+        options.update((engine_options or {}).get(name, {}))
+        cls, p = classes[name], plans[host]
+        p.hosted.append(target)
+        p.hosted_options[cls.name] = options
+        p.hosted_services.append(cls.service_id)
+        if cls.has_sync:
+            p.hosted_sync.append(cls.service_id)
+    return list(plans.values())
 
 
 def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
@@ -151,4 +175,5 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                     engines=engine_plans(cfg, list(engines), engine_options or {}),
                     incarnation_us=incarnation_us, config_path=cfg.path,
                     heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms,
-                    service_suffix=cfg.coroproc.service_suffix, config=cfg)
+                    service_suffix=cfg.coroproc.service_suffix, config=cfg,
+                    foreground=foreground)

@@ -93,3 +93,26 @@ def test_malformed_exec_messages_are_counted_and_dropped_on_every_node():
         core = bus.nodes[n].engines[W.SERVICE_ID][1]
         assert core.stats["exec_malformed"] == 1 and core.stats["exec_unknown"] == 1
         assert table(bus, n) == {}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_an_engine_restarted_alone_restores_and_replays_to_the_same_table(seed):
+    bus = formed((1, 2, 3), seed)
+    writers = {n: bus.connect(n, W.SERVICE_ID, pid=200 + n) for n in (1, 3)}
+    for i in range(15):
+        n = bus.rng.choice([1, 3])
+        bus.request(writers[n], W.REQ_ADD, W.pack_add(f"k{i % 4}", i))
+        for _ in range(bus.rng.randint(0, 6)):
+            bus.step()
+        if i == 7:
+            bus.restart_engine(2, W.SERVICE_ID)    # node 2's engine process dies mid-stream
+    bus.run()
+    assert table(bus, 2) == table(bus, 1) == table(bus, 3)
+    assert sum(table(bus, 1).values()) == sum(range(15))
+    # and after a partition heals, the restarted engine merges like the others
+    bus.configure([[1], [2, 3]])
+    bus.run()
+    bus.restart_engine(2, W.SERVICE_ID)
+    bus.configure([[1, 2, 3]])
+    bus.run()
+    assert table(bus, 2) == table(bus, 1) == table(bus, 3)

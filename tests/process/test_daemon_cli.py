@@ -86,8 +86,7 @@ def test_ready_notification_titles_lock_and_dump(one_node, tmp_path):
     # every process says what it is in ps
     titles = sorted(_children(c, 1).values())
     assert titles == ["coroproc: cfg", "coroproc: cmap", "coroproc: cpg", "coroproc: load",
-                      "coroproc: net link0",
-                      "coroproc: ring"]
+                      "coroproc: net link0", "coroproc: ring", "coroproc: votequorum"]
     # a second daemon for the same node refuses to start and touches nothing
     second = _coroproc("-f", "-c", c.conf(1))
     assert second.returncode == 10

@@ -130,7 +130,7 @@ def test_supervisor_kill9_takes_node_down_and_restart_cleans_up(cluster):
     c.start_all()
     c.wait_members([1, 2], [1, 2], timeout_s=120)
     children = c.child_pids(2)
-    assert len(children) == 6  # net link0, ring, cmap, cfg, cpg, load
+    assert len(children) == 7  # net link0, ring, cmap, cfg, cpg, votequorum (+quorum), load
     mark = c.mark()
     c.kill(2)
     assert _wait_gone(children) == [], "children outlived their supervisor"

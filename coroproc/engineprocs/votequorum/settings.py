@@ -1,0 +1,148 @@
+"""What votequorum reads from corosync.conf, and the start-up checks Corosync makes.
+
+`read(config)` turns a NodeConfig into `Settings`: the raw quorum { } keys as
+votequorum_readconfig sees them (two_node is kept even with more than two nodes, as
+Corosync keeps it and simply stops granting quorum 1) plus the nodelist sums. The
+cross-key rules that make Corosync refuse to start are `startup_errors`; the state
+machine (state.py) applies the rest, including the rules that only disable a feature.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QDEVICE_VOTES_UNSET = -1
+ATB_NONE, ATB_LOWEST, ATB_HIGHEST, ATB_LIST = 0, 1, 2, 3
+DEFAULT_LMS_WINDOW_MS = 10000
+DEFAULT_QDEVICE_TIMEOUT_MS = 10000
+DEFAULT_QDEVICE_SYNC_TIMEOUT_MS = 30000
+
+
+@dataclass(frozen=True)
+class Settings:
+    nodeid: int
+    have_nodelist: bool
+    node_count: int
+    node_votes: int                 # this node's quorum_votes (nodelist) or quorum.votes
+    node_expected_votes: int        # sum of the nodelist's quorum_votes
+    expected_votes: int             # quorum.expected_votes (0 = not set)
+    two_node: bool
+    wait_for_all: bool
+    wait_for_all_set: bool          # given explicitly (else it follows two_node)
+    last_man_standing: bool
+    last_man_standing_window_ms: int
+    auto_tie_breaker: bool
+    auto_tie_breaker_node: str | None
+    allow_downscale: bool
+    expected_votes_tracking: bool
+    have_qdevice: bool
+    qdevice_votes: int              # QDEVICE_VOTES_UNSET when quorum.device.votes is absent
+    qdevice_timeout_ms: int
+    qdevice_sync_timeout_ms: int
+    state_dir: str
+
+
+def _raw(config, key: str):
+    entry = config.keys.get(key) if config is not None else None
+    return entry.value if entry is not None else None
+
+
+def _int(config, key: str, default: int) -> int:
+    value = _raw(config, key)
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    if text in ("yes", "on", "true"):
+        return 1
+    if text in ("no", "off", "false"):
+        return 0
+    return int(text)
+
+
+def read(config, nodeid: int) -> Settings:
+    nodes = tuple(getattr(config, "nodes", ()) or ())
+    local = [n for n in nodes if n.nodeid == nodeid]
+    have_nodelist = bool(local)
+    node_votes = local[0].quorum_votes if local else _int(config, "quorum.votes", 1)
+    model = _raw(config, "quorum.device.model")
+    have_qdevice = bool(model)
+    wfa_raw = _raw(config, "quorum.wait_for_all")
+    return Settings(
+        nodeid=nodeid, have_nodelist=have_nodelist,
+        node_count=len(nodes) if have_nodelist else 0,
+        node_votes=node_votes,
+        node_expected_votes=sum(n.quorum_votes for n in nodes) if have_nodelist else 0,
+        expected_votes=_int(config, "quorum.expected_votes", 0),
+        two_node=bool(_int(config, "quorum.two_node", 0)),
+        wait_for_all=bool(_int(config, "quorum.wait_for_all", 0)),
+        wait_for_all_set=wfa_raw is not None,
+        last_man_standing=bool(_int(config, "quorum.last_man_standing", 0)),
+        last_man_standing_window_ms=_int(config, "quorum.last_man_standing_window",
+                                         DEFAULT_LMS_WINDOW_MS),
+        auto_tie_breaker=bool(_int(config, "quorum.auto_tie_breaker", 0)),
+        auto_tie_breaker_node=_raw(config, "quorum.auto_tie_breaker_node"),
+        allow_downscale=bool(_int(config, "quorum.allow_downscale", 0)),
+        expected_votes_tracking=bool(_int(config, "quorum.expected_votes_tracking", 0)),
+        have_qdevice=have_qdevice,
+        qdevice_votes=(_int(config, "quorum.device.votes", QDEVICE_VOTES_UNSET)
+                       if have_qdevice else QDEVICE_VOTES_UNSET),
+        qdevice_timeout_ms=_int(config, "quorum.device.timeout", DEFAULT_QDEVICE_TIMEOUT_MS),
+        qdevice_sync_timeout_ms=_int(config, "quorum.device.sync_timeout",
+                                     DEFAULT_QDEVICE_SYNC_TIMEOUT_MS),
+        state_dir=getattr(config, "state_dir", None) or "/var/lib/corosync")
+
+
+def parse_atb(text: str | None) -> tuple[int, tuple[int, ...]]:
+    """auto_tie_breaker_node: 'lowest' | 'highest' | node ids → (type, list). Corosync
+    reads the list with strtol until the first non-number; ATB_NONE if nothing usable."""
+    if text is None:
+        return ATB_LOWEST, ()
+    if text == "lowest":
+        return ATB_LOWEST, ()
+    if text == "highest":
+        return ATB_HIGHEST, ()
+    ids = []
+    for word in text.split():
+        if not word.isdigit() or int(word) == 0:
+            break
+        ids.append(int(word))
+    return (ATB_LIST, tuple(ids)) if ids else (ATB_NONE, ())
+
+
+def startup_errors(s: Settings) -> list[str]:
+    """The configurations Corosync refuses to start with (votequorum_readconfig), in its
+    words, so an operator sees the same message from either daemon."""
+    errors = []
+    if not s.have_nodelist and not s.expected_votes:
+        errors.append("configuration error: nodelist or quorum.expected_votes must be "
+                      "configured!")
+        return errors
+    if s.two_node and s.have_qdevice:
+        errors.append("configuration error: two_node and quorum device cannot be "
+                      "configured at the same time!")
+    atb_type = parse_atb(s.auto_tie_breaker_node)[0] if s.auto_tie_breaker else ATB_NONE
+    wfa = s.wait_for_all if s.wait_for_all_set else s.two_node
+    if (atb_type != ATB_NONE and s.node_expected_votes % 2 and not wfa
+            and s.last_man_standing):
+        errors.append("configuration error: auto_tie_breaker & last_man_standing not "
+                      "available in odd sized cluster")
+    if s.have_qdevice:
+        if s.last_man_standing:
+            errors.append("configuration error: quorum.device is not compatible with "
+                          "last_man_standing")
+        if atb_type != ATB_NONE:
+            errors.append("configuration error: quorum.device is not compatible with "
+                          "auto_tie_breaker")
+        if s.allow_downscale:
+            errors.append("configuration error: quorum.device is not compatible with "
+                          "allow_downscale")
+        if s.expected_votes and s.qdevice_votes == QDEVICE_VOTES_UNSET:
+            errors.append("configuration error: quorum.device.votes must be specified when "
+                          "quorum.expected_votes is set")
+        if (s.qdevice_votes == QDEVICE_VOTES_UNSET and s.have_nodelist
+                and s.node_count != s.node_expected_votes):
+            errors.append("configuration error: quorum.device.votes must be specified when "
+                          "not all nodes votes 1")
+        if s.qdevice_votes > 0 and s.expected_votes and s.expected_votes - s.qdevice_votes < 2:
+            errors.append("configuration error: quorum.device.votes is too high or "
+                          "expected_votes is too low")
+    return errors
