@@ -118,6 +118,11 @@ def _coroproc_daemon(net, tmp_path_factory):
     try:
         wait_for(lambda: "Completed service synchronization" in node.log_text(),
                  "coroproc to finish its first sync", READY_TIMEOUT_S)
+        # votequorum publishes its runtime.votequorum.* keys just after its first sync:
+        # wait for them, or a dump taken twice differs by those keys
+        wait_for(lambda: host.run(["corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"],
+                                  check=False).returncode == 0,
+                 "coroproc's votequorum runtime keys", READY_TIMEOUT_S)
         yield Daemon(_CoroprocInNetns(host, node))
     finally:
         node.stop()
