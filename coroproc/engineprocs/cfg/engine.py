@@ -1,53 +1,53 @@
-"""CFG: node id and node addresses for libcfg clients (corosync-cpgtool, -cfgtool -a).
+"""The CFG engine (Corosync service 1, IPC service "cfg"): node administration for libcfg.
 
-This engine answers the read-only calls of Corosync's exec/cfg.c today —
-LOCAL_GET and GET_NODE_ADDRS, byte for byte — so tools such as corosync-cpgtool, which
-open libcfg to print member addresses, work against coroproc. The administrative calls
-(ring and node status, kill node, shutdown with client veto, cluster-wide reload, log
-reopening, tracking) belong to the CFG work of the next issue; until then they are
-answered CS_ERR_NOT_SUPPORTED with a log line naming the call, never silently.
+Every libcfg call of Corosync 3.1.7 (exec/cfg.c), answered the same way:
+* LOCAL_GET, GET_NODE_ADDRS, NODESTATUSGET, RINGSTATUSGET — status.py;
+* TRACKSTART/TRACKSTOP, TRYSHUTDOWN, REPLYTOSHUTDOWN — the vote in shutdown.py; the
+  node goes down through a SHUTDOWN exec message (SAFE) that every node logs and the
+  sender turns into ctx.supervisor_request("shutdown");
+* KILLNODE — a SAFE exec message; the target logs "Killed by node N : reason" and
+  stops (api.NodeFatal);
+* RELOAD_CONFIG — a SAFE exec message; every node asks its supervisor to re-read
+  corosync.conf; the requesting node answers its client with its own node's result
+  (CS_OK or CS_ERR_INVALID_PARAM), as cfg.c does;
+* REOPEN_LOG_FILES — the supervisor reopens the log files; RINGREENABLE —
+  CS_ERR_NOT_SUPPORTED (Corosync 3 too); CRYPTO_RECONFIG exec — ignored (no crypto on
+  udpu/udp).
+Answers that need the supervisor are deferred; a guard timer answers CS_ERR_TIMEOUT if
+it never replies, so a client is never left waiting for ever.
 """
 from __future__ import annotations
 
-import socket
-import struct
+import itertools
 
-from coroproc.engineprocs.api import SERVICE_CFG, Engine
+from coroproc.engineprocs.api import SERVICE_CFG, SERVICE_CMAP, Engine, NodeFatal
+from coroproc.engineprocs.cfg import cmap_lookup, status
+from coroproc.engineprocs.cfg import exec_msgs as X
+from coroproc.engineprocs.cfg.reload_rules import notice_line, readonly_changes
+from coroproc.engineprocs.cfg.shutdown import ShutdownVote
+from coroproc.engineprocs.cfg.supervisor_ask import ask_supervisor
+from coroproc.ipc import cfg_structs as S
+from coroproc.ipc.cserror import (
+    CS_ERR_FAILED_OPERATION,
+    CS_ERR_INVALID_PARAM,
+    CS_ERR_LIBRARY,
+    CS_ERR_NOT_EXIST,
+    CS_ERR_NOT_SUPPORTED,
+    CS_ERR_TRY_AGAIN,
+    CS_OK,
+)
 
-CS_OK = 1
-CS_ERR_NOT_EXIST = 12
-CS_ERR_NOT_SUPPORTED = 19
-ADDRESS_BYTES = 16                 # TOTEMIP_ADDRLEN
-INTERFACE_MAX = 8
-
-# lib request ids (ipc_cfg.h) and their response ids (numbered differently)
-REQ_RINGSTATUSGET, REQ_RINGREENABLE, REQ_KILLNODE, REQ_TRYSHUTDOWN = 0, 1, 2, 3
-REQ_REPLYTOSHUTDOWN, REQ_GET_NODE_ADDRS, REQ_LOCAL_GET, REQ_RELOAD_CONFIG = 4, 5, 6, 7
-REQ_REOPEN_LOG_FILES, REQ_NODESTATUSGET, REQ_TRACKSTART, REQ_TRACKSTOP = 8, 9, 10, 11
-RES_GET_NODE_ADDRS = 11
-RES_LOCAL_GET = 12
-NOT_YET = {REQ_RINGSTATUSGET: (0, "ring status"), REQ_RINGREENABLE: (1, "ring re-enable"),
-           REQ_KILLNODE: (8, "kill node"), REQ_TRYSHUTDOWN: (9, "try shutdown"),
-           REQ_REPLYTOSHUTDOWN: (13, "reply to shutdown"),
-           REQ_RELOAD_CONFIG: (14, "reload config"),
-           REQ_REOPEN_LOG_FILES: (15, "reopen log files"),
-           REQ_NODESTATUSGET: (16, "node status"), REQ_TRACKSTART: (2, "track start"),
-           REQ_TRACKSTOP: (3, "track stop")}
-_NODEID = struct.Struct("<I")
-_ADDRS_HDR = struct.Struct("<II")       # family, num_addrs (plain u32s after the header)
-_FAMILY = {4: socket.AF_INET, 16: socket.AF_INET6}
+DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000          # cfg.c DEFAULT_SHUTDOWN_TIMEOUT
+SUPERVISOR_REPLY_TIMEOUT_MS = 30000         # a reload re-reads files: allow slow disks
+LINK_STATE_REFRESH_MS = 5000                # how stale the link-process view may get
 
 
-def pack_node_addrs(addresses: list[str]) -> bytes:
-    """res_lib_cfg_get_node_addrs body: family of the first address, the count, then
-    each address's raw bytes zero-padded to 16 (Corosync copies totem_ip_address.addr)."""
-    raws = []
-    for text in addresses:
-        family = socket.AF_INET6 if ":" in text else socket.AF_INET
-        raws.append((family, socket.inet_pton(family, text)))
-    family = raws[0][0] if raws else 0
-    return _ADDRS_HDR.pack(family, len(raws)) + b"".join(
-        raw.ljust(ADDRESS_BYTES, b"\0") for _f, raw in raws)
+class CfgConn:
+    """Per-client state: the token that stands for the connection in exec messages."""
+    __slots__ = ("token",)
+
+    def __init__(self, token: int):
+        self.token = token
 
 
 class CfgEngine(Engine):
@@ -55,43 +55,217 @@ class CfgEngine(Engine):
     service_id = SERVICE_CFG
     ipc_service = "cfg"
     log_subsys = "CFG"
-    flow_controlled_requests = frozenset({REQ_RINGSTATUSGET, REQ_RINGREENABLE, REQ_KILLNODE,
-                                          REQ_TRYSHUTDOWN, REQ_REPLYTOSHUTDOWN,
-                                          REQ_RELOAD_CONFIG, REQ_TRACKSTART, REQ_TRACKSTOP})
+    flow_controlled_requests = frozenset({
+        S.REQ_RINGSTATUSGET, S.REQ_RINGREENABLE, S.REQ_KILLNODE, S.REQ_TRYSHUTDOWN,
+        S.REQ_REPLYTOSHUTDOWN, S.REQ_RELOAD_CONFIG, S.REQ_TRACKSTART, S.REQ_TRACKSTOP})
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.refused = 0
+        self.config = ctx.config
+        self._tokens = itertools.count(1)
+        self._by_token: dict[int, object] = {}
+        self._net_state: dict | None = None      # role -> counters of the last snapshot
+        self.vote = ShutdownVote(send_test=self._send_test, answer=self._answer_tryshutdown,
+                                 go_down=self._send_shutdown, start_timer=ctx.timer_add,
+                                 log=ctx.log)
+        self.stats = {"killnode_sent": 0, "reload_requests": 0, "shutdowns_sent": 0,
+                      "supervisor_timeouts": 0, "crypto_reconfig_ignored": 0}
+
+    def start(self) -> None:
+        self._refresh_links()
 
     def lib_handlers(self):
-        handlers = {REQ_GET_NODE_ADDRS: self._get_node_addrs, REQ_LOCAL_GET: self._local_get}
-        for req, (res, what) in NOT_YET.items():
-            handlers[req] = self._not_yet(res, what)
-        return handlers
+        return {S.REQ_RINGSTATUSGET: self._ringstatusget, S.REQ_RINGREENABLE: self._ringreenable,
+                S.REQ_KILLNODE: self._killnode, S.REQ_TRYSHUTDOWN: self._tryshutdown,
+                S.REQ_REPLYTOSHUTDOWN: self._replytoshutdown,
+                S.REQ_GET_NODE_ADDRS: self._get_node_addrs, S.REQ_LOCAL_GET: self._local_get,
+                S.REQ_RELOAD_CONFIG: self._reload_config,
+                S.REQ_REOPEN_LOG_FILES: self._reopen_log_files,
+                S.REQ_NODESTATUSGET: self._nodestatusget, S.REQ_TRACKSTART: self._trackstart,
+                S.REQ_TRACKSTOP: self._trackstop}
 
+    def exec_handlers(self):
+        return {X.FN_RINGREENABLE: lambda sender, body: None, X.FN_KILLNODE: self._exec_killnode,
+                X.FN_SHUTDOWN: self._exec_shutdown, X.FN_RELOAD_CONFIG: self._exec_reload,
+                X.FN_CRYPTO_RECONFIG: self._exec_crypto_reconfig}
+
+    # ---- connections ------------------------------------------------------------------
+    def on_connect(self, conn):
+        conn.context = CfgConn(next(self._tokens))
+        self._by_token[conn.context.token] = conn
+        return True
+
+    def on_disconnect(self, conn):
+        self.vote.forget(conn)
+        if isinstance(conn.context, CfgConn):
+            self._by_token.pop(conn.context.token, None)
+
+    def _conn_of(self, token: int):
+        conn = self._by_token.get(token)
+        return conn if conn is not None and not conn.closed else None
+
+    # ---- status -----------------------------------------------------------------------
     def _local_get(self, conn, body):
-        return (RES_LOCAL_GET, CS_OK, _NODEID.pack(self.ctx.nodeid))
+        return (S.RES_LOCAL_GET, CS_OK, S.pack_u32_res(self.ctx.nodeid))
 
     def _get_node_addrs(self, conn, body):
-        (nodeid,) = _NODEID.unpack_from(body, 0)
-        if nodeid == 0:
-            nodeid = self.ctx.nodeid
-        config = self.ctx.config
-        try:
-            node = config.node(nodeid) if config is not None else None
-        except KeyError:
-            node = None
-        if node is None or not node.addrs:
-            return (RES_GET_NODE_ADDRS, CS_ERR_NOT_EXIST, _ADDRS_HDR.pack(0, 0))
-        addresses = [node.addrs[link] for link in sorted(node.addrs)][:INTERFACE_MAX]
-        return (RES_GET_NODE_ADDRS, CS_OK, pack_node_addrs(addresses))
+        nodeid = S.unpack_u32_req(body, "req_lib_cfg_get_node_addrs")
+        addrs = status.node_addrs(self.config, nodeid or self.ctx.nodeid)
+        return (S.RES_GET_NODE_ADDRS, CS_OK if addrs else CS_ERR_NOT_EXIST,
+                S.pack_node_addrs(addrs))
 
-    def _not_yet(self, response_id: int, what: str):
-        def handler(conn, body):
-            self.refused += 1
-            self.ctx.warning(f"libcfg {what} from pid {conn.creds.pid} is not supported yet")
-            return (response_id, CS_ERR_NOT_SUPPORTED, b"")
-        return handler
+    def _nodestatusget(self, conn, body):
+        nodeid, version = S.unpack_nodestatus_req(body)
+        self._refresh_links()
+        if version != S.NODE_STATUS_V1:
+            return (S.RES_NODESTATUSGET, CS_ERR_NOT_SUPPORTED, S.pack_node_status_version(0))
+        if self.config is None:
+            return (S.RES_NODESTATUSGET, CS_ERR_FAILED_OPERATION, S.pack_node_status_version(0))
+        st = status.node_status(self.config, self.ctx.members, nodeid, self._link_up)
+        return (S.RES_NODESTATUSGET, CS_OK, S.pack_node_status(st))
+
+    def _ringstatusget(self, conn, body):
+        self._refresh_links()
+        return (S.RES_RINGSTATUSGET, CS_OK,
+                S.pack_ring_status(status.ring_status(self.config, self._link_up)))
+
+    def _ringreenable(self, conn, body):
+        return (S.RES_RINGREENABLE, CS_ERR_NOT_SUPPORTED, b"")
+
+    def _link_up(self, link: int) -> bool:
+        """The node runs a network process for the link (no answer yet: assume it does).
+        The supervisor's counters say which link processes exist, not whether one is
+        alive right now (a dead one keeps its last heartbeat's counters), so a link of a
+        configured node is reported enabled, as udpu's bound socket is in Corosync."""
+        state = self._net_state
+        if not state:
+            return True
+        return f"net{link}" in state
+
+    def _refresh_links(self) -> None:
+        def got(counters: dict) -> None:
+            self._net_state = {r: c for r, c in counters.items() if r.startswith("net")}
+        try:
+            self.ctx.request_node_counters(got)
+        except NotImplementedError:
+            pass
+
+    # ---- shutdown ---------------------------------------------------------------------
+    def _trackstart(self, conn, body):
+        self.vote.track_start(conn)
+        return (S.RES_STATETRACKSTART, CS_OK, b"")
+
+    def _trackstop(self, conn, body):
+        self.vote.track_stop(conn)
+        return (S.RES_STATETRACKSTOP, CS_OK, b"")
+
+    def _tryshutdown(self, conn, body):
+        flags = S.unpack_u32_req(body, "req_lib_cfg_tryshutdown")
+        error = self.vote.try_shutdown(conn, flags, self._shutdown_timeout_ms())
+        return None if error is None else (S.RES_TRYSHUTDOWN, error, b"")
+
+    def _replytoshutdown(self, conn, body):
+        response = S.unpack_u32_req(body, "req_lib_cfg_replytoshutdown")
+        return (S.RES_REPLYTOSHUTDOWN, self.vote.reply(conn, response != 0), b"")
+
+    def _shutdown_timeout_ms(self) -> int:
+        """cmap's running value (as cfg.c), else the file's, else Corosync's default."""
+        if SERVICE_CMAP in (self.ctx.node_engines or {}) and not self.ctx.replaying:
+            value = cmap_lookup.get_uint32("cfg.shutdown_timeout", self.ctx.service_suffix)
+            if value is not None:
+                return value
+        entry = (getattr(self.config, "keys", None) or {}).get("cfg.shutdown_timeout")
+        try:
+            return int(entry.value) if entry is not None else DEFAULT_SHUTDOWN_TIMEOUT_MS
+        except ValueError:
+            return DEFAULT_SHUTDOWN_TIMEOUT_MS
+
+    def _send_test(self, conn, error: int, flags: int) -> None:
+        if not conn.closed and not self.ctx.replaying:
+            conn.send_event(S.RES_TESTSHUTDOWN, S.pack_u32_res(flags), error)
+
+    def _answer_tryshutdown(self, conn, error: int) -> None:
+        if not conn.closed:
+            conn.send_response(S.RES_TRYSHUTDOWN, error, b"")
+
+    def _send_shutdown(self) -> bool:
+        sent = self.ctx.mcast(X.FN_SHUTDOWN, b"", safe=True)
+        self.stats["shutdowns_sent"] += sent
+        return sent
+
+    def _exec_shutdown(self, sender: int, body) -> None:
+        self.ctx.notice(f"Node {sender} was shut down by sysadmin")
+        if sender == self.ctx.nodeid and not self.ctx.replaying:
+            self._ask_supervisor("shutdown", {"reason": "cfg: shut down by sysadmin"},
+                                 lambda ok, error: None)
+
+    # ---- kill node --------------------------------------------------------------------
+    def _killnode(self, conn, body):
+        nodeid, length, value = S.unpack_killnode_req(body)
+        if nodeid not in self.ctx.members:    # Corosync: runtime.members.N.status != joined
+            return (S.RES_KILLNODE, CS_ERR_NOT_EXIST, b"")
+        if not self.ctx.mcast(X.FN_KILLNODE, X.pack_killnode(nodeid, length, value), safe=True):
+            return (S.RES_KILLNODE, CS_ERR_TRY_AGAIN, b"")
+        self.stats["killnode_sent"] += 1
+        return (S.RES_KILLNODE, CS_OK, b"")
+
+    def _exec_killnode(self, sender: int, body) -> None:
+        target, reason = X.unpack_killnode(body)
+        self.ctx.debug(f"request to kill node {target} (us={self.ctx.nodeid})")
+        if target == self.ctx.nodeid and not self.ctx.replaying:
+            self.ctx.notice(f"Killed by node {sender} : {reason}")
+            raise NodeFatal(f"node {target} killed by node {sender} through cfg "
+                            f"(corosync-cfgtool -k): {reason}")
+
+    # ---- reload and logs --------------------------------------------------------------
+    def _reload_config(self, conn, body):
+        msg = X.pack_source(self.ctx.nodeid, conn.context.token)
+        if not self.ctx.mcast(X.FN_RELOAD_CONFIG, msg, safe=True):
+            return (S.RES_RELOAD_CONFIG, CS_ERR_TRY_AGAIN, b"")
+        self.stats["reload_requests"] += 1
+        return None                           # answered when the message comes back
+
+    def _exec_reload(self, sender: int, body) -> None:
+        _source_node, token = X.unpack_source(body)
+        self.ctx.notice(f"Config reload requested by node {sender}")
+        if self.ctx.replaying:
+            return
+
+        def done(ok: bool, error: str) -> None:
+            if not ok:
+                self.ctx.error(f"Unable to reload config file: {error}")
+            conn = self._conn_of(token) if sender == self.ctx.nodeid else None
+            if conn is not None:
+                conn.send_response(S.RES_RELOAD_CONFIG, CS_OK if ok else CS_ERR_INVALID_PARAM)
+        self._ask_supervisor("reload", {}, done)
+
+    def on_reload(self, config) -> None:
+        old = getattr(self.config, "keys", None) or {}
+        for key in readonly_changes(old, getattr(config, "keys", None) or {}):
+            self.ctx.notice(notice_line(key))
+        self.config = config
+
+    def _reopen_log_files(self, conn, body):
+        self.ctx.debug("Reopening logging files")
+
+        def done(ok: bool, error: str) -> None:
+            if not ok:
+                self.ctx.warning(f"Unable to reopen log files: {error}")
+            if not conn.closed:
+                conn.send_response(S.RES_REOPEN_LOG_FILES, CS_OK if ok else CS_ERR_LIBRARY)
+        self._ask_supervisor("reopen_logs", {}, done)     # the answer comes from done()
+
+    def _exec_crypto_reconfig(self, sender: int, body) -> None:
+        phase = X.unpack_crypto_reconfig(body)
+        self.stats["crypto_reconfig_ignored"] += 1
+        self.ctx.debug(f"Crypto reconfiguration phase {phase} from node {sender} ignored: "
+                       f"no crypto on this transport")
+
+    def _ask_supervisor(self, op: str, args: dict, done) -> None:
+        def timed_out() -> None:
+            self.stats["supervisor_timeouts"] += 1
+        ask_supervisor(self.ctx, op, args, done, SUPERVISOR_REPLY_TIMEOUT_MS, timed_out)
 
     def counters(self):
-        return {"not_supported_requests": self.refused}
+        return dict(self.stats, trackers=len(self.vote.trackers),
+                    shutdown_vote_running=int(self.vote.requester is not None))
