@@ -101,6 +101,7 @@ class SimContext(BaseContext):
         self.service_id = engine_cls.service_id
         self.space_bytes = DEFAULT_SPACE_BYTES   # tests shrink it to model a full submit ring
         self.sent = 0
+        self.sync_sent = False    # a live turn sent a sync message (snapshot follows)
 
     def mcast(self, fn: int, body: bytes, *, safe: bool = False) -> bool:
         if self.replaying:
@@ -203,6 +204,7 @@ class SimBus:
         def send_sync(msg: bytes) -> bool:
             if not ctx.replaying:
                 self._submit(node, SYNC_GROUP, msg)
+                ctx.sync_sent = True
             return True
 
         def completed(rid, _members):
@@ -233,6 +235,18 @@ class SimBus:
                 j["snap"] = (bytes(data), core.save_state())
                 j["records"] = []
                 j["every"] = self.rng.randint(1, 12)
+
+    def _snapshot_now(self, node: "SimNode", sid: int) -> None:
+        """As the engine process after a live turn that sent a sync message: snapshot at
+        once, so a restart never sends that message (a barrier) a second time."""
+        engine, core = node.engines[sid]
+        j = node.journals.get(sid)
+        if j is None or j["snap"] is None:
+            return      # nothing to restore yet: restart_engine refuses anyway
+        data = engine.snapshot()
+        if data is not None:
+            j["snap"] = (bytes(data), core.save_state())
+            j["records"] = []
 
     def restart_engine(self, nodeid: int, service_id: int) -> Engine:
         """Kill one engine of one node and start it again as the engine process does:
@@ -365,9 +379,12 @@ class SimBus:
         pending, node.pending = node.pending, []
         for fn in pending:
             fn()
-        for engine, core in node.engines.values():
+        for sid, (engine, core) in list(node.engines.items()):
             core.ctx.run_timers()
+            core.ctx.sync_sent = False
             core.run_sync()
+            if core.ctx.sync_sent:
+                self._snapshot_now(node, sid)
 
     def _busy(self) -> bool:
         if any(self.queues.values()):

@@ -207,6 +207,11 @@ class SyncDriver:
             self.engine.sync_init(trans, conf.members, conf.ring_id)
 
     def _service_build(self, sender: int, services: list[int]) -> None:
+        if self.state != ST_SERVICELIST_BUILD:
+            # a repeat (an engine restarted inside a sync sends its message again):
+            # the service list of this ring is already settled
+            self._log("debug", f"service build from node {sender} after the list was built - ignored")
+            return
         added = [s for s in services if s not in self.services]
         if added:
             self.services = sorted(self.services + added)
@@ -217,6 +222,10 @@ class SyncDriver:
             self._process_enter()
 
     def _barrier(self, sender: int) -> None:
+        if self.state not in (ST_PROCESS, ST_BARRIER) or self.idx >= len(self.services):
+            # a repeat after this ring's sync completed (see _service_build)
+            self._log("debug", f"barrier from node {sender} outside a sync phase - ignored")
+            return
         if sender in self.received:
             self.received[sender] = True
         if not all(self.received.values()):

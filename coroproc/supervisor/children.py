@@ -4,7 +4,9 @@ A child is forked from the supervisor after the numba kernels are loaded, so it 
 in milliseconds and inherits the rings' doorbell descriptors. It asks the kernel for
 SIGKILL when the supervisor dies (PR_SET_PDEATHSIG): a node whose supervisor was killed
 must vanish as a whole, never keep half a node in the ring. A crashed child is restarted
-with exponential backoff, reset once it has stayed up for STABLE_S.
+with exponential backoff, reset once it has stayed up for STABLE_S — or once it had said
+hello and stayed up HEALTHY_S: a child that was serving is not crash-looping, and a
+per-engine restart must bring a killed engine back within a second every time.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 STABLE_S = 30.0
+HEALTHY_S = 1.0     # up this long after its hello: its next crash restarts after BACKOFF_FIRST_S
 # Before its hello a child may still be loading; after it, HEARTBEAT_DEAD_S applies.
 HELLO_TIMEOUT_S = 120.0
 
@@ -93,7 +96,7 @@ def spawn(child: Child) -> int:
 def reaped(child: Child, now: float) -> None:
     """Bookkeeping after waitpid reported the child dead: when may it start again."""
     lived_s = now - child.started_at
-    if lived_s >= STABLE_S:
+    if lived_s >= STABLE_S or (child.hello and lived_s >= HEALTHY_S):
         child.backoff_s = BACKOFF_FIRST_S
     child.pid = 0
     child.restart_at = now + child.backoff_s

@@ -220,7 +220,11 @@ class Supervisor:
             elif op == "counters":
                 # an engine (cmap's stats map) asks for every process's latest counters
                 counters = {r: c.counters for r, c in self.children.items()}
-                counters["supervisor"] = {"cmap": self.crash_loops.cmap_keys()}
+                counters["supervisor"] = {
+                    "cmap": self.crash_loops.cmap_keys(),
+                    # a dead child keeps its last heartbeat above: say who is alive
+                    "children": {r: {"alive": c.alive, "pid": c.pid, "restarts": c.restarts}
+                                 for r, c in self.children.items()}}
                 self.control.send(role, {"op": "counters", "counters": counters})
             elif op == "reply" and msg.get("to") == "reload":
                 if not msg.get("ok"):
@@ -243,6 +247,9 @@ class Supervisor:
                     child.restarts += 1
                     if child.role in self._asked_to_stop:
                         self._asked_to_stop.discard(child.role)
+                        # an operator's restart: start it again now, not after a backoff
+                        child.restart_at = now
+                        child.backoff_s = C.BACKOFF_FIRST_S
                     else:
                         self.crash_loops.record_exit(child.role, now, C.describe_status(status))
                     self.log.error("MAIN", f"{child.title} (pid {pid}) {C.describe_status(status)}; "

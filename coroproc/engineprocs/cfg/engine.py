@@ -133,18 +133,17 @@ class CfgEngine(Engine):
         return (S.RES_RINGREENABLE, CS_ERR_NOT_SUPPORTED, b"")
 
     def _link_up(self, link: int) -> bool:
-        """The node runs a network process for the link (no answer yet: assume it does).
-        The supervisor's counters say which link processes exist, not whether one is
-        alive right now (a dead one keeps its last heartbeat's counters), so a link of a
-        configured node is reported enabled, as udpu's bound socket is in Corosync."""
+        """The node's network process for the link is alive (from the supervisor's last
+        answer; before any answer: assume it is, as udpu's bound socket in Corosync)."""
         state = self._net_state
         if not state:
             return True
-        return f"net{link}" in state
+        return bool(state.get(f"net{link}", {}).get("alive", False))
 
     def _refresh_links(self) -> None:
         def got(counters: dict) -> None:
-            self._net_state = {r: c for r, c in counters.items() if r.startswith("net")}
+            children = (counters.get("supervisor") or {}).get("children") or {}
+            self._net_state = {r: c for r, c in children.items() if r.startswith("net")}
         try:
             self.ctx.request_node_counters(got)
         except NotImplementedError:

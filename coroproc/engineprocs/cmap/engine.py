@@ -15,7 +15,7 @@ import struct
 from coroproc.engineprocs.api import Engine, NodeFatal
 from coroproc.ipc import cmap_structs as W
 
-from . import config_keys, exec_msgs, runtime
+from . import config_keys, exec_msgs, persist, runtime
 from . import keys as K
 from .conn_state import (
     ITERATORS_MAX,
@@ -56,14 +56,20 @@ class CmapEngine(Engine):
         self.trans_entries = 0
         self.my_config_version = 0
         self.highest_config_version = 0
+        self.journal = persist.Journal(self._journal_path())
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.load_initial()
+        # writes of a predecessor that died before its first snapshot (persist.py)
+        self.journal.replay(self.store, 0)
+        self._track_config_version()
+        self.stats.start()
+
+    def _track_config_version(self) -> None:
         # exec/cmap.c cmap_exec_init_fn: a changed config_version is announced at once
         self.store.track_add(CONFIG_VERSION_KEY, TRACK_ADD | TRACK_DELETE | TRACK_MODIFY,
                              self._config_version_changed)
-        self.stats.start()
 
     def load_initial(self) -> None:
         config = self.ctx.config
@@ -96,6 +102,46 @@ class CmapEngine(Engine):
 
     def close(self) -> None:
         self.stats.stop()
+        self.journal.close()
+
+    # ---- restart without losing state (persist.py) -------------------------------------------
+    def _journal_path(self) -> str | None:
+        directory = self.ctx.options.get("journal_dir")
+        if directory is None and getattr(self.ctx.config, "coroproc", None) is not None:
+            from coroproc.engineprocs.snapshots import snapshot_dir
+            from coroproc.supervisor.plan import run_dir_of
+            directory = snapshot_dir(run_dir_of(self.ctx.config))
+        return persist.journal_path(directory, self.ctx.nodeid) if directory else None
+
+    def snapshot(self) -> bytes:
+        state = {"first_sync": self.first_sync, "trans_entries": self.trans_entries,
+                 "my_config_version": self.my_config_version,
+                 "highest_config_version": self.highest_config_version,
+                 "connections_total": self.connections_total,
+                 "events_dropped": self.events_dropped}
+        data = persist.dump(self.store, state, self.journal.seq)
+        self.journal.snapshot_taken(self.journal.seq)
+        return data
+
+    def restore(self, data: bytes) -> None:
+        # a fresh store has no tracks: loading notifies nobody and multicasts nothing
+        self.store = Store()
+        state, seq = persist.load(data, self.store)
+        self.journal.restored(seq)
+        self.journal.replay(self.store, seq)
+        self._track_config_version()
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _journaled(self, handler, key_of):
+        """A client write on the icmap map: journal the key's new state before answering."""
+        def run(conn, body):
+            reply = handler(conn, body)
+            if reply[1] == K.CS_OK and conn.context.map_kind != MAP_STATS:
+                key = key_of(body)
+                self.journal.record(key, self.store.get(key))
+            return reply
+        return run
 
     def counters(self) -> dict:
         return {"keys": len(self.store), "stats_keys": len(self.stats.store),
@@ -126,8 +172,12 @@ class CmapEngine(Engine):
         return self.stats.store if map_kind == MAP_STATS else self.store
 
     def lib_handlers(self) -> dict:
-        return {W.REQ_SET: self.lib_set, W.REQ_DELETE: self.lib_delete, W.REQ_GET: self.lib_get,
-                W.REQ_ADJUST_INT: self.lib_adjust_int, W.REQ_ITER_INIT: self.lib_iter_init,
+        return {W.REQ_SET: self._journaled(self.lib_set, lambda b: W.unpack_req_set(b)[0]),
+                W.REQ_DELETE: self._journaled(self.lib_delete, W.unpack_req_delete),
+                W.REQ_GET: self.lib_get,
+                W.REQ_ADJUST_INT: self._journaled(self.lib_adjust_int,
+                                                  lambda b: W.unpack_req_adjust_int(b)[0]),
+                W.REQ_ITER_INIT: self.lib_iter_init,
                 W.REQ_ITER_NEXT: self.lib_iter_next,
                 W.REQ_ITER_FINALIZE: self.lib_iter_finalize,
                 W.REQ_TRACK_ADD: self.lib_track_add, W.REQ_TRACK_DELETE: self.lib_track_delete,

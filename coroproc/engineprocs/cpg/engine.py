@@ -17,6 +17,7 @@ from coroproc.engineprocs.api import SERVICE_CPG, Engine, RingId
 
 from . import exec_msgs as xm
 from . import lib_msgs as lib
+from . import persist
 from .conn_state import CpdState, CpgConn
 from .flow import FlowControl
 from .groups import ProcessList
@@ -59,8 +60,9 @@ class CpgEngine(Engine):
         self._next_source_id = 1
         self._pending_leaves: collections.deque = collections.deque()
         self._pending_timer = None
-        self._view_known = False          # a sync has activated in this process
+        self._view_known = False          # a sync has activated (here or before a restart)
         self._warned_no_view = False
+        self._fence = persist.RestartFence(self)
 
     # ---- tables -----------------------------------------------------------------------------
     def lib_handlers(self):
@@ -136,6 +138,8 @@ class CpgEngine(Engine):
 
     # ---- sending ----------------------------------------------------------------------------
     def send_join(self, group: bytes, pid: int) -> bool:
+        if self._fence.pending:
+            return False     # the old process's joins/leaves may still be in flight (persist.py)
         return self.ctx.mcast(xm.MESSAGE_REQ_EXEC_CPG_PROCJOIN,
                               xm.pack_procjoin(group, pid, CONFCHG_CPG_REASON_JOIN))
 
@@ -219,7 +223,9 @@ class CpgEngine(Engine):
         self.notify.reap()
 
     def _exec_downlist_old(self, sender: int, body) -> None:
-        self.ctx.debug(f"downlist OLD from node {sender}")
+        if not self._fence.on_delivered(sender, body):
+            self.ctx.debug(f"downlist OLD from node {sender}")
+        self.notify.reap()
 
     def _exec_downlist(self, sender: int, body) -> None:
         msg = xm.unpack_downlist(body)
@@ -265,6 +271,8 @@ class CpgEngine(Engine):
         self.sync.finish()
 
     def on_sync_completed(self, ring_id, members) -> None:
+        if self._fence.pending:
+            self._fence.send()   # not in a ring when first sent: it may be lost, send again
         self._flush_pending()
         self.flow.check()
 
@@ -276,6 +284,19 @@ class CpgEngine(Engine):
                                 [(n, p, CONFCHG_CPG_REASON_NODEDOWN) for n, p in left])
         self.sync.forget_ring()
         self.notify.reap()
+        if self._fence.pending:
+            self._fence.send()   # the submit ring of the old ring process may be gone
+
+    # ---- restart without losing state (persist.py) ------------------------------------------
+    def snapshot(self) -> bytes:
+        return persist.dump(self.procs, self.sync, self._view_known, self._next_source_id)
+
+    def restore(self, data: bytes) -> None:
+        self._view_known, self._next_source_id = persist.load(data, self.procs, self.sync)
+
+    def on_restarted(self, lost_connections: bool) -> None:
+        self.stats["restarts"] += 1
+        self._fence.start()
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def counters(self) -> dict:
@@ -285,7 +306,9 @@ class CpgEngine(Engine):
                    procleave_pending=len(self._pending_leaves),
                    flow_control_active=int(self.flow.active),
                    flow_control_activations=self.flow.activations,
-                   joinlist_overflow=self.sync.joinlist_overflow)
+                   joinlist_overflow=self.sync.joinlist_overflow,
+                   restart_fence_pending=int(self._fence.pending),
+                   restart_orphans_left=self._fence.orphans_left)
         for key in ("messages_sent", "messages_received", "messages_delivered",
                     "deliver_events", "confchg_events", "events_dropped",
                     "mcast_dropped_ring_full", "mcast_dropped_not_joined",
@@ -294,6 +317,7 @@ class CpgEngine(Engine):
         return out
 
     def close(self) -> None:
+        self._fence.close()
         self.flow.close()
         self.requests.close()
         if self._pending_timer is not None:
