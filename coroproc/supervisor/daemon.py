@@ -326,7 +326,11 @@ class Supervisor:
                                           "heartbeat": c.counters}
                                  for c in self.children.values()}}
         if op == "restart":
-            child = self.children.get(msg.get("role", ""))
+            role = msg.get("role", "")
+            for eng in self.plan.engines:     # an engine hosted in another's process
+                if role in eng.hosted_options:
+                    role = eng.name
+            child = self.children.get(role)
             if child is None:
                 return {"ok": False, "error": f"no child {msg.get('role')!r}; children: "
                         + ", ".join(self.children)}

@@ -310,7 +310,27 @@ def run(argv: list[str], out) -> int:
     return EXIT_OK
 
 
+def restart_engine(argv: list[str]) -> int:
+    """coroproc-only: `--restart-engine NAME [-c CONF] [--nodeid N]` restarts one engine
+    process of the local node through its supervisor (the node stays in the ring)."""
+    import argparse
+
+    from coroproc.tools import ctl
+    p = argparse.ArgumentParser(prog="coroproc-cfgtool --restart-engine")
+    p.add_argument("--restart-engine", dest="name", required=True)
+    p.add_argument("-c", dest="config", default="/etc/corosync/corosync.conf")
+    p.add_argument("--nodeid", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    extra = (["--nodeid", str(a.nodeid)] if a.nodeid is not None else []) + \
+        (["--json"] if a.json else [])
+    return ctl.main(["-c", a.config, *extra, "restart", a.name])
+
+
 def main() -> None:
+    if any(arg == "--restart-engine" or arg.startswith("--restart-engine=")
+           for arg in sys.argv[1:]):
+        sys.exit(restart_engine(sys.argv[1:]))
     try:
         code = run(sys.argv[1:], sys.stdout)
     except ToolExit as exc:

@@ -114,6 +114,43 @@ def test_a_killed_engine_comes_back_with_its_state(three):
     assert got == expected
     child = _status(three, 2)["children"]["example"]
     assert child["restarts"] == 1 and child["pid"] != victim
+    # the crash is in cmap (the supervisor's counts, published by the cmap engine)
+    from coroproc.client.cmap import Cmap
+    deadline = time.monotonic() + 10
+    with Cmap(suffix=three.suffix(2)) as cmap:
+        while True:
+            try:
+                exits = cmap.get("runtime.coroproc.children.example.exits")[1]
+            except Exception:
+                exits = None
+            if exits == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert exits == 1
     assert any("state restored from its snapshot" in ln for ln in three.log_lines(2)[mark[2]:])
     for i in (1, 2, 3):
         assert "A new membership" not in "".join(three.log_lines(i)[mark[i]:])
+
+
+def test_cfgtool_restart_engine_by_name(three):
+    """`coroproc-cfgtool --restart-engine NAME`, also for an engine hosted in another's
+    process (quorum runs inside votequorum's)."""
+    before = _status(three, 3)["children"]
+    for name, role in (("cpg", "cpg"), ("quorum", "votequorum")):
+        out = subprocess.run([sys.executable, "-m", "coroproc.tools.cfgtool", "--restart-engine",
+                              name, "-c", three.conf(3)], capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert f"restarting {role}" in out.stdout
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        after = _status(three, 3)["children"]
+        if all(after[r]["pid"] not in (0, before[r]["pid"]) for r in ("cpg", "votequorum")):
+            break
+        time.sleep(0.2)
+    assert after["cpg"]["pid"] != before["cpg"]["pid"]
+    assert after["votequorum"]["pid"] != before["votequorum"]["pid"]
+    bad = subprocess.run([sys.executable, "-m", "coroproc.tools.cfgtool", "--restart-engine",
+                          "nosuch", "-c", three.conf(3)], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 1 and "no child 'nosuch'" in bad.stderr

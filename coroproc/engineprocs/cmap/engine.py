@@ -16,6 +16,7 @@ from coroproc.engineprocs.api import Engine, NodeFatal
 from coroproc.ipc import cmap_structs as W
 
 from . import config_keys, exec_msgs, persist, runtime
+from . import reload as reload_mod
 from . import keys as K
 from .conn_state import (
     ITERATORS_MAX,
@@ -48,7 +49,7 @@ class CmapEngine(Engine):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.store = Store()
-        self.stats = StatsMap(ctx)
+        self.stats = StatsMap(ctx, on_supervisor_keys=self._supervisor_keys)
         self.conns: dict[int, object] = {}       # id(conn) → conn
         self.connections_total = 0
         self.events_dropped = 0
@@ -86,6 +87,26 @@ class CmapEngine(Engine):
             if err != K.CS_OK:
                 self.ctx.warning(f"cannot store {key!r} ({K.TYPE_NAMES[value_type]}) in "
                                  f"cmap: cs_error {err}")
+
+    _SUPERVISOR_TYPES = {"uint32": K.UINT32, "uint8": K.UINT8, "string": K.STRING}
+
+    def _supervisor_keys(self, keys: dict) -> None:
+        """runtime.coroproc.children.<role>.{exits,crash_loop,last_exit}: crash loops as
+        the supervisor counts them (coroproc/supervisor/watchdog.py)."""
+        for key, (type_name, value) in keys.items():
+            value_type = self._SUPERVISOR_TYPES.get(type_name)
+            if value_type is not None and key.startswith("runtime.coroproc."):
+                current = self.store.get(key)
+                if current is None or current != (value_type, K.encode(value_type, value)):
+                    self.store.set_value(key, value_type, value)
+
+    def on_reload(self, config) -> None:
+        """corosync.conf re-read (`cfgtool -R`): §4.9's key changes, in cmap/reload.py."""
+        old = getattr(self.ctx.config, "keys", None) or {}
+        done = reload_mod.apply_reload(self.store, old, getattr(config, "keys", None) or {})
+        self.ctx.config = config
+        self.ctx.info(f"configuration reloaded: {done['set']} keys set, {done['deleted']} "
+                      f"deleted, {done['kept_readonly']} that cannot change at run time kept")
 
     def authorize(self, creds):
         """Corosync's rule, answered from this engine's own map (no IPC to itself)."""

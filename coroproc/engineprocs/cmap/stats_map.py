@@ -17,8 +17,10 @@ STATS_REFRESH_MS = 1000
 
 
 class StatsMap:
-    def __init__(self, ctx):
+    def __init__(self, ctx, on_supervisor_keys=None):
         self.ctx = ctx
+        # the supervisor's own keys (runtime.coroproc.children.*) go to the main map
+        self.on_supervisor_keys = on_supervisor_keys
         self.view = StatsView()
         self.store = Store()
         self.pending = False           # a counters request is outstanding
@@ -50,6 +52,9 @@ class StatsMap:
         self.view.update(counters)
         self.apply(self.view.snapshot())
         self.refreshes += 1
+        keys = ((counters.get("supervisor") or {}).get("cmap") or {})
+        if keys and self.on_supervisor_keys is not None:
+            self.on_supervisor_keys(keys)
 
     def apply(self, snapshot: dict) -> None:
         for key in [k for k in self.store.names() if k not in snapshot]:
