@@ -170,11 +170,7 @@ def settings_from_config(lg, foreground: bool, env=os.environ) -> LogSettings:
     StandardError=null for this; coroproc keeps stderr for Python tracebacks)."""
     journal = stderr_is_journal(env)
     to_stderr = lg.to_stderr and foreground and not (journal and lg.to_syslog)
-    subs = tuple(SubsysSettings(
-        subsys=name, debug=s.debug, to_stderr=s.to_stderr, to_logfile=s.to_logfile,
-        to_syslog=s.to_syslog, logfile=s.logfile, logfile_priority=s.logfile_priority,
-        syslog_priority=s.syslog_priority, syslog_facility=s.syslog_facility)
-        for name, s in sorted(lg.subsys.items()))
+    subs = tuple(s for _name, s in sorted(lg.subsys.items()))
     settings = LogSettings(
         to_stderr=to_stderr, logfile=lg.logfile if lg.to_logfile else None,
         priority=lg.logfile_priority, timestamp=lg.timestamp, debug=lg.debug,

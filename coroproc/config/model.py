@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coroproc.config.errors import Entry
+from coroproc.logsys import SubsysSettings
 from coroproc.ringproc.config import TotemConfig
 
 DEFAULT_STATE_DIR = "/var/lib/corosync"
@@ -40,19 +41,9 @@ class NodeEntry:
     nodeid_generated: bool = False  # udp/udpu: derived from ring0_addr as Corosync does
 
 
-@dataclass(frozen=True)
-class SubsysLogging:
-    """Overrides from one logger_subsys { }; None means "as the top level"."""
-
-    subsys: str
-    debug: str | None = None
-    to_stderr: bool | None = None
-    to_logfile: bool | None = None
-    to_syslog: bool | None = None
-    logfile: str | None = None
-    logfile_priority: str | None = None
-    syslog_priority: str | None = None
-    syslog_facility: str | None = None
+# Overrides from one logger_subsys { } (None = "as the top level"): the logging module's
+# own type, so a parsed section is what the loggers use.
+SubsysLogging = SubsysSettings
 
 
 @dataclass(frozen=True)
