@@ -71,3 +71,54 @@ def description_of(connection_dir: str) -> str:
 def connection_dir_of(description: str) -> str:
     """The directory libqb removes on disconnect: the description minus its last part."""
     return os.path.dirname(description)
+
+
+def stale_connection_dirs(service: str, shm_dir: str = SHM_DIR) -> list[str]:
+    """Connection directories of `service` (its full name, suffix included) left by a
+    server process that no longer exists — e.g. an engine killed with SIGKILL whose
+    clients died too, so neither end removed them. A live server's are never listed."""
+    out = []
+    marker = f"qb-control-{service}"
+    try:
+        entries = os.listdir(shm_dir)
+    except OSError:
+        return out
+    for entry in entries:
+        parts = entry.split("-")
+        if len(parts) < 5 or parts[0] != "qb" or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path = os.path.join(shm_dir, entry)
+        try:
+            files = os.listdir(path)
+        except OSError:
+            continue
+        if files and all(f == marker for f in files):
+            out.append(path)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_connection_dirs(service: str, shm_dir: str = SHM_DIR) -> int:
+    """Remove what stale_connection_dirs lists; returns how many went."""
+    removed = 0
+    for path in stale_connection_dirs(service, shm_dir):
+        try:
+            for f in os.listdir(path):
+                os.unlink(os.path.join(path, f))
+            os.rmdir(path)
+            removed += 1
+        except OSError:
+            pass  # another process is cleaning it up too
+    return removed

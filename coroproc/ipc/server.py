@@ -114,6 +114,12 @@ class IpcServer:
                                      f"socket @{self.name}: {exc.strerror} (another server "
                                      f"with this name running?)") from None
         self._register(self._listen.fileno(), ("listen", None), select.EPOLLIN)
+        self._remove_stale_dirs()
+
+    def _remove_stale_dirs(self) -> None:
+        """A server killed with its clients leaves their connection directories behind
+        (libqb's server would too); the next server of the same name removes them."""
+        self.stats["stale_dirs_removed"] += names.remove_stale_connection_dirs(self.name)
 
     # ---- loop integration --------------------------------------------------------------
 

@@ -141,6 +141,19 @@ class Supervisor:
         finally:
             self._shutdown()
 
+    def _remove_stale_ipc_dirs(self) -> None:
+        """Client connection directories of this node's engines that were killed along
+        with their clients (a live engine removes its own)."""
+        from coroproc.engineprocs.registry import resolve
+        from coroproc.ipc.names import remove_stale_connection_dirs, service_name
+        for eng in self.plan.engines:
+            if eng.service_id < 0:
+                continue
+            for target in [eng.target or eng.name, *eng.hosted]:
+                svc = resolve(target).ipc_service
+                if svc:
+                    remove_stale_connection_dirs(service_name(svc, self.plan.service_suffix))
+
     def _ipc_kernel_limits(self) -> None:
         """1 MiB requests from unmodified libqb clients need big unix datagrams."""
         from coroproc.engineprocs.registry import resolve
@@ -395,6 +408,7 @@ class Supervisor:
         for db in self.doorbells.values():
             db.close()
         remove_snapshots(self.plan.run_dir)
+        self._remove_stale_ipc_dirs()
         if self.control is not None:
             self.control.close()
             try:
