@@ -14,6 +14,7 @@ import numpy as np
 
 from coroproc.shm.ring import ShmRing
 
+from . import config as C
 from . import events as E
 from . import pump as P
 from . import totempg as pg
@@ -48,6 +49,20 @@ def store_ring_seq(state_dir: str, nodeid: int, seq: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# Totem values a reload applies to the running core (Corosync's totem_volatile_config_read)
+VOLATILE_TOTEM = ((C.C_TOKEN_US, "token_us"), (C.C_TOKEN_RETRANSMIT_US, "token_retransmit_us"),
+                  (C.C_HOLD_US, "hold_us"), (C.C_JOIN_US, "join_us"),
+                  (C.C_CONSENSUS_US, "consensus_us"), (C.C_MERGE_US, "merge_us"),
+                  (C.C_FAIL_RECV_CONST, "fail_recv_const"),
+                  (C.C_SEQNO_UNCHANGED_CONST, "seqno_unchanged_const"),
+                  (C.C_MISS_COUNT_CONST, "miss_count_const"),
+                  (C.C_MAX_MESSAGES, "max_messages"), (C.C_TOKEN_WARNING_US, "token_warning_us"),
+                  (C.C_RETRANSMITS_BEFORE_LOSS, "token_retransmits_before_loss_const"),
+                  (C.C_CANCEL_HOLD_ON_RETRANSMIT, "cancel_token_hold_on_retransmit"))
+# ... and the ones that size its arrays
+FIXED_TOTEM = ((C.C_WINDOW_SIZE, "window_size"), (C.C_NETMTU, "netmtu"))
 
 
 class RingProcess:
@@ -90,6 +105,7 @@ class RingProcess:
         self.operational_once = False
         self.schedmiss: list[tuple[int, float]] = []
         control.handlers["dump"] = lambda msg: {"state": self.state_dump()}
+        control.handlers["reload"] = self._reload
         control.handlers["status"] = lambda msg: {"state": self.state_dump()}
 
     # ---- the loop ----
@@ -98,8 +114,6 @@ class RingProcess:
         # anything of the new incarnation.
         self._announce_start()
         self.bufs.ps[P.P_COMMAND] = P.CMD_START
-        token_us = self.cfg.effective_token_ms * 1000
-        sched_period_us = token_us // 3
         sched_prev_us = now_us()
         while True:
             ret = self._pump()
@@ -107,6 +121,8 @@ class RingProcess:
                 self._leave()
                 return 0
             t = now_us()
+            token_us = int(self.st.cfg[C.C_TOKEN_US])     # a reload may change it
+            sched_period_us = token_us // 3
             if t - sched_prev_us >= sched_period_us:
                 self._check_schedmiss(t - sched_prev_us, token_us)
                 sched_prev_us = t
@@ -241,6 +257,30 @@ class RingProcess:
             self.log.error("TOTEM", E.describe(code, a, b, c))
         else:
             self.log.notice("TOTEM", E.describe(code, a, b, c))
+
+    def _reload(self, msg: dict):
+        """corosync.conf was re-read (`cfgtool -R`): Corosync's volatile Totem values —
+        the timers and max_messages — take effect at once; what sizes the core's arrays
+        (window_size, netmtu) needs a restart of the node."""
+        from coroproc.config.loader import load
+        try:
+            cfg, _warnings = load(self.plan.config_path, self.plan.nodeid)
+            new = cfg.totem.to_array()
+        except Exception as exc:
+            self.log.error("TOTEM", f"reload: new Totem configuration refused: {exc}")
+            return {"ok": False, "error": str(exc)}
+        changed = []
+        for idx, name in VOLATILE_TOTEM:
+            if int(self.st.cfg[idx]) != int(new[idx]):
+                changed.append(f"{name} {int(self.st.cfg[idx])} -> {int(new[idx])}")
+                self.st.cfg[idx] = new[idx]
+        for idx, name in FIXED_TOTEM:
+            if int(self.st.cfg[idx]) != int(new[idx]):
+                self.log.warning("TOTEM", f"reload: {name} cannot change while the node "
+                                 "runs; restart the node to apply it")
+        if changed:
+            self.log.notice("TOTEM", "runtime configuration changed: " + ", ".join(changed))
+        return {"ok": True, "changed": changed}
 
     def _check_schedmiss(self, gap_us: int, token_us: int) -> None:
         threshold_us = token_us * 0.8

@@ -311,8 +311,8 @@ class Supervisor:
 
     def _reload(self) -> dict:
         """Re-read corosync.conf; a file that does not load is refused and nothing changes.
-        Engines get the new config (Engine.on_reload); Totem timers and the nodelist's
-        addresses are not changed at run time here."""
+        The ring process applies the new Totem timers, engines get the new config
+        (Engine.on_reload); links (addresses, ports) are not changed at run time here."""
         from coroproc.config.errors import ConfigParseError
         from coroproc.config.loader import load
         from coroproc.logsys import LogConfigError, settings_from_config
@@ -323,7 +323,7 @@ class Supervisor:
             self.log.error("MAIN", f"configuration reload refused: {exc}")
             return {"ok": False, "error": str(exc)}
         for child in self.children.values():
-            if child.alive and child.role not in ("ring",) and not child.role.startswith("net"):
+            if child.alive and not child.role.startswith("net"):
                 self.control.send(child.role, {"op": "reload"})
         self.log.notice("MAIN", "configuration reloaded")
         return {"ok": True}

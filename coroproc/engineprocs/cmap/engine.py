@@ -104,6 +104,11 @@ class CmapEngine(Engine):
         """corosync.conf re-read (`cfgtool -R`): §4.9's key changes, in cmap/reload.py."""
         old = getattr(self.ctx.config, "keys", None) or {}
         done = reload_mod.apply_reload(self.store, old, getattr(config, "keys", None) or {})
+        if getattr(config, "totem", None) is not None:
+            # the ring process applies the new timers: show the effective values
+            for key, value_type, value in runtime.runtime_config_items(config):
+                if self.store.get(key) != (value_type, K.encode(value_type, value)):
+                    self.store.set_value(key, value_type, value)
         self.ctx.config = config
         self.ctx.info(f"configuration reloaded: {done['set']} keys set, {done['deleted']} "
                       f"deleted, {done['kept_readonly']} that cannot change at run time kept")
