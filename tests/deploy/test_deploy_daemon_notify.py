@@ -13,14 +13,6 @@ import pytest
 from coroproc.localcluster import LocalCluster
 from coroproc.shm.names import node_segments
 
-DAEMON_SRC = os.path.join(os.path.dirname(__file__), "..", "..", "coroproc", "supervisor",
-                          "daemon.py")
-
-
-def _watchdog_wired() -> bool:
-    with open(DAEMON_SRC) as f:
-        return "SystemdWatchdog" in f.read()
-
 
 class Notify:
     def __init__(self, path: str):
@@ -69,8 +61,6 @@ def test_ready_status_stopping_and_a_clean_leave(two_nodes):
                    or "A processor failed" in line for line in after), after
 
 
-@pytest.mark.skipif(not _watchdog_wired(), reason="the supervisor does not drive "
-                    "coroproc/supervisor/watchdog.py yet (see docs/deploy.md, wiring)")
 def test_watchdog_pings_reach_systemds_socket(two_nodes):
     c, n = two_nodes
     env = dict(os.environ, NOTIFY_SOCKET=n.path, WATCHDOG_USEC="2000000")
