@@ -6,8 +6,9 @@ messages, lib requests — so the rules below are written once:
 
 * lib requests follow Corosync's cs_ipcs_msg_process + corosync_sending_allowed: an id
   without a handler → {id 0, CS_ERR_INVALID_PARAM}; a flow-controlled request while sync
-  runs or the submit ring lacks room → {id 0, CS_ERR_TRY_AGAIN}; for cpg MCAST (the one
-  asynchronous call) neither is answered, a warning is logged instead. A handler that
+  runs or the submit ring lacks room → {id 0, CS_ERR_TRY_AGAIN}; cpg MCAST (the one
+  asynchronous call, which Corosync would drop here) is deferred instead: the IPC server
+  offers it again and reads nothing more from that client meanwhile. A handler that
   cannot parse its body (ValueError/struct.error) answers CS_ERR_INVALID_PARAM and the
   connection's `invalid_request` counter grows; the engine keeps running.
 * exec messages are dispatched by fn of `(service << 16) | fn`; a malformed one is
@@ -18,6 +19,8 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional
 
+from coroproc.ipc.server import DEFER
+
 from .api import (CONFIG_REGULAR, EXEC_HEADER, EXEC_HEADER_BYTES, SERVICE_CPG, Configuration,
                   Engine, RingId)
 from .sync import SyncDriver, SyncMessageError
@@ -25,6 +28,7 @@ from .sync import SyncDriver, SyncMessageError
 CS_ERR_INVALID_PARAM = 7
 CS_ERR_TRY_AGAIN = 6
 CPG_MCAST_REQUEST = 2        # the asynchronous call: libcpg never waits for an answer
+EXEC_OVERHEAD_BYTES = 256    # an exec message's headers beyond the request's (cpg: ~150)
 
 
 class EngineCore:
@@ -43,7 +47,8 @@ class EngineCore:
         self._prev_regular: tuple[int, ...] = ()
         self._last_trans: Optional[tuple[int, ...]] = None
         self.stats = {"exec_rx": 0, "exec_malformed": 0, "exec_unknown": 0, "sync_malformed": 0,
-                      "lib_requests": 0, "lib_invalid": 0, "lib_try_again": 0, "configs": 0}
+                      "lib_requests": 0, "lib_invalid": 0, "lib_try_again": 0,
+                      "lib_deferred": 0, "configs": 0}
 
     # ---- ordered inputs ------------------------------------------------------------------
     def on_config(self, kind: int, ring_id: RingId, members) -> Configuration:
@@ -146,14 +151,19 @@ class EngineCore:
                 self.ctx.info(f"invalid message id {msg_id} from pid {conn.creds.pid}")
                 return None
             return (0, CS_ERR_INVALID_PARAM, b"")
+        # room for the exec message the request becomes: its own size plus the engine's
+        # exec header (cpg adds ~200 bytes of group name and source)
         if msg_id in self.engine.flow_controlled_requests and (
-                self.ctx.sync_in_progress or self.ctx.mcast_space_bytes() < msg_bytes):
-            self.stats["lib_try_again"] += 1
+                self.ctx.sync_in_progress
+                or self.ctx.mcast_space_bytes() < msg_bytes + EXEC_OVERHEAD_BYTES):
             conn.stats["overload"] += 1
             if is_async:
-                self.ctx.warning(f"request {msg_id} from pid {conn.creds.pid} dropped: "
-                                 f"{'sync in progress' if self.ctx.sync_in_progress else 'no room'}")
-                return None
+                # Corosync drops a cpg MCAST here (it has no reply to carry TRY_AGAIN);
+                # coroproc keeps it and stops reading that client until there is room and
+                # no sync runs, so nothing a client sent is lost and its order holds
+                self.stats["lib_deferred"] += 1
+                return DEFER
+            self.stats["lib_try_again"] += 1
             return (0, CS_ERR_TRY_AGAIN, b"")
         try:
             return handler(conn, body)

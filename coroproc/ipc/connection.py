@@ -89,6 +89,7 @@ class IpcConnection:
         self._events = collections.deque()
         self.stats = collections.Counter()
         self.flow_control_level = 0
+        self.deferred = None      # (msg_id, payload) the service asked to see again
 
     # ---- creation and teardown -------------------------------------------------------
 

@@ -42,6 +42,13 @@ PENDING_SETUPS_MAX = 64                   # half-open handshakes; the oldest is 
 REQUESTS_PER_WAKEUP_MAX = 50              # libqb's high-priority batch (MAX_RECV_MSGS)
 EVENT_QUEUE_MAX = 1024                    # per connection, beyond the kernel's queue
 EVENT_CONNECT_RETRY_MS = 10               # client binds its event socket after the answer
+DEFER_RETRY_MS = 1                        # a deferred request is offered again this soon
+
+# on_request may return DEFER: "not now, offer me this request again" (e.g. no room to
+# multicast it). The server keeps it and reads nothing more from that client until the
+# handler takes it, so nothing is lost and the client's order is kept; the client's
+# socket fills and its library sees EAGAIN, as with any server that stops reading.
+DEFER = object()
 SETUP_DRAIN_BYTES = 4096                  # bytes read per wakeup from a setup socket
 _UCRED = __import__("struct").Struct("3i")
 
@@ -94,6 +101,7 @@ class IpcServer:
         # Connections found dead while a service was sending to them outside our own
         # dispatch: disconnected at the end of process(), never re-entrantly.
         self._doomed: dict[IpcConnection, str] = {}
+        self._deferred: set[IpcConnection] = set()   # connections holding a DEFER request
         self._recv_buf = bytearray(max_msg_bytes + 1)
         self.stats = collections.Counter()
         limit = datagram_limit_bytes(max_msg_bytes)
@@ -131,6 +139,8 @@ class IpcServer:
         """Call `process()` again within this many ms even if nothing is readable (or None)."""
         if self._doomed:
             return 0
+        if self._deferred:
+            return DEFER_RETRY_MS
         return EVENT_CONNECT_RETRY_MS if self._retry else None
 
     def process(self, timeout_ms: int = 0) -> int:
@@ -146,6 +156,8 @@ class IpcServer:
         for conn in list(self._retry):
             self._retry.discard(conn)
             self._guarded(conn, conn.flush_events)
+        for conn in list(self._deferred):
+            self._guarded(conn, lambda c=conn: self._retry_deferred(c))
         while self._doomed:
             conn, why = self._doomed.popitem()
             self._disconnect(conn, why)
@@ -333,6 +345,8 @@ class IpcServer:
         for _ in range(REQUESTS_PER_WAKEUP_MAX):
             if conn.closed or conn.wants_response_out or conn in self._doomed:
                 return  # backpressure: the client must read its responses first
+            if conn.deferred is not None:
+                return  # its earlier request waits; its order must be kept
             try:
                 length, source = conn.request_sock.recvfrom_into(view, limit + 1, socket.MSG_TRUNC)
             except (BlockingIOError, InterruptedError):
@@ -355,13 +369,33 @@ class IpcServer:
             if conn.waits_for_event_socket:
                 self._retry.add(conn)  # the client is fully set up once it sends
             reply = self.handler.on_request(conn, msg_id, payload)
+            if reply is DEFER:
+                conn.deferred = (msg_id, bytes(payload))
+                conn.stats["deferred"] += 1
+                self._deferred.add(conn)
+                self._update_interest(conn)     # stop reading until it is taken
+                return
             del payload
             if reply is not None and not conn.closed:
                 resp_id, error, body = reply
                 conn.send_response(resp_id, error, body)
 
+    def _retry_deferred(self, conn):
+        msg_id, payload = conn.deferred
+        reply = self.handler.on_request(conn, msg_id, memoryview(payload))
+        if reply is DEFER:
+            return
+        conn.deferred = None
+        self._deferred.discard(conn)
+        if reply is not None and not conn.closed:
+            resp_id, error, body = reply
+            conn.send_response(resp_id, error, body)
+        self._update_interest(conn)
+        self._read_requests(conn)
+
     def _disconnect(self, conn, why):
         self._doomed.pop(conn, None)
+        self._deferred.discard(conn)
         if conn.closed:
             return
         log.debug("IPC %s: client pid %d disconnected: %s", self.name, conn.creds.pid, why)
@@ -390,7 +424,8 @@ class IpcServer:
         if conn.closed:
             return
         fd = conn.request_sock.fileno()
-        want = select.EPOLLIN | (select.EPOLLOUT if conn.wants_response_out else 0)
+        want = ((select.EPOLLIN if conn.deferred is None else 0)
+                | (select.EPOLLOUT if conn.wants_response_out else 0))
         self._modify(fd, want)
         self._modify(conn.event_sock.fileno(), select.EPOLLOUT if conn.wants_event_out else 0)
 

@@ -10,6 +10,7 @@ from cpg_sim_client import Client, make_bus  # noqa: E402
 
 from coroproc.engineprocs.cpg.conn_state import ITERATIONS_PER_CONN_MAX, CpdState  # noqa: E402
 from coroproc.ipc import cpg_structs as cs  # noqa: E402
+from coroproc.ipc.server import DEFER  # noqa: E402
 from coroproc.ipc.cserror import (CS_ERR_BUSY, CS_ERR_EXIST, CS_ERR_INTERRUPT,  # noqa: E402
                                   CS_ERR_INVALID_PARAM, CS_ERR_LIBRARY,
                                   CS_ERR_NAME_TOO_LONG, CS_ERR_NO_MEMORY, CS_ERR_NO_SECTIONS,
@@ -244,19 +245,20 @@ def test_totem_confchg_to_every_connection_after_sync():
         assert len(totem) == 1 and totem[0][2] == [1]
 
 
-def test_submit_ring_full_drops_mcast_and_raises_flow_control():
+def test_mcast_without_submit_room_is_deferred_and_low_room_raises_flow_control():
     bus = make_bus([1])
     a = Client(bus, 1, 100)
     a.join(G)
     bus.run()
     a.events()
     ctx = bus.engine(1, 2).ctx
-    ctx.space_bytes = 100                  # the next exec message cannot fit
-    assert a.mcast(b"y" * 64) is None      # core refuses it (no room): no reply, dropped
-    ctx.space_bytes = 200                  # fits the 104-byte request, not the 248-byte exec
-    assert a.mcast(b"z" * 64) is None
+    ctx.space_bytes = 100                  # the exec message cannot fit
+    assert a.mcast(b"y" * 64) is DEFER     # kept by the IPC server, offered again later
+    assert bus.nodes[1].engines[2][1].stats["lib_deferred"] == 1
+    ctx.space_bytes = 2000                 # fits, but under the engine's low-room mark
+    assert a.mcast(b"y" * 64) is None      # the offer again: accepted (no reply)
     counters = bus.engine(1, 2).counters()
-    assert counters["mcast_dropped_ring_full"] == 1
+    assert counters["mcast_dropped_ring_full"] == 0
     assert a.conn.flow_control == 2        # clients now see TRY_AGAIN before sending
     assert counters["flow_control_activations"] == 1
     ctx.space_bytes = 4 << 20
@@ -264,7 +266,7 @@ def test_submit_ring_full_drops_mcast_and_raises_flow_control():
     assert a.conn.flow_control == 0
     a.mcast(b"ok")
     bus.run()
-    assert a.events() == [("deliver", G, 1, 100, b"ok")]
+    assert a.events() == [("deliver", G, 1, 100, b"y" * 64), ("deliver", G, 1, 100, b"ok")]
 
 
 def test_client_that_never_reads_is_disconnected_with_procdown():
