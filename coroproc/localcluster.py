@@ -19,6 +19,7 @@ import time
 
 import orjson
 
+from coroproc.ipc.names import remove_stale_connection_dirs
 from coroproc.shm.names import remove_node_segments
 
 FORMED = re.compile(r"A new membership \(([0-9a-f]+)\.([0-9a-f]+)\) was formed")
@@ -125,6 +126,8 @@ class LocalCluster:
             if p.returncode == -signal.SIGKILL:
                 # a killed supervisor could not clean up; its next start would: do it now
                 remove_node_segments(self.cluster, i)
+                # ... nor could its engines remove their clients' IPC directories
+                remove_stale_connection_dirs(self.suffix(i), suffix_only=True)
 
     def child_pids(self, i: int) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.procs[i].pid)], capture_output=True, text=True)

@@ -73,10 +73,12 @@ def connection_dir_of(description: str) -> str:
     return os.path.dirname(description)
 
 
-def stale_connection_dirs(service: str, shm_dir: str = SHM_DIR) -> list[str]:
+def stale_connection_dirs(service: str, shm_dir: str = SHM_DIR, *,
+                          suffix_only: bool = False) -> list[str]:
     """Connection directories of `service` (its full name, suffix included) left by a
     server process that no longer exists — e.g. an engine killed with SIGKILL whose
-    clients died too, so neither end removed them. A live server's are never listed."""
+    clients died too, so neither end removed them. A live server's are never listed.
+    suffix_only: `service` is only the names' suffix (every service of one node)."""
     out = []
     marker = f"qb-control-{service}"
     try:
@@ -95,7 +97,12 @@ def stale_connection_dirs(service: str, shm_dir: str = SHM_DIR) -> list[str]:
             files = os.listdir(path)
         except OSError:
             continue
-        if files and all(f == marker for f in files):
+        if suffix_only:
+            mine = bool(service) and all(f.startswith("qb-control-") and f.endswith(service)
+                                         for f in files)
+        else:
+            mine = all(f == marker for f in files)
+        if files and mine:
             out.append(path)
     return out
 
@@ -110,10 +117,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_connection_dirs(service: str, shm_dir: str = SHM_DIR) -> int:
+def remove_stale_connection_dirs(service: str, shm_dir: str = SHM_DIR, *,
+                                 suffix_only: bool = False) -> int:
     """Remove what stale_connection_dirs lists; returns how many went."""
     removed = 0
-    for path in stale_connection_dirs(service, shm_dir):
+    for path in stale_connection_dirs(service, shm_dir, suffix_only=suffix_only):
         try:
             for f in os.listdir(path):
                 os.unlink(os.path.join(path, f))

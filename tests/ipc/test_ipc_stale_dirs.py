@@ -42,3 +42,25 @@ def test_stale_dirs_of_a_dead_server_are_removed(tmp_path):
                 for f in os.listdir(d):
                     os.unlink(os.path.join(d, f))
                 os.rmdir(d)
+
+
+def test_a_killed_nodes_dirs_are_found_by_its_suffix():
+    from coroproc.ipc.names import remove_stale_connection_dirs
+    suffix = f"lc{uuid.uuid4().hex[:6]}.3"
+    dead = _dead_pid()
+    dirs = []
+    for control in (f"qb-control-cmap{suffix}", f"qb-control-cpg{suffix}",
+                    f"qb-control-cpg{suffix}0"):          # another node's: kept
+        d = f"/dev/shm/qb-{dead}-{os.getpid()}-5-{uuid.uuid4().hex[:6]}"
+        os.mkdir(d)
+        open(os.path.join(d, control), "wb").close()
+        dirs.append(d)
+    try:
+        assert remove_stale_connection_dirs(suffix, suffix_only=True) == 2
+        assert [os.path.exists(d) for d in dirs] == [False, False, True]
+    finally:
+        for d in dirs:
+            if os.path.exists(d):
+                for f in os.listdir(d):
+                    os.unlink(os.path.join(d, f))
+                os.rmdir(d)
