@@ -24,8 +24,8 @@ venv: $(STAMP)
 warm: venv
 	$(VPY) -m coroproc.ringproc.warm
 
-# Main job: a real local cluster (3 daemons on loopback) under load, a node killed and
-# restarted, the daemons' event logs checked for EVS.
+# Main job: a real local cluster (3 daemons on loopback) with a CPG client per node, live
+# progress, a node killed and restarted, an engine restarted, a checked summary.
 demo: warm
 	$(VPY) -m coroproc.demo
 

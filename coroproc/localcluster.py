@@ -60,25 +60,55 @@ NODE = """    node {{
 
 class LocalCluster:
     def __init__(self, tmp_dir: str, n: int, token_ms: int = 1000, rate_msgs_per_s: float = 50,
-                 coroproc_keys: dict | None = None, extra_sections: str = ""):
+                 coroproc_keys: dict | None = None, extra_sections: str = "",
+                 transport: str = "udpu", links: int = 1, crypto: bool = False,
+                 link_mode: str = "passive"):
+        """transport knet runs coroproc's secure links: `links` links per node (link k on
+        127.<tag>.<x+k>.<i>, port + 2k), with `crypto` an AES-256-GCM authkey in tmp_dir."""
         self.dir = str(tmp_dir)
         self.n = n
         tag = random.randrange(1, 250)
         self.cluster = f"lc{os.getpid()}x{tag}"
         self.port = random.randrange(20000, 60000, 2)
-        self.addrs = {i: f"127.{tag}.{os.getpid() % 250 + 1}.{i}" for i in range(1, n + 1)}
+        self.addrs = {i: f"127.{tag}.{os.getpid() % 240 + 1}.{i}" for i in range(1, n + 1)}
         self.token_ms = token_ms
         self.rate = rate_msgs_per_s
         self.procs: dict[int, subprocess.Popen] = {}
+        if transport != "knet" and (links != 1 or crypto):
+            raise ValueError("several links and crypto need transport knet")
+        self.transport, self.links = transport, links
         nodes = "\n".join(NODE.format(i=i, addr=a) for i, a in self.addrs.items())
+        if links > 1:
+            nodes = "\n".join(self._knet_node(i, links) for i in self.addrs)
+        interfaces = "".join(f"\n    interface {{\n        linknumber: {k}\n        mcastport: "
+                             f"{self.port + 2 * k}\n    }}" for k in range(links))
+        totem = f"transport: {transport}{interfaces}"
+        if transport == "knet":
+            totem += f"\n    link_mode: {link_mode}"
+            totem += self._crypto_keys() if crypto else ""
         for i in self.addrs:
             extra = "".join(f"\n    {k}: {v}" for k, v in (coroproc_keys or {}).items())
             conf = CONF.format(cluster=self.cluster, token_ms=token_ms, nodes=nodes, dir=self.dir,
                                i=i, extra=extra, suffix=self.suffix(i), sections=extra_sections)
-            conf = conf.replace("transport: udpu", f"transport: udpu\n    interface {{\n"
-                                f"        linknumber: 0\n        mcastport: {self.port}\n    }}")
+            conf = conf.replace("transport: udpu", totem)
             with open(self.conf(i), "w") as f:
                 f.write(conf)
+
+    def link_addr(self, i: int, link: int) -> str:
+        a, b, c, d = self.addrs[i].split(".")
+        return f"{a}.{b}.{int(c) + link}.{d}"
+
+    def _knet_node(self, i: int, links: int) -> str:
+        rings = "".join(f"\n        ring{k}_addr: {self.link_addr(i, k)}" for k in range(links))
+        return f"    node {{\n        nodeid: {i}{rings}\n    }}"
+
+    def _crypto_keys(self) -> str:
+        self.keyfile = os.path.join(self.dir, "authkey")
+        with open(self.keyfile, "wb") as f:
+            f.write(os.urandom(256))
+        os.chmod(self.keyfile, 0o400)
+        return (f"\n    crypto_cipher: aes256\n    crypto_hash: sha256\n"
+                f"    keyfile: {self.keyfile}")
 
     def suffix(self, i: int) -> str:
         """Node i's IPC service-name suffix (all nodes share the host's abstract sockets)."""

@@ -1,5 +1,7 @@
 """totem { interface { } } + the nodelist → the LinkConfig of each configured link.
 
+knet runs up to 8 links (0..7) with the knet_* options; udp/udpu exactly one.
+
 Corosync 3.1 (get_interface_params, totem_config_validate): a link is configured when an
 interface{} names it or a node has its ringX_addr; udp/udpu run exactly one link. Port
 defaults to 5405 + linknumber (5405 + 2 × linknumber with broadcast), ttl to 1 and only
@@ -69,6 +71,20 @@ def _mcastaddr(keys: Keys, link: int, bind_addr: str, ip_version: str,
     return addr
 
 
+def _knet_options(keys: Keys, prefix: str, link: int) -> dict:
+    """knet_* interface keys (Corosync's defaults; ping timers derived later, see knet.py)."""
+    carrier = keys.get(f"{prefix}knet_transport", "udp")
+    if carrier == "sctp":
+        raise keys.fail(f"{prefix}knet_transport", f"knet_transport sctp is not supported "
+                        f"for interface {link} (removed from knet; allowed: udp, rdma)")
+    priority = keys.get(f"{prefix}knet_link_priority", 1) or 1
+    pong_count = keys.get(f"{prefix}knet_pong_count", 2) or 2
+    return {"priority": priority, "carrier": carrier, "pong_count": pong_count,
+            "ping_interval_ms": keys.get(f"{prefix}knet_ping_interval", 0),
+            "ping_timeout_ms": keys.get(f"{prefix}knet_ping_timeout", 0),
+            "ping_precision": keys.get(f"{prefix}knet_ping_precision", 2048) or 2048}
+
+
 def _link(keys: Keys, link: int, transport: str, ip_version: str, local: NodeEntry,
           cluster_name: str | None) -> LinkConfig:
     prefix = f"totem.interface.{link}."
@@ -79,13 +95,17 @@ def _link(keys: Keys, link: int, transport: str, ip_version: str, local: NodeEnt
     if transport != "udp" and ttl != 1:
         raise keys.fail(f"{prefix}ttl", f"Can only set ttl on multicast transport types "
                         f"for interface {link}")
-    priority = keys.get(f"{prefix}knet_link_priority", 1)
-    if priority != 1:
-        raise keys.fail(f"{prefix}knet_link_priority", "Can only set link priority on knet "
-                        f"transport type for interface {link}")
-    for key in keys.prefixed(prefix):
-        if key[len(prefix):].startswith("knet_"):
-            keys.warn(key, f"knet_* link options have no effect with transport {transport}")
+    knet = {}
+    if transport == "knet":
+        knet = _knet_options(keys, prefix, link)
+    else:
+        priority = keys.get(f"{prefix}knet_link_priority", 1)
+        if priority != 1:
+            raise keys.fail(f"{prefix}knet_link_priority", "Can only set link priority on "
+                            f"knet transport type for interface {link}")
+        for key in keys.prefixed(prefix):
+            if key[len(prefix):].startswith("knet_"):
+                keys.warn(key, f"knet_* link options have no effect with transport {transport}")
     if link not in local.addrs:
         raise keys.fail(f"nodelist.node.{local.position}.ring{link}_addr", f"the local node "
                         f"(nodeid {local.nodeid}) has no ring{link}_addr for link {link}")
@@ -99,13 +119,22 @@ def _link(keys: Keys, link: int, transport: str, ip_version: str, local: NodeEnt
             keys, link, bind, ip_version, cluster_name)
         if f"{prefix}mcastport" not in keys.entries:
             keys.derive(f"{prefix}mcastport", str(port), "u16")
+    elif transport == "knet" and f"{prefix}mcastaddr" in keys.entries:
+        keys.warn(f"{prefix}mcastaddr", "mcastaddr has no effect with transport knet "
+                  "(links are unicast)")
     return LinkConfig(linknumber=link, mcastport=port, ttl=ttl, mcastaddr=mcast,
-                      bindnetaddr=bind, broadcast=broadcast)
+                      bindnetaddr=bind, broadcast=broadcast, **knet)
 
 
 def build_links(keys: Keys, transport: str, ip_version: str, nodes: list[NodeEntry],
                 local: NodeEntry, cluster_name: str | None) -> list[LinkConfig]:
     links = configured_links(keys, nodes)
+    if transport == "knet":
+        if links and links[-1] > 7:
+            raise keys.fail(f"totem.interface.{links[-1]}", f"interface ring number "
+                            f"{links[-1]} is bigger than allowed maximum 7")
+        return [_link(keys, link, transport, ip_version, local, cluster_name)
+                for link in links]
     if len(links) > 1:
         raise keys.fail("nodelist", f"{len(links)} is too many configured interfaces for "
                         f"non-Knet transport (links {', '.join(map(str, links))}; udp and "

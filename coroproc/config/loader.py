@@ -1,14 +1,15 @@
 """load(path) → (NodeConfig, warnings): the whole corosync.conf pipeline for one node.
 
 Order matters for the messages an operator sees: syntax (parser.py), then each key on
-its own (schema.py), then the transport (transports.py — knet is refused there, before
-anything that only knet configurations lack), then totem-wide rules, the nodelist, the
+its own (schema.py), then the transport (transports.py), then totem-wide rules, the nodelist, the
 local node, the links, and the remaining sections. The first error stops the load.
 """
 from __future__ import annotations
 
 from coroproc.config.context import Keys
 from coroproc.config.errors import ConfigParseError, ConfigWarning
+from coroproc.config.knet import (KNET_NETMTU_BYTES, build_knet, link_overhead_bytes,
+                                  with_ping_defaults)
 from coroproc.config.links import build_links
 from coroproc.config.localnode import find_local_node
 from coroproc.config.model import NodeConfig
@@ -68,8 +69,14 @@ def load(path: str, nodeid_override: int | None = None
     keys.derive("nodelist.local_node_pos", str(local.position), "u32")
     cluster_name = keys.get("totem.cluster_name")
     links = build_links(keys, transport, ip_version, nodes, local, cluster_name)
-    netmtu = keys.get("totem.netmtu") or UDP_NETMTU_BYTES
-    totem = build_totem(keys, tuple(n.nodeid for n in nodes), netmtu)
+    knet = build_knet(keys, nodes) if transport == "knet" else None
+    netmtu = keys.get("totem.netmtu") or (KNET_NETMTU_BYTES if knet else UDP_NETMTU_BYTES)
+    # knet: a link frame wraps each Totem frame in its header (and tag), so Totem's own
+    # frames shrink by that much and a sealed datagram still fits netmtu
+    totem_mtu = netmtu - link_overhead_bytes(knet.crypto) if knet else netmtu
+    totem = build_totem(keys, tuple(n.nodeid for n in nodes), totem_mtu)
+    if knet:
+        links = with_ping_defaults(keys, links, totem)
     config = NodeConfig(
         path=path, cluster_name=cluster_name or "", transport=transport,
         ip_version=ip_version, totem=totem, links=tuple(links), nodes=tuple(nodes),
@@ -78,5 +85,5 @@ def load(path: str, nodeid_override: int | None = None
         config_version=keys.get("totem.config_version", 0),
         logging=build_logging(keys), quorum=build_quorum(keys, len(nodes)),
         state_dir=build_system(keys), coroproc=build_coroproc(keys), keys=keys.entries,
-        services=build_services(keys))
+        services=build_services(keys), knet=knet)
     return config, keys.warnings

@@ -19,7 +19,7 @@ DEFAULT_PORT = 5405
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """One totem link (udp/udpu have exactly one, link 0)."""
+    """One totem link (udp/udpu have exactly one, link 0; knet up to 8)."""
 
     linknumber: int
     mcastport: int
@@ -27,6 +27,38 @@ class LinkConfig:
     mcastaddr: str | None = None  # udp: given or derived from cluster_name; udpu: None
     bindnetaddr: str | None = None  # the local node's address on this link
     broadcast: bool = False
+    # knet only (Corosync's defaults; ping interval/timeout derive from the token timeout)
+    priority: int = 1                 # knet_link_priority, 0 read as 1
+    ping_interval_ms: int = 0
+    ping_timeout_ms: int = 0
+    pong_count: int = 2
+    ping_precision: int = 2048
+    carrier: str = "udp"              # knet_transport: udp | rdma (a coroproc extension)
+
+
+@dataclass(frozen=True)
+class CryptoConfig:
+    """totem crypto keys as Corosync resolves them (secauth on = aes256 + sha256)."""
+
+    cipher: str = "none"              # none | aes128 | aes192 | aes256
+    hash: str = "none"                # none | md5 | sha1 | sha256 | sha384 | sha512
+    model: str = "nss"                # Corosync's crypto library; coroproc uses OpenSSL
+    keyfile: str = "/etc/corosync/authkey"
+    inline_key: str | None = None     # totem.key (Corosync: "not recommended")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cipher != "none" or self.hash != "none"
+
+
+@dataclass(frozen=True)
+class KnetConfig:
+    """Node-wide settings of coroproc's secure multi-link transport (transport knet)."""
+
+    link_mode: str = "passive"        # passive | active | rr
+    crypto: CryptoConfig = field(default_factory=CryptoConfig)
+    mtu_bytes: int = 0                # knet_mtu: 0 = discover the path MTU
+    pmtud_interval_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -103,7 +135,7 @@ class ServiceSection:
 class NodeConfig:
     path: str
     cluster_name: str
-    transport: str  # udpu | udp
+    transport: str  # knet | udpu | udp
     ip_version: str  # ipv4 | ipv6 | ipv4-6 | ipv6-4
     totem: TotemConfig
     links: tuple[LinkConfig, ...]
@@ -119,6 +151,7 @@ class NodeConfig:
     coroproc: CoroprocSection
     keys: dict[str, Entry]
     services: tuple[ServiceSection, ...] = ()
+    knet: KnetConfig | None = None    # transport knet only
 
     def node(self, nodeid: int) -> NodeEntry:
         for entry in self.nodes:

@@ -106,7 +106,7 @@ def _table() -> dict[str, Spec]:
         "totem.interface.*.knet_ping_timeout": _int("u32", "ms"),
         "totem.interface.*.knet_ping_precision": _int("u32"),
         "totem.interface.*.knet_pong_count": _int("u32"),
-        "totem.interface.*.knet_transport": _enum("udp", "sctp"),
+        "totem.interface.*.knet_transport": _enum("udp", "sctp", "rdma"),
         "totem.interface.*.member.*": Spec("obsolete", note="member section is deprecated "
                                            "and ignored; list members in nodelist { }"),
         "nodelist.node.*.nodeid": _int("u32"),

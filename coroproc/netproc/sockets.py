@@ -102,7 +102,8 @@ def _bind(spec: LinkSpec, sock: socket.socket, what: str, addr: str, port: int) 
 
 
 def open_link_sockets(spec: LinkSpec) -> LinkSockets:
-    if spec.transport == "udpu":
+    # a knet link (secure_link.py) is udpu-shaped: one socket sends and receives
+    if spec.transport in ("udpu", "knet"):
         return _open_udpu(spec)
     return _open_udp(spec)
 

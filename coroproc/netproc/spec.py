@@ -14,7 +14,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
-TRANSPORTS = ("udpu", "udp")
+TRANSPORTS = ("udpu", "udp", "knet")
 DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 NETMTU_MIN_BYTES = 576          # smallest MTU every IPv4 host must accept
 NETMTU_MAX_BYTES = 65000        # keeps netmtu + slack below the UDP datagram limit
@@ -28,7 +28,7 @@ class LinkSpecError(ValueError):
 @dataclass(frozen=True)
 class LinkSpec:
     linknumber: int
-    transport: str                                # 'udpu' | 'udp'
+    transport: str                                # 'udpu' | 'udp' | 'knet'
     family: int                                   # socket.AF_INET | socket.AF_INET6
     local_nodeid: int
     bind_addr: str                                # this node's address on the link

@@ -55,27 +55,8 @@ class TxPath:
 
     def drain(self) -> bool:
         """Send up to one batch; True if the batch bound stopped us (more may wait)."""
-        ring = self._ring
-        hdr, data = ring.hdr, ring.data
-        pos = ring_tail(hdr)
-        records = nbytes = 0
-        more = True
-        for _ in range(self._batch_max):
-            st, off, n, rtype, _flags, nxt = ring_peek(hdr, data, pos)
-            if st == PEEK_EMPTY:
-                more = False
-                break
-            if st == PEEK_CORRUPT:
-                raise ShmError(
-                    f"tx ring {ring.name!r}: corrupt record at position {pos} (offset {off}, "
-                    f"length {n}); the producer (ring process) wrote outside the ring protocol")
-            self._send_record(off, n, rtype)
-            records += 1
-            nbytes += n
-            pos = nxt
-        if records:
-            ring_release(hdr, pos, records, nbytes)
-            self._c.tx_frames += records
+        more, records = drain_tx_ring(self._ring, self._batch_max, self._send_record)
+        self._c.tx_frames += records
         return more
 
     def _send_record(self, off: int, n: int, rtype: int) -> None:
@@ -106,3 +87,30 @@ class TxPath:
     def close(self) -> None:
         # The memoryview pins the shm mapping; release it before the ring is closed.
         self._mv.release()
+
+
+def drain_tx_ring(ring: ShmRing, batch_max: int, send_record) -> tuple[bool, int]:
+    """Hand up to batch_max tx records to send_record(off, n, rtype), then release them
+    (after they went out: the kernel reads the frames straight from the mapping).
+    Returns (the bound stopped us, records handled). Shared by the udpu/udp and the
+    secure link processes."""
+    hdr, data = ring.hdr, ring.data
+    pos = ring_tail(hdr)
+    records = nbytes = 0
+    more = True
+    for _ in range(batch_max):
+        st, off, n, rtype, _flags, nxt = ring_peek(hdr, data, pos)
+        if st == PEEK_EMPTY:
+            more = False
+            break
+        if st == PEEK_CORRUPT:
+            raise ShmError(
+                f"tx ring {ring.name!r}: corrupt record at position {pos} (offset {off}, "
+                f"length {n}); the producer (ring process) wrote outside the ring protocol")
+        send_record(off, n, rtype)
+        records += 1
+        nbytes += n
+        pos = nxt
+    if records:
+        ring_release(hdr, pos, records, nbytes)
+    return more, records

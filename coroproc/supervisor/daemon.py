@@ -11,6 +11,7 @@ token timeout), then the rest stop; rings are unlinked and the lock released.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import select
@@ -48,6 +49,8 @@ class Supervisor:
         self.pidfile = pidfile
         self.children: dict[str, C.Child] = {}
         self.rings: list[ShmRing] = []
+        self.link_table = None       # transport knet: the links' shared health table
+        self._pending_key = None     # (key id, key) between a reload's add and the drop
         self.doorbells: dict[str, Doorbell] = {}
         self.ready = False
         self.ring = None           # the ring process's latest regular configuration
@@ -93,6 +96,10 @@ class Supervisor:
             eng.wake_fd = db.fd
         for name, size in self.plan.ring_sizes().items():
             self.rings.append(ShmRing.create(name, size))
+        if self.plan.link_table_name:
+            from coroproc.netproc.linktable import LinkTable
+            self.link_table = LinkTable.create(self.plan.link_table_name,
+                                               self.plan.link_table_peers, self.plan.nodeid)
 
     def _warm(self) -> None:
         t0 = time.monotonic()
@@ -269,6 +276,9 @@ class Supervisor:
                                    f"restarting in {child.restart_at - now:.1f} s")
                     if child.role == "ring":
                         self.ready = False  # the node is out of the ring until it re-forms
+                    if self.link_table is not None and child.role.startswith("net"):
+                        # its last "connected" would keep the other links deferring to it
+                        self.link_table.reset_link(int(child.role[3:]))
 
     def _check_heartbeats(self, now: float) -> None:
         for child in self.children.values():
@@ -299,8 +309,51 @@ class Supervisor:
             return self._reload()
         if req == "status":
             return {"ok": True, **self._operator_command({"op": "status"})}
+        if req in ("crypto_use", "crypto_drop"):
+            return self._crypto_phase(req[len("crypto_"):], args)
         return {"ok": False, "error": f"unknown request {req!r} (known: shutdown, "
-                                      "reopen_logs, reload, status)"}
+                                      "reopen_logs, reload, status, crypto_use, crypto_drop)"}
+
+    def _crypto_reload(self, new_cfg) -> int | None:
+        """A reload found a new authkey (same cipher and hash): every link adds it to its
+        key ring (receive accepts both); returns the new key id for the CFG engine's
+        rotation phases (engineprocs/cfg/key_rotation.py), None when nothing changed."""
+        from coroproc.netproc.secure.keys import LinkKey
+        from coroproc.netproc.secure.suite import CryptoSuite
+        from coroproc.supervisor.plan import read_authkey
+        old = self.plan.links[0].secure if self.plan.links else None
+        if old is None or new_cfg.knet is None or not new_cfg.knet.crypto.enabled:
+            return None
+        crypto = new_cfg.knet.crypto
+        if (crypto.cipher, crypto.hash) != (old.cipher, old.hash):
+            return None       # logged as a read-only change by the CFG engine
+        key = read_authkey(new_cfg)
+        if key == old.authkey:
+            return None
+        key_id = LinkKey(key, CryptoSuite(crypto.cipher, crypto.hash),
+                         self.plan.cluster_name).key_id
+        self._pending_key = (key_id, key)
+        for link in self.plan.links:
+            self.control.send(f"net{link.linknumber}",
+                              {"op": "crypto", "phase": "add", "key": key.hex()})
+        self.log.notice("MAIN", f"new authkey loaded as key {key_id} on every link")
+        return key_id
+
+    def _crypto_phase(self, phase: str, args: dict) -> dict:
+        pending = self._pending_key
+        if pending is None or args.get("key_id") != pending[0]:
+            return {"ok": False, "error": f"crypto {phase}: no pending key "
+                                          f"{args.get('key_id')!r}"}
+        key_id, key = pending
+        for link in self.plan.links:
+            self.control.send(f"net{link.linknumber}",
+                              {"op": "crypto", "phase": phase, "key_id": key_id})
+            if phase == "use":     # a link process restarted from now on starts with it
+                link.secure = dataclasses.replace(link.secure, authkey=key)
+        if phase == "drop":
+            self._pending_key = None
+        self.log.notice("MAIN", f"crypto key {key_id}: {phase} on every link")
+        return {"ok": True}
 
     def _reopen_logs(self) -> dict:
         errors = self.log.reopen() or []
@@ -322,11 +375,16 @@ class Supervisor:
         except (ConfigParseError, LogConfigError, OSError) as exc:
             self.log.error("MAIN", f"configuration reload refused: {exc}")
             return {"ok": False, "error": str(exc)}
+        try:
+            key_id = self._crypto_reload(new_cfg)
+        except (OSError, ValueError) as exc:
+            self.log.error("MAIN", f"configuration reload: authkey not changed: {exc}")
+            key_id = None
         for child in self.children.values():
             if child.alive and not child.role.startswith("net"):
                 self.control.send(child.role, {"op": "reload"})
         self.log.notice("MAIN", "configuration reloaded")
-        return {"ok": True}
+        return {"ok": True, **({"crypto_key_id": key_id} if key_id is not None else {})}
 
     def _operator_command(self, msg: dict) -> dict:
         """`coroproc-ctl`: status (the node and each child's last heartbeat) and restart ROLE."""
@@ -407,6 +465,10 @@ class Supervisor:
                 pass
         for db in self.doorbells.values():
             db.close()
+        if self.link_table is not None:
+            self.link_table.unlink()
+            self.link_table.close()
+            self.link_table = None
         remove_snapshots(self.plan.run_dir)
         self._remove_stale_ipc_dirs()
         if self.control is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from coroproc.config.model import NodeConfig
 from coroproc.logsys import LogSettings
+from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc.config import TotemConfig
 from coroproc.shm.names import segment_name
@@ -34,6 +35,7 @@ class LinkPlan:
     rx_name: str
     tx_name: str
     wake_fd: int = -1          # the network process's doorbell (consumer of tx)
+    secure: SecureSettings | None = None   # transport knet: the secure link's settings
 
 
 @dataclass
@@ -75,6 +77,8 @@ class NodePlan:
     service_suffix: str = ""   # appended to IPC service names (several nodes, one netns)
     foreground: bool = True    # -f: stderr logging allowed
     config: NodeConfig | None = None   # engines read their settings (and cmap its keys) here
+    link_table_name: str = ""  # transport knet: the links' shared health table
+    link_table_peers: tuple = ()   # its peer slots (nodeids, sorted)
 
     @property
     def sync_services(self) -> list[int]:
@@ -107,6 +111,31 @@ def link_specs(cfg: NodeConfig) -> list[LinkSpec]:
             mcast_port=link.mcastport if cfg.transport == "udp" else None, ttl=link.ttl,
             netmtu=cfg.netmtu, block_unlisted_ips=cfg.block_unlisted_ips))
     return specs
+
+
+def read_authkey(cfg: NodeConfig) -> bytes | None:
+    """The authkey when crypto is on (config/knet.py already checked it exists)."""
+    crypto = cfg.knet.crypto
+    if not crypto.enabled:
+        return None
+    if crypto.inline_key is not None:
+        from coroproc.netproc.secure.authkey import inline_authkey
+        return inline_authkey(crypto.inline_key)
+    from coroproc.netproc.secure.authkey import load_authkey
+    return load_authkey(crypto.keyfile)
+
+
+def secure_settings(cfg: NodeConfig, link, table_name: str,
+                    authkey: bytes | None) -> SecureSettings:
+    knet = cfg.knet
+    return SecureSettings(
+        cluster_name=cfg.cluster_name, link_mode=knet.link_mode, cipher=knet.crypto.cipher,
+        hash=knet.crypto.hash, authkey=authkey, table_name=table_name,
+        priority=link.priority, ping_interval_ms=link.ping_interval_ms,
+        ping_timeout_ms=link.ping_timeout_ms, pong_count=link.pong_count,
+        ping_precision=link.ping_precision, mtu_bytes=knet.mtu_bytes,
+        pmtud_interval_s=knet.pmtud_interval_s, carrier=link.carrier,
+        session_file=os.path.join(cfg.state_dir, f"linksession_{link.linknumber}"))
 
 
 def log_settings(cfg: NodeConfig, foreground: bool) -> LogSettings:
@@ -169,6 +198,14 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                       segment_name(cluster, nodeid, f"rx{spec.linknumber}"),
                       segment_name(cluster, nodeid, f"tx{spec.linknumber}"))
              for spec in link_specs(cfg)]
+    table_name, peers = "", ()
+    if cfg.transport == "knet":
+        table_name = segment_name(cluster, nodeid, "links")
+        peers = tuple(sorted(n.nodeid for n in cfg.nodes))
+        authkey = read_authkey(cfg)
+        by_number = {link.linknumber: link for link in cfg.links}
+        for lp in links:
+            lp.secure = secure_settings(cfg, by_number[lp.linknumber], table_name, authkey)
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
                     log=log_settings(cfg, foreground), links=links,
@@ -176,4 +213,5 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                     incarnation_us=incarnation_us, config_path=cfg.path,
                     heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms,
                     service_suffix=cfg.coroproc.service_suffix, config=cfg,
-                    foreground=foreground)
+                    foreground=foreground, link_table_name=table_name,
+                    link_table_peers=peers)

@@ -31,12 +31,17 @@ def ring_target(plan, doorbell, endpoint):
 
 def net_target(plan, link, doorbell, endpoint):
     def run() -> int:
-        from coroproc.netproc.link import LinkProcess
         from coroproc.shm.ring import ShmRing
         role = f"net{link.linknumber}"
         rx = ShmRing.attach(link.rx_name, wake_fd=plan.ring_wake_fd, role="producer")
         tx = ShmRing.attach(link.tx_name, role="consumer")
-        proc = LinkProcess(link.spec, rx, tx, doorbell)
+        if link.secure is not None:
+            from coroproc.netproc.secure_link import SecureLinkProcess
+            proc = SecureLinkProcess(link.spec, link.secure, rx, tx, doorbell,
+                                     log=Log(plan.log))
+        else:
+            from coroproc.netproc.link import LinkProcess
+            proc = LinkProcess(link.spec, rx, tx, doorbell)
         control = ControlClient(endpoint, role, counters=proc.counters)
         try:
             proc.run(control)

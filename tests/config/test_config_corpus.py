@@ -47,7 +47,7 @@ def test_good_config(name):
         with pytest.raises(ConfigParseError) as info:
             load(path)
         assert spec["refused"] in info.value.message
-        assert info.value.key == "totem.transport"
+        assert info.value.key == spec.get("refused_key", "totem.transport")
         assert info.value.line == spec.get("refused_line")
         return
     config, warnings = load(path, spec.get("nodeid_override"))

@@ -57,7 +57,7 @@ class Faults:
 
     def _drop_from(self, at: Host, peer: Host) -> None:
         """At `at`: drop what comes from `peer` and what goes to `peer`."""
-        pairs = [(self.iptables, peer.addr4)]
+        pairs = [(self.iptables, addr) for addr in peer.link_addrs4]
         if self.ip6tables:
             pairs.append((self.ip6tables, peer.addr6))
         for tool, addr in pairs:
@@ -105,6 +105,16 @@ class Faults:
                 self._rule(h, tool, ["-A", CHAIN_IN, "-i", HOST_IFNAME, *match])
             if direction in ("out", "both"):
                 self._rule(h, tool, ["-A", CHAIN_OUT, "-o", HOST_IFNAME, *match])
+
+    def cut_link(self, link: int) -> None:
+        """Every host drops what arrives on or leaves through eth<link> (link 0 = eth0)."""
+        if not 0 <= link < self.cluster.links:
+            raise ValueError(f"cut_link({link}): this cluster has links 0..{self.cluster.links - 1}")
+        ifname = HOST_IFNAME if link == 0 else f"eth{link}"
+        for h in self.cluster:
+            for tool in self._tools():
+                self._rule(h, tool, ["-A", CHAIN_IN, "-i", ifname, "-j", "DROP"])
+                self._rule(h, tool, ["-A", CHAIN_OUT, "-o", ifname, "-j", "DROP"])
 
     def heal(self) -> None:
         for netns in sorted(self._hooked):

@@ -156,15 +156,19 @@ def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
 
 
 class Host:
-    """One simulated machine: a network namespace with eth0 on the cluster bridge."""
+    """One simulated machine: a network namespace with eth0 on the cluster bridge (and
+    eth1.. on further bridges when the cluster has several links)."""
 
-    def __init__(self, cluster: "Cluster", index: int, netns: str, addr4: str, addr6: str | None):
+    def __init__(self, cluster: "Cluster", index: int, netns: str, addr4: str, addr6: str | None,
+                 link_addrs4: Sequence[str] = ()):
         self.cluster = cluster
         self.index = index  # 1-based, as in the namespace name and the address
         self.netns = netns
         self.addr4 = addr4
         self.addr6 = addr6
         self.ifname = HOST_IFNAME
+        # IPv4 address of this host on link k (eth<k>, bridge br<k>); [0] is addr4
+        self.link_addrs4 = [addr4, *link_addrs4]
 
     @property
     def addr(self) -> str:
@@ -213,7 +217,7 @@ class Cluster:
     """
 
     def __init__(self, name_prefix: str = DEFAULT_PREFIX, n_hosts: int = 3, ipv6: bool = False,
-                 subnet: int = 99, mtu_bytes: int = 1500):
+                 subnet: int = 99, mtu_bytes: int = 1500, links: int = 1):
         if not _PREFIX_RE.match(name_prefix):
             raise ValueError(f"name_prefix {name_prefix!r}: use 1-8 lowercase letters/digits, "
                              "starting with a letter (it prefixes netns names)")
@@ -221,6 +225,9 @@ class Cluster:
             raise ValueError(f"n_hosts={n_hosts}: allowed 1..250 (one /24)")
         if not 0 <= subnet <= 255:
             raise ValueError(f"subnet={subnet}: allowed 0..255 (10.<subnet>.0.0/24)")
+        if not 1 <= links <= 8 or subnet + links - 1 > 255:
+            raise ValueError(f"links={links}: allowed 1..8 (link k is 10.<subnet+k>.0.0/24)")
+        self.links = links
         self.prefix = name_prefix
         self.tag = f"{name_prefix}-{os.getpid()}-{next(_SEQ)}"
         self.ipv6 = ipv6
@@ -229,7 +236,8 @@ class Cluster:
         self.bridge_netns = f"{self.tag}-br"
         self.hosts: list[Host] = [
             Host(self, i, f"{self.tag}-h{i}", f"10.{subnet}.0.{i}",
-                 f"fd00:{subnet:x}::{i:x}" if ipv6 else None)
+                 f"fd00:{subnet:x}::{i:x}" if ipv6 else None,
+                 [f"10.{subnet + k}.0.{i}" for k in range(1, links)])
             for i in range(1, n_hosts + 1)]
         self._created: list[str] = []  # netns names, in creation order
         self._procs: list[subprocess.Popen] = []
@@ -296,17 +304,37 @@ class Cluster:
             _ip("-n", h.netns, "link", "set", HOST_IFNAME, "up")
             # no default route in a test host, so IPv4 multicast needs its own route
             _ip("-n", h.netns, "route", "add", "224.0.0.0/4", "dev", HOST_IFNAME)
+        for k in range(1, self.links):
+            self._build_extra_link(k)
         self._wait_links_up()
+
+    def _build_extra_link(self, k: int) -> None:
+        """Link k: bridge br<k> in the bridge namespace, eth<k> in every host."""
+        br, bridge = self.bridge_netns, f"br{k}"
+        _ip("-n", br, "link", "add", bridge, "type", "bridge", "stp_state", "0",
+            "forward_delay", "0", "mcast_snooping", "0")
+        _ip("-n", br, "link", "set", bridge, "mtu", str(self.mtu_bytes), "up")
+        for h in self.hosts:
+            port, ifname = f"v{h.index}l{k}", f"eth{k}"
+            _ip("-n", br, "link", "add", port, "mtu", str(self.mtu_bytes), "type", "veth",
+                "peer", "name", ifname, "netns", h.netns)
+            _ip("-n", br, "link", "set", port, "master", bridge, "up")
+            _ip("-n", h.netns, "addr", "add", f"{h.link_addrs4[k]}/24", "dev", ifname)
+            _ip("-n", h.netns, "link", "set", ifname, "up")
 
     def _wait_links_up(self) -> None:
         """Wait (bounded) until every bridge port forwards and every host's eth0 is oper-UP."""
         deadline = time.monotonic() + _SETUP_TIMEOUT_S
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            out = _ip("-j", "-d", "-n", self.bridge_netns, "link", "show", "master", BRIDGE_IFNAME).stdout
-            states = {link["ifname"]: link.get("linkinfo", {}).get("info_slave_data", {}).get("state", "?")
-                      for link in json.loads(out or "[]")}
-            if len(states) == len(self.hosts) and all(s == "forwarding" for s in states.values()):
+            states = {}
+            for bridge in [BRIDGE_IFNAME] + [f"br{k}" for k in range(1, self.links)]:
+                out = _ip("-j", "-d", "-n", self.bridge_netns, "link", "show", "master",
+                          bridge).stdout
+                states.update({link["ifname"]: link.get("linkinfo", {}).get(
+                    "info_slave_data", {}).get("state", "?") for link in json.loads(out or "[]")})
+            if (len(states) == len(self.hosts) * self.links
+                    and all(s == "forwarding" for s in states.values())):
                 break
             time.sleep(0.02)
         else:
@@ -349,6 +377,10 @@ class Cluster:
     def block(self, host_a: int | Host, host_b: int | Host, both_ways: bool = True) -> None:
         """Drop traffic a→b (and b→a unless both_ways=False); other pairs are unaffected."""
         self.faults.block(host_a, host_b, both_ways)
+
+    def cut_link(self, link: int) -> None:
+        """Drop everything on eth<link> of every host, both ways (a dead network)."""
+        self.faults.cut_link(link)
 
 
 def _teardown(created: list[str], procs: list[subprocess.Popen]) -> None:

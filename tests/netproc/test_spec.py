@@ -19,7 +19,7 @@ def spec(**kw):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"transport": "knet"}, "transport 'knet' is not one of"),
+    ({"transport": "sctp"}, "transport 'sctp' is not one of"),
     ({"local_nodeid": 3}, "must include this node 3"),
     ({"local_nodeid": 0}, "local_nodeid 0 is outside"),
     ({"bind_addr": "node1.example"}, "not a numeric IP address"),

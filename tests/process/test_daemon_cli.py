@@ -56,7 +56,7 @@ def test_config_check_ok_and_broken(tmp_path):
 def test_daemon_refuses_a_broken_config_with_file_line_and_key(tmp_path):
     c = LocalCluster(tmp_path, 2)
     bad = tmp_path / "bad.conf"
-    bad.write_text(open(c.conf(1)).read().replace("transport: udpu", "transport: knet"))
+    bad.write_text(open(c.conf(1)).read().replace("transport: udpu", "transport: sctp"))
     out = _coroproc("-f", "-c", str(bad))
     assert out.returncode == 8
     assert "bad.conf:4: totem.transport" in out.stderr and "udpu" in out.stderr

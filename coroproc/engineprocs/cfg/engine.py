@@ -11,7 +11,8 @@ Every libcfg call of Corosync 3.1.7 (exec/cfg.c), answered the same way:
   corosync.conf; the requesting node answers its client with its own node's result
   (CS_OK or CS_ERR_INVALID_PARAM), as cfg.c does;
 * REOPEN_LOG_FILES — the supervisor reopens the log files; RINGREENABLE —
-  CS_ERR_NOT_SUPPORTED (Corosync 3 too); CRYPTO_RECONFIG exec — ignored (no crypto on
+  CS_ERR_NOT_SUPPORTED (Corosync 3 too); CRYPTO_RECONFIG exec — authkey rotation
+  (key_rotation.py; transport knet only; ignored otherwise, as there is no crypto on
   udpu/udp).
 Answers that need the supervisor are deferred; a guard timer answers CS_ERR_TIMEOUT if
 it never replies, so a client is never left waiting for ever.
@@ -23,6 +24,7 @@ import itertools
 from coroproc.engineprocs.api import SERVICE_CFG, SERVICE_CMAP, Engine, NodeFatal
 from coroproc.engineprocs.cfg import cmap_lookup, status
 from coroproc.engineprocs.cfg import exec_msgs as X
+from coroproc.engineprocs.cfg.key_rotation import KeyRotation
 from coroproc.engineprocs.cfg.reload_rules import notice_line, readonly_changes
 from coroproc.engineprocs.cfg.shutdown import ShutdownVote
 from coroproc.engineprocs.cfg.supervisor_ask import ask_supervisor
@@ -65,6 +67,10 @@ class CfgEngine(Engine):
         self._tokens = itertools.count(1)
         self._by_token: dict[int, object] = {}
         self._net_state: dict | None = None      # role -> counters of the last snapshot
+        self._knet_peers: dict = {}              # link -> knet_peers of its link process
+        self.rotation = KeyRotation(
+            ctx, lambda phase: ctx.mcast(X.FN_CRYPTO_RECONFIG, X.pack_crypto_reconfig(phase),
+                                         safe=True), self._ask_supervisor)
         self.vote = ShutdownVote(send_test=self._send_test, answer=self._answer_tryshutdown,
                                  go_down=self._send_shutdown, start_timer=ctx.timer_add,
                                  log=ctx.log)
@@ -121,7 +127,11 @@ class CfgEngine(Engine):
             return (S.RES_NODESTATUSGET, CS_ERR_NOT_SUPPORTED, S.pack_node_status_version(0))
         if self.config is None:
             return (S.RES_NODESTATUSGET, CS_ERR_FAILED_OPERATION, S.pack_node_status_version(0))
-        st = status.node_status(self.config, self.ctx.members, nodeid, self._link_up)
+        if self.config.transport == "knet":
+            st = status.knet_node_status(self.config, nodeid, self._link_up,
+                                         lambda link: self._knet_peers.get(link, {}))
+        else:
+            st = status.node_status(self.config, self.ctx.members, nodeid, self._link_up)
         return (S.RES_NODESTATUSGET, CS_OK, S.pack_node_status(st))
 
     def _ringstatusget(self, conn, body):
@@ -144,6 +154,9 @@ class CfgEngine(Engine):
         def got(counters: dict) -> None:
             children = (counters.get("supervisor") or {}).get("children") or {}
             self._net_state = {r: c for r, c in children.items() if r.startswith("net")}
+            self._knet_peers = {
+                int(role[3:]): c.get("knet_peers") or {} for role, c in counters.items()
+                if role.startswith("net") and role[3:].isdigit() and isinstance(c, dict)}
         try:
             self.ctx.request_node_counters(got)
         except NotImplementedError:
@@ -236,7 +249,7 @@ class CfgEngine(Engine):
             conn = self._conn_of(token) if sender == self.ctx.nodeid else None
             if conn is not None:
                 conn.send_response(S.RES_RELOAD_CONFIG, CS_OK if ok else CS_ERR_INVALID_PARAM)
-        self._ask_supervisor("reload", {}, done)
+        self._ask_supervisor("reload", {}, done, self._crypto_reply)
 
     def on_reload(self, config) -> None:
         old = getattr(self.config, "keys", None) or {}
@@ -256,15 +269,27 @@ class CfgEngine(Engine):
 
     def _exec_crypto_reconfig(self, sender: int, body) -> None:
         phase = X.unpack_crypto_reconfig(body)
-        self.stats["crypto_reconfig_ignored"] += 1
-        self.ctx.debug(f"Crypto reconfiguration phase {phase} from node {sender} ignored: "
-                       f"no crypto on this transport")
+        if self.ctx.replaying or getattr(self.config, "transport", "") != "knet":
+            self.stats["crypto_reconfig_ignored"] += 1
+            self.ctx.debug(f"Crypto reconfiguration phase {phase} from node {sender} "
+                           f"ignored: no crypto on this transport")
+            return
+        self.rotation.on_phase(sender, phase)
 
-    def _ask_supervisor(self, op: str, args: dict, done) -> None:
+    def _crypto_reply(self, reply: dict) -> None:
+        key_id = reply.get("crypto_key_id")
+        if reply.get("ok") and isinstance(key_id, int):
+            self.rotation.key_loaded(key_id)
+
+    def _ask_supervisor(self, op: str, args: dict, done, on_reply=None) -> None:
         def timed_out() -> None:
             self.stats["supervisor_timeouts"] += 1
-        ask_supervisor(self.ctx, op, args, done, SUPERVISOR_REPLY_TIMEOUT_MS, timed_out)
+        ask_supervisor(self.ctx, op, args, done, SUPERVISOR_REPLY_TIMEOUT_MS, timed_out,
+                       on_reply)
+
+    def on_confchg(self, conf) -> None:
+        self.rotation.on_members()     # a member that left is no longer waited for
 
     def counters(self):
-        return dict(self.stats, trackers=len(self.vote.trackers),
+        return dict(self.stats, **self.rotation.stats, trackers=len(self.vote.trackers),
                     shutdown_vote_running=int(self.vote.requester is not None))

@@ -12,6 +12,13 @@ nodestatus_get, totemsrp.c ifaces_get), which coroproc reproduces per configured
 * ring status: one entry per link of the local node, named "<link> <address>", status
   "OK" (udpu's only status string) or "FAULTY" when coroproc's link process is down.
 Where the link process state comes from is the engine's business (`link_up`).
+
+transport knet (coroproc's secure links) answers as Corosync's totemknet does: a peer is
+`reachable` while any of its links is connected (per-link `connected` from the link
+processes' heartbeats, knet_peers), `src_ipaddr` is the local address of the link and
+`dst_ipaddr` the peer's, `mtu` the discovered (or fixed) path MTU less the link frame
+overhead, onwire min/max/cur = the link frame version (1); the local node shows one link
+(knet's loopback), as corosync-cfgtool expects.
 """
 from __future__ import annotations
 
@@ -78,3 +85,39 @@ def node_addrs(config, nodeid: int) -> list[tuple[int, bytes]]:
         fam = _family(addr)
         out.append((fam, socket.inet_pton(fam, addr)))
     return out
+
+
+LINK_FRAME_VERSION = 1
+
+
+def knet_node_status(config, nodeid: int, link_up: Callable[[int], bool],
+                     peers: Callable[[int], dict]) -> NodeStatus:
+    """`peers(link)` → {nodeid: {"enabled", "connected", "mtu"}} from that link's process."""
+    node = _node(config, nodeid)
+    if node is None:
+        return NodeStatus(nodeid)
+    links = [LinkStatus()] * MAX_LINKS
+    default_mtu = link_mtu_bytes(config)
+    if nodeid == config.local_nodeid:
+        link = min(node.addrs)
+        addr = node.addrs[link]
+        links[link] = LinkStatus(enabled=True, connected=True, mtu=default_mtu,
+                                 src_ipaddr=addr, dst_ipaddr=addr)
+        return NodeStatus(nodeid, reachable=True, onwire_min=LINK_FRAME_VERSION,
+                          onwire_max=LINK_FRAME_VERSION, onwire_ver=LINK_FRAME_VERSION,
+                          links=tuple(links))
+    reachable = False
+    for link, addr in sorted(node.addrs.items()):
+        if not 0 <= link < MAX_LINKS or link not in config.local_addrs:
+            continue
+        row = peers(link).get(str(nodeid)) or {}
+        alive = link_up(link)
+        connected = alive and bool(row.get("connected", 0))
+        reachable |= connected
+        links[link] = LinkStatus(enabled=alive and bool(row.get("enabled", 1)),
+                                 connected=connected,
+                                 mtu=int(row.get("mtu") or default_mtu),
+                                 src_ipaddr=config.local_addrs[link], dst_ipaddr=addr)
+    return NodeStatus(nodeid, reachable=reachable, onwire_min=LINK_FRAME_VERSION,
+                      onwire_max=LINK_FRAME_VERSION, onwire_ver=LINK_FRAME_VERSION,
+                      links=tuple(links))

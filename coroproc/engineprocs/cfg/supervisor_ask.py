@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 
 def ask_supervisor(ctx, op: str, args: dict, done: Callable[[bool, str], None],
-                   timeout_ms: float, on_timeout: Callable[[], None] | None = None) -> None:
+                   timeout_ms: float, on_timeout: Callable[[], None] | None = None,
+                   on_reply: Callable[[dict], None] | None = None) -> None:
+    """`on_reply(reply)` (optional) sees the supervisor's whole answer before done()."""
     assert timeout_ms > 0
     finished = []
 
@@ -20,6 +22,8 @@ def ask_supervisor(ctx, op: str, args: dict, done: Callable[[bool, str], None],
             return
         finished.append(True)
         guard.cancel()
+        if on_reply is not None and "ok" in reply:
+            on_reply(reply)
         done(bool(reply.get("ok")), str(reply.get("error", "")))
 
     def expired() -> None:

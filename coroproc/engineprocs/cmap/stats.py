@@ -10,7 +10,9 @@ answer into a flat {key: (icmap type, value)} snapshot with Corosync's names and
 * stats.ipcs.global.{active,closed}       ← sum of every engine's ipc.global
 * stats.ipcs.service<S>.<pid>.<id>.*      ← every engine's ipc.connections
 * stats.schedmiss.<i>.{timestamp,delay}   ← role "ring": "schedmiss.<i>.*" counters
-stats.knet.* does not exist: udp/udpu have no knet links (as in Corosync with udpu).
+* stats.knet.node<N>.link<L>.* ← role "net<L>" of a transport-knet node: its
+                            "knet_peers" dict (secure_link.py, one entry per peer); udp/udpu
+                            have no knet links, so no such keys (as Corosync with udpu)
 
 stats.clear.{totem,ipc,knet,schedmiss,all} zero *our view*: the engine remembers the
 counter values at the clear and subtracts them; gauges (queue lengths, flags, averages,
@@ -35,6 +37,20 @@ SRP_STATS = tuple((n, K.UINT64, True) for n in (
     ("mtt_rx_token", K.UINT32, False),
     ("avg_token_workload", K.UINT32, False),
     ("avg_backlog_calc", K.UINT32, False))
+
+# exec/stats.c cs_knet_stats: per peer and link; the link process exports these names
+KNET_LINK_STATS = tuple((n, K.UINT8, False) for n in ("enabled", "connected")) + (
+    ("mtu", K.UINT32, False),) + tuple((n, K.UINT64, True) for n in (
+        "tx_data_packets", "rx_data_packets", "tx_data_bytes", "rx_data_bytes",
+        "tx_ping_packets", "rx_ping_packets", "tx_ping_bytes", "rx_ping_bytes",
+        "tx_pong_packets", "rx_pong_packets", "tx_pong_bytes", "rx_pong_bytes",
+        "tx_pmtu_packets", "rx_pmtu_packets", "tx_pmtu_bytes", "rx_pmtu_bytes",
+        "tx_total_packets", "rx_total_packets", "tx_total_bytes", "rx_total_bytes",
+        "tx_total_errors")) + tuple((n, K.UINT32, True) for n in (
+            "tx_data_errors", "tx_ping_errors", "tx_pong_errors", "tx_pmtu_errors")) + (
+    ("latency_min", K.UINT32, False), ("latency_max", K.UINT32, False),
+    ("latency_ave", K.UINT32, False), ("latency_samples", K.UINT32, False),
+    ("down_count", K.UINT32, True), ("up_count", K.UINT32, True))
 
 PG_STATS = (("msg_queue_avail", K.UINT32, False), ("msg_reserved", K.UINT32, False))
 
@@ -82,8 +98,9 @@ class StatsView:
         if not words:
             return False
         snapshot = self.snapshot(raw_only=True)
-        for word in ("totem", "ipc") if words == ["all"] else words:
-            prefix = {"totem": "stats.srp.", "ipc": "stats.ipcs."}.get(word)
+        for word in ("totem", "ipc", "knet") if words == ["all"] else words:
+            prefix = {"totem": "stats.srp.", "ipc": "stats.ipcs.",
+                      "knet": "stats.knet."}.get(word)
             if prefix is None:
                 continue
             for name, (_, value) in snapshot.items():
@@ -116,7 +133,25 @@ class StatsView:
             out[f"stats.pg.{name}"] = (value_type, _number(pg.get(name), value_type))
         self._ipcs(out, raw_only)
         self._schedmiss(out, ring, raw_only)
+        self._knet(out, raw_only)
         return out
+
+    def _knet(self, out: dict, raw_only: bool) -> None:
+        for role, counters in self.raw.items():
+            if not (isinstance(role, str) and role.startswith("net") and role[3:].isdigit()
+                    and isinstance(counters, dict)):
+                continue
+            peers = counters.get("knet_peers")
+            if not isinstance(peers, dict):
+                continue
+            for nodeid, values in peers.items():
+                if not isinstance(values, dict):
+                    continue
+                base = f"stats.knet.node{nodeid}.link{role[3:]}"
+                for name, value_type, is_counter in KNET_LINK_STATS:
+                    key = f"{base}.{name}"
+                    out[key] = self._counter(key, value_type, values.get(name), is_counter,
+                                             raw_only)
 
     def _ipcs(self, out: dict, raw_only: bool) -> None:
         active = closed = 0

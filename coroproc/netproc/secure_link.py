@@ -1,0 +1,350 @@
+"""SecureLinkProcess: the main loop of one link of transport knet (coroproc's secure links).
+
+Like LinkProcess (link.py) it moves Totem frames between a carrier and the node's shm
+rings, but every datagram is a link frame (secure/: header, AEAD or MAC, replay window),
+and the link keeps its own health:
+
+* tx ring → carrier: each record [u32 dest][Totem frame] goes, for each destination peer
+  (dest 0 = every other member), out of THIS link only if the link selector says so
+  (select.py: link_mode passive / active / rr over the node's shared link table), sealed
+  as a DATA frame.
+* carrier → rx ring: opened by the codec (forged, tampered, truncated, replayed, clear
+  while crypto is on: dropped and counted there); a DATA frame whose inner Totem framing
+  is sound is pushed to the rx ring; PING → PONG; PONG → health (latency, link up/down);
+  PMTU_PROBE → PMTU_REPLY; PMTU_REPLY → path-MTU discovery.
+* health (health.py) pings each peer every knet_ping_interval and declares the link to a
+  peer down after knet_ping_timeout without a PONG; it writes this link's row of the link
+  table, which the other links' processes read to pick who sends: a dead link hands its
+  traffic to the next one within a ping timeout, without Totem noticing.
+
+Key rotation: the control op "crypto" (from the supervisor, driven by the CFG engine in
+agreed order) runs the KeyRing phases add / use / drop.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+import numpy as np
+
+from coroproc.netproc.counters import Counters
+from coroproc.netproc.health import LinkHealth
+from coroproc.netproc.linktable import LinkTable
+from coroproc.netproc.peerstats import PeerStats
+from coroproc.netproc.pmtud import PathMtu
+from coroproc.netproc.rx import MAGIC_BYTE0, MAGIC_BYTE1, RTYPE_FRAME
+from coroproc.netproc.secure.codec import LinkCodec
+from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as FT_PING,
+                                           FTYPE_PMTU_PROBE as FT_PMTU_PROBE,
+                                           FTYPE_PMTU_REPLY as FT_PMTU_REPLY,
+                                           FTYPE_PONG as FT_PONG)
+from coroproc.netproc.secure.keys import KeyRing
+from coroproc.netproc.secure.session import new_session_id
+from coroproc.netproc.secure.suite import CryptoSuite
+from coroproc.netproc.secure_spec import SecureSettings
+from coroproc.netproc.select import LinkSelector
+from coroproc.netproc.spec import LinkSpec
+from coroproc.netproc.tx import DEST_PREFIX_BYTES, drain_tx_ring
+from coroproc.ringproc import wire
+from coroproc.shm.doorbell import Doorbell
+from coroproc.shm.layout import W_RECORDS_POPPED
+from coroproc.shm.ring import PUSH_FULL, PUSH_OK_WAKE, ShmRing, ring_push
+
+RX_BATCH_DATAGRAMS_MAX = 64
+TX_BATCH_RECORDS_MAX = 256
+_DEST = struct.Struct("<I")
+
+SECURE_COUNTERS = ("rx_sender_mismatch", "tx_not_chosen", "tx_no_link", "pings_sent",
+                   "pongs_sent", "probes_sent", "probe_replies_sent", "rx_control")
+
+
+def open_carrier(spec: LinkSpec, settings: SecureSettings):
+    if settings.carrier == "rdma":
+        # knet_transport: rdma — the link's address is this node's RoCE/IB IP and its
+        # mcastport the small UDP side channel the carrier resolves peers over (rdma/)
+        from coroproc.netproc.rdma.carrier import RdmaCarrier
+        from coroproc.netproc.rdma.spec import RdmaSpec
+        return RdmaCarrier(RdmaSpec(
+            linknumber=spec.linknumber, local_nodeid=spec.local_nodeid,
+            local_ip=spec.bind_addr, side_port=spec.port, peers=dict(spec.peers),
+            **settings.rdma))
+    from coroproc.netproc.carrier_udp import UdpCarrier
+    return UdpCarrier(spec)
+
+
+class SecureLinkProcess:
+    def __init__(self, spec: LinkSpec, settings: SecureSettings, rx_ring: ShmRing,
+                 tx_ring: ShmRing, tx_doorbell: Doorbell, log=None, carrier=None):
+        self.spec = spec
+        self.settings = settings
+        self._log = log
+        self._rx_ring = rx_ring
+        self._tx_ring = tx_ring
+        self._doorbell = tx_doorbell
+        self._c = Counters()
+        self._sc = dict.fromkeys(SECURE_COUNTERS, 0)
+        suite = CryptoSuite(settings.cipher, settings.hash)
+        self.suite = suite
+        self.keyring = KeyRing(suite, settings.authkey, settings.cluster_name)
+        me = spec.local_nodeid
+        self.session = new_session_id(settings.session_file)
+        self.codec = LinkCodec(self.keyring, me, spec.linknumber, self.session, spec.peers)
+        self.table = LinkTable.attach(settings.table_name)
+        self._slot = {n: i for i, n in enumerate(self.table.peer_nodeids)}
+        self._others = tuple(n for n in sorted(spec.peers) if n != me)
+        self.peer_stats = PeerStats(spec.peers)
+        self.health = LinkHealth(spec.linknumber, me, sorted(spec.peers),
+                                 settings.ping_interval_ms, settings.ping_timeout_ms,
+                                 settings.pong_count, settings.ping_precision, self.table,
+                                 priority=settings.priority, link_mode=settings.link_mode)
+        self.selector = LinkSelector(self.table, spec.linknumber, settings.link_mode)
+        # a link process beats every loop turn (at most half a ping interval apart, see
+        # run()); a ping timeout without one means it is stopped or stuck — the same time
+        # a peer takes to call a silent link down, and well inside the token timeout
+        self._stale_after_us = settings.ping_timeout_ms * 1000
+        self.pmtu = PathMtu(spec.linknumber, me, self._others,
+                            max_bytes=settings.mtu_bytes or spec.netmtu,
+                            fixed=bool(settings.mtu_bytes),
+                            interval_s=settings.pmtud_interval_s,
+                            overhead_bytes=suite.overhead_bytes, table=self.table)
+        self.carrier = carrier if carrier is not None else open_carrier(spec, settings)
+        self._limit = spec.rx_limit_bytes
+        self._buf = bytearray(self._limit + suite.overhead_bytes + 1)
+        self._mv_data = memoryview(tx_ring.data)
+        self._closed = False
+        if rx_ring.max_payload_bytes < self._limit:
+            raise ValueError(f"rx ring {rx_ring.name!r} cannot hold a frame of "
+                             f"{self._limit} bytes")
+        self._note(f"link {spec.linknumber}: {suite.describe()}; link_mode "
+                   f"{settings.link_mode}, priority {settings.priority}, ping interval "
+                   f"{settings.ping_interval_ms} ms, timeout {settings.ping_timeout_ms} ms")
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, control) -> None:
+        tick_s = min(float(control.tick_s), self.settings.ping_interval_ms / 2000)
+        assert tick_s > 0, f"control.tick_s must be > 0, got {tick_s}"
+        handlers = getattr(control, "handlers", None)
+        if handlers is not None:
+            handlers["crypto"] = self.on_crypto_command
+            handlers["links"] = lambda msg: {"links": self.status()}
+        extra_fds = self.carrier.fds() + list(control.fds())
+        c = self._c
+        try:
+            while control.poll():
+                now_us = time.monotonic_ns() // 1000
+                self._timers(now_us)
+                more = self._drain_rx()
+                more |= self._drain_tx()
+                if not more:
+                    c.sleeps += 1
+                    wait_s = tick_s
+                    deadline = min(self.health.next_deadline_us(),
+                                   self.pmtu.next_deadline_us())
+                    wait_s = min(wait_s, max(0.0, (deadline - now_us) / 1e6))
+                    self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)
+        finally:
+            self.close()
+
+    def _timers(self, now_us: int) -> None:
+        for peer, payload in self.health.due_pings(now_us):
+            if self._send(FT_PING, peer, payload):
+                self._sc["pings_sent"] += 1
+        for event in self.health.tick(now_us):
+            self._note(event_text(event))
+        self._mark_stale_links(now_us)
+        for peer, payload in self.pmtu.due_probes(now_us):
+            if self._send(FT_PMTU_PROBE, peer, payload, probe=True):
+                self._sc["probes_sent"] += 1
+        self.pmtu.tick(now_us)
+
+    def _mark_stale_links(self, now_us: int) -> None:
+        """Links whose process stopped beating (stopped, stuck) still look connected in
+        the table; treat them as unusable so this link takes their traffic. A dead one is
+        reset by the supervisor; a stopped one only shows here."""
+        beats = self.table.snapshot_beats()
+        limit_us = self._stale_after_us
+        mask = 0
+        for link, beat_us in enumerate(beats):
+            if beat_us and now_us - beat_us > limit_us:
+                mask |= 1 << link
+        self.selector.set_stale(mask)
+
+    # -- receive -------------------------------------------------------------------------
+    def _drain_rx(self) -> bool:
+        carrier, codec, buf = self.carrier, self.codec, self._buf
+        mv = memoryview(buf)
+        for _ in range(RX_BATCH_DATAGRAMS_MAX):
+            got = carrier.recv_into(buf)
+            if got is None:
+                return False
+            n, src = got
+            opened = codec.open(mv[:n])
+            if opened is None:
+                continue
+            ftype, sender, payload = opened
+            if src and src != sender:
+                self._sc["rx_sender_mismatch"] += 1
+                continue
+            self.peer_stats.received(ftype, sender, n)
+            if ftype == FT_DATA:
+                self._push_frame(payload)
+            else:
+                self._on_control(ftype, sender, payload)
+        return True
+
+    def _push_frame(self, payload) -> None:
+        c = self._c
+        n = len(payload)
+        if n < wire.HDR_BYTES:
+            c.rx_runt += 1
+            return
+        if n > self._limit:
+            c.rx_oversize += 1
+            return
+        if payload[0] != MAGIC_BYTE0 or payload[1] != MAGIC_BYTE1:
+            c.rx_foreign += 1
+            return
+        arr = np.frombuffer(payload, dtype=np.uint8)
+        ring = self._rx_ring
+        rc = ring_push(ring.hdr, ring.data, RTYPE_FRAME, 0, arr, 0, n)
+        if rc == PUSH_FULL:
+            c.rx_ring_full += 1
+            return
+        if rc == PUSH_OK_WAKE and ring.wake_fd is not None:
+            os.eventfd_write(ring.wake_fd, 1)
+        c.rx_frames += 1
+        c.rx_bytes += n
+
+    def _on_control(self, ftype: int, sender: int, payload) -> None:
+        now_us = time.monotonic_ns() // 1000
+        self._sc["rx_control"] += 1
+        if ftype == FT_PING:
+            pong = self.health.on_ping(sender, payload, now_us)
+            if pong is not None and self._send(FT_PONG, sender, pong):
+                self._sc["pongs_sent"] += 1
+        elif ftype == FT_PONG:
+            self.health.on_pong(sender, payload, now_us)
+        elif ftype == FT_PMTU_PROBE:
+            reply = self.pmtu.on_probe(sender, payload, now_us)
+            if reply is not None and self._send(FT_PMTU_REPLY, sender, reply):
+                self._sc["probe_replies_sent"] += 1
+        elif ftype == FT_PMTU_REPLY:
+            self.pmtu.on_reply(sender, payload, now_us)
+
+    # -- transmit ------------------------------------------------------------------------
+    def _drain_tx(self) -> bool:
+        # rr's turn-taking counts frames; every link's tx ring gets the same frames from
+        # the ring process, and the ring's own popped-records counter survives a restart
+        # of this process, so all links agree on each frame's number without talking
+        self._frame_no = int(self._tx_ring.hdr[W_RECORDS_POPPED])
+        more, records = drain_tx_ring(self._tx_ring, TX_BATCH_RECORDS_MAX, self._send_record)
+        self._c.tx_frames += records
+        return more
+
+    def _send_record(self, off: int, n: int, rtype: int) -> None:
+        c = self._c
+        if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
+            c.tx_bad_record += 1
+            return
+        dest = _DEST.unpack_from(self._mv_data, off)[0]
+        frame = self._mv_data[off + DEST_PREFIX_BYTES:off + n]
+        frame_no = self._frame_no
+        self._frame_no += 1
+        targets = self._others if dest == 0 else (dest,)
+        for node in targets:
+            slot = self._slot.get(node)
+            if slot is None or node not in self.spec.peers:
+                c.tx_unknown_dest += 1
+                continue
+            if not self.selector.sends_to(slot, frame_no):
+                self._sc["tx_not_chosen"] += 1
+                continue
+            self._send(FT_DATA, node, frame)
+
+    def _send(self, ftype: int, node: int, payload, probe: bool = False) -> bool:
+        datagram = self.codec.seal(ftype, node, payload)
+        try:
+            if probe:      # a PMTU probe goes out unfragmented (carrier.send_probe)
+                sent = self._send_probe(datagram, node)
+            else:
+                sent = self.carrier.send(datagram, node)
+        except OSError as e:
+            if probe:
+                self.pmtu.on_send_error(node, len(datagram), e.errno)
+            self._c.count_errno("tx", e.errno)
+            self.peer_stats.send_failed(ftype, node)
+            return False
+        self._c.tx_datagrams += 1
+        self._c.tx_bytes += sent
+        self.peer_stats.sent(ftype, node, sent)
+        return True
+
+    def _send_probe(self, datagram, node: int) -> int:
+        send_probe = getattr(self.carrier, "send_probe", None)
+        return (send_probe or self.carrier.send)(datagram, node)
+
+    # -- control -------------------------------------------------------------------------
+    def on_crypto_command(self, msg: dict) -> dict:
+        """Key rotation phases: {"phase": "add", "key": hex} / "use" {key_id} / "drop"."""
+        phase = msg.get("phase")
+        try:
+            if phase == "add":
+                key_id = self.keyring.add(bytes.fromhex(msg["key"])).key_id
+            elif phase == "use":
+                key_id = int(msg["key_id"])
+                self.keyring.use(key_id)
+            elif phase == "drop":
+                key_id = int(msg["key_id"])
+                self.keyring.drop_except(key_id)
+            else:
+                return {"ok": False, "error": f"unknown crypto phase {phase!r}"}
+        except (KeyError, ValueError, TypeError) as exc:
+            return {"ok": False, "error": f"crypto {phase}: {exc}"}
+        self._note(f"link {self.spec.linknumber}: crypto {phase} key {key_id}")
+        return {"ok": True, "key_id": key_id}
+
+    def status(self) -> dict:
+        return {"linknumber": self.spec.linknumber, "session": self.session,
+                "local": list(self.carrier.local_address()[:2])
+                if hasattr(self.carrier, "local_address") else None,
+                "tx_key_id": self.keyring.tx.key_id if self.keyring.tx else 0}
+
+    def counters(self) -> dict:
+        d = self._c.as_dict()
+        d.update(self._sc)
+        d.update(self.codec.counters.as_dict())
+        d.update(self.carrier.counters())
+        d["knet_peers"] = self.peer_status()
+        d["tx_key_id"] = self.keyring.tx.key_id if self.keyring.tx else 0
+        d["keys_in_ring"] = len(self.keyring.keys)
+        d["session"] = self.session
+        return d
+
+    def peer_status(self) -> dict:
+        """Per peer: Corosync's stats.knet.node<N>.link<L>.* values (cmap, cfgtool -n)."""
+        rows = self.health.peer_status()
+        out = {}
+        for node in self.peer_stats.rows:
+            d = self.peer_stats.as_dict(node)
+            d.update(rows.get(node, {}))
+            out[str(node)] = d
+        return out
+
+    def _note(self, text: str) -> None:
+        if self._log is not None:
+            self._log.notice("KNET", text)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._mv_data.release()
+        self.health.shutdown()     # our row says "down": the other links take over now
+        self.carrier.close()
+        self.table.close()
+
+
+def event_text(event) -> str:
+    """A health event as a log line (health.py gives text or an object with .text)."""
+    return event if isinstance(event, str) else getattr(event, "text", str(event))
