@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coroproc: warning: {w}", file=sys.stderr)
     from coroproc.logsys import Log
     from .daemon import AlreadyRunning, Supervisor
-    from .plan import build_plan
+    from .plan import LinkUnavailable, build_plan
     engines, options = [], {}
     if args.workload is not None:
         engines.append("load")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = build_plan(cfg, time.time_ns() // 1000, foreground=args.foreground,
                           engines=engines, engine_options=options)
-    except EngineLoadError as exc:
+    except (EngineLoadError, LinkUnavailable) as exc:
         print(f"coroproc: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except LogConfigError as exc:

@@ -125,6 +125,26 @@ def read_authkey(cfg: NodeConfig) -> bytes | None:
     return load_authkey(crypto.keyfile)
 
 
+class LinkUnavailable(RuntimeError):
+    """A configured link cannot run on this host (e.g. knet_transport rdma, no device)."""
+
+
+def check_rdma_links(cfg: NodeConfig) -> None:
+    """Links with knet_transport rdma need a usable device now: refuse to start with the
+    reason rather than crash-loop a network process (docs/rdma.md)."""
+    for link in cfg.links:
+        if link.carrier != "rdma":
+            continue
+        from coroproc.netproc.rdma.devices import pick_device, pick_gid
+        from coroproc.netproc.rdma.errors import RdmaError
+        try:
+            device, port = pick_device(None, None)
+            pick_gid(device, port, cfg.local_addrs[link.linknumber], None)
+        except RdmaError as exc:
+            raise LinkUnavailable(f"link {link.linknumber} (knet_transport rdma): {exc}") \
+                from None
+
+
 def secure_settings(cfg: NodeConfig, link, table_name: str,
                     authkey: bytes | None) -> SecureSettings:
     knet = cfg.knet
@@ -200,6 +220,7 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
              for spec in link_specs(cfg)]
     table_name, peers = "", ()
     if cfg.transport == "knet":
+        check_rdma_links(cfg)
         table_name = segment_name(cluster, nodeid, "links")
         peers = tuple(sorted(n.nodeid for n in cfg.nodes))
         authkey = read_authkey(cfg)

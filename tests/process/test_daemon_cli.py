@@ -164,3 +164,24 @@ def test_stuck_child_is_killed_and_restarted(tmp_path):
     finally:
         c.stop_all()
     assert node_segments(c.cluster, 1) == []
+
+
+def test_daemon_refuses_an_rdma_link_without_a_device(tmp_path):
+    """knet_transport rdma on a host with no RDMA device (or no pyverbs): exit 8 with the
+    reason, before any child is forked (not a network process in a crash loop)."""
+    from coroproc.netproc.rdma.devices import list_devices
+    from coroproc.netproc.rdma.errors import RdmaError
+    try:
+        if list_devices():
+            pytest.skip("this host has an RDMA device: the refusal cannot be shown here")
+    except RdmaError:
+        pass                       # pyverbs missing: the refusal names that instead
+    c = LocalCluster(tmp_path, 1, transport="knet")
+    conf = open(c.conf(1)).read().replace("linknumber: 0",
+                                          "linknumber: 0\n        knet_transport: rdma")
+    bad = tmp_path / "rdma.conf"
+    bad.write_text(conf)
+    out = _coroproc("-f", "-c", str(bad))
+    assert out.returncode == 8, out.stderr
+    assert "link 0 (knet_transport rdma):" in out.stderr, out.stderr
+    assert "RDMA" in out.stderr or "pyverbs" in out.stderr, out.stderr
