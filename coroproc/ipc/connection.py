@@ -7,10 +7,16 @@ outgoing queues. It never blocks: a send that would block is queued, and the ser
 (coroproc/ipc/server.py) asks for EPOLLOUT on that socket until the queue drains.
 
 Why the queues look the way they do:
-* Events: a bounded deque per connection (`event_queue_max` messages). The kernel
-  already holds net.unix.max_dgram_qlen datagrams (10 by default) per receiving
-  socket; beyond that `send_event` queues here and returns False once the deque is
-  full, so a client that never reads costs a bounded amount of memory.
+* Events: a bounded deque per connection (`event_queue_max` messages and
+  `event_queue_max_bytes`). The kernel already holds net.unix.max_dgram_qlen datagrams
+  (10 by default) per receiving socket; beyond that `send_event` queues here and returns
+  False once the deque is full, so a client that never reads costs a bounded amount of
+  memory (Corosync queues without a bound). A client whose queue is long but that does
+  read — a sender flooding faster than it takes its own deliveries — is slowed instead:
+  above EVENT_BACKLOG_ON queued events its control file's flow-control flag goes to 2
+  (libqb's QB_IPCS_RATE_OFF_2: cpg_mcast_joined answers CS_ERR_TRY_AGAIN, synchronous
+  calls still go through, so nothing waits on itself), back below EVENT_BACKLOG_OFF the
+  flag returns to what the service asked for.
 * Responses: a client has one outstanding request per sync call, but a hostile one
   may pipeline requests and never read. While a response is queued the server stops
   reading that client's requests, so this queue never grows past one read batch.
@@ -27,6 +33,10 @@ from coroproc.ipc import names
 from coroproc.ipc.control import ControlFile
 from coroproc.ipc.limits import set_buffer_sizes
 from coroproc.ipc.wire import RESPONSE_HEADER, pack_response
+
+EVENT_BACKLOG_ON = 1024      # queued events that make this client's mcasts TRY_AGAIN
+EVENT_BACKLOG_OFF = 256      # ... until its queue is back down to this
+EVENT_BACKLOG_FC_LEVEL = 2   # QB_IPCS_RATE_OFF_2: only fc_enable_max=2 calls (mcast) wait
 
 log = logging.getLogger("coroproc.ipc")
 
@@ -69,12 +79,16 @@ class IpcConnection:
     """Handed to the handler callbacks; `context` is free for the service's per-client state."""
 
     def __init__(self, server, setup_sock: socket.socket, creds: Credentials,
-                 max_msg_bytes: int, event_queue_max: int):
-        assert event_queue_max > 0
+                 max_msg_bytes: int, event_queue_max: int,
+                 event_queue_max_bytes: int = 1 << 62):
+        assert event_queue_max > 0 and event_queue_max_bytes > 0
         self.server = server
         self.creds = creds
         self.max_msg_bytes = max_msg_bytes
         self.event_queue_max = event_queue_max
+        self.event_queue_max_bytes = event_queue_max_bytes
+        self._events_bytes = 0
+        self._backlogged = False     # EVENT_BACKLOG_ON reached, not yet back to _OFF
         self.context = None
         self.closed = False
         self.setup_sock = setup_sock
@@ -107,6 +121,7 @@ class IpcConnection:
                                           self.creds.uid, self.creds.gid)
         if self.flow_control_level:
             self.control.set_flow_control(self.flow_control_level)
+        self._backlogged = False
         self.base = names.channel_base(description, service)
         self.request_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_REQUEST))
         self.event_sock = _dgram_socket(names.channel_address(self.base, names.SERVER_EVENT_TX))
@@ -124,6 +139,7 @@ class IpcConnection:
                 _close_quietly(sock)
         self._responses.clear()
         self._events.clear()
+        self._events_bytes = 0
         if self.control is not None:
             self.control.close()
             _unlink_quietly(self.control.path)
@@ -144,12 +160,19 @@ class IpcConnection:
             return False
         message = self._message(msg_id, error, payload, "event")
         if self._events:
-            if len(self._events) >= self.event_queue_max:
+            if (len(self._events) >= self.event_queue_max
+                    or self._events_bytes + len(message) > self.event_queue_max_bytes):
                 self.stats["events_refused"] += 1
                 return False
             self._events.append(message)
+            self._events_bytes += len(message)
+            if not self._backlogged and len(self._events) >= EVENT_BACKLOG_ON:
+                self._backlogged = True
+                self.stats["event_backlog_flow_control"] += 1
+                self._apply_flow_control()
             return True
         self._events.append(message)
+        self._events_bytes += len(message)
         return self._flush_or_doom(self.flush_events)
 
     def send_response(self, msg_id: int, error: int, payload: bytes = b"") -> None:
@@ -175,8 +198,13 @@ class IpcConnection:
         May be called during admission, before the control file exists: it is applied
         when the channels are created."""
         self.flow_control_level = level
+        self._apply_flow_control()
+
+    def _apply_flow_control(self) -> None:
+        """The flag the client sees: the service's level, raised while events back up."""
         if self.control is not None:
-            self.control.set_flow_control(level)
+            self.control.set_flow_control(max(
+                self.flow_control_level, EVENT_BACKLOG_FC_LEVEL if self._backlogged else 0))
 
     @property
     def events_queued(self) -> int:
@@ -233,8 +261,11 @@ class IpcConnection:
         while self._events:
             if not self._send(self.event_sock, self._events[0], "event"):
                 break
-            self._events.popleft()
+            self._events_bytes -= len(self._events.popleft())
             self.stats["events"] += 1
+        if self._backlogged and len(self._events) <= EVENT_BACKLOG_OFF:
+            self._backlogged = False
+            self._apply_flow_control()
         self.server._update_interest(self)
 
     @property

@@ -40,7 +40,11 @@ MAX_MSG_BYTES_CEILING = 16 * 1024 * 1024  # a client may ask more; we never go b
 LISTEN_BACKLOG = 128                      # libqb SERVER_BACKLOG
 PENDING_SETUPS_MAX = 64                   # half-open handshakes; the oldest is dropped
 REQUESTS_PER_WAKEUP_MAX = 50              # libqb's high-priority batch (MAX_RECV_MSGS)
-EVENT_QUEUE_MAX = 1024                    # per connection, beyond the kernel's queue
+# per connection, beyond the kernel's queue: a client that stops reading is disconnected
+# once either is reached (Corosync queues without a bound; a reading client is slowed
+# long before, see connection.py EVENT_BACKLOG_ON)
+EVENT_QUEUE_MAX = 65536
+EVENT_QUEUE_MAX_BYTES = 64 << 20
 EVENT_CONNECT_RETRY_MS = 10               # client binds its event socket after the answer
 DEFER_RETRY_MS = 1                        # a deferred request is offered again this soon
 
@@ -81,7 +85,8 @@ class _PendingSetup:
 class IpcServer:
     def __init__(self, service: str, handler: IpcHandler, *, suffix: str = "",
                  max_msg_bytes: int = DEFAULT_MAX_MSG_BYTES,
-                 event_queue_max: int = EVENT_QUEUE_MAX, authorize=None):
+                 event_queue_max: int = EVENT_QUEUE_MAX, authorize=None,
+                 event_queue_max_bytes: int = EVENT_QUEUE_MAX_BYTES):
         if not wire.RESPONSE_HEADER.size <= max_msg_bytes <= MAX_MSG_BYTES_CEILING:
             raise ValueError(f"max_msg_bytes={max_msg_bytes}: allowed "
                              f"{wire.RESPONSE_HEADER.size}..{MAX_MSG_BYTES_CEILING}")
@@ -91,6 +96,7 @@ class IpcServer:
         self.handler = handler
         self.max_msg_bytes = max_msg_bytes
         self.event_queue_max = event_queue_max
+        self.event_queue_max_bytes = event_queue_max_bytes
         self.authorize = authorize or (lambda creds: False)
         self.pid = os.getpid()
         self.connections: dict[int, IpcConnection] = {}  # setup fd -> connection
@@ -276,7 +282,8 @@ class IpcServer:
                                                       _UCRED.size))
         creds = Credentials(pid, uid, gid)
         max_msg = min(max(client_max, self.max_msg_bytes), MAX_MSG_BYTES_CEILING)
-        conn = IpcConnection(self, sock, creds, max_msg, self.event_queue_max)
+        conn = IpcConnection(self, sock, creds, max_msg, self.event_queue_max,
+                             self.event_queue_max_bytes)
         error = self._admission(conn)
         fields = {}
         if error == 0:

@@ -118,6 +118,11 @@ def py_server_small_queue(service_name):
 
 
 @pytest.fixture
+def py_server_big_queue(service_name):
+    yield from _serve([sys.executable, ECHO_SERVICE, service_name, "100000"], service_name)
+
+
+@pytest.fixture
 def py_server_welcome(service_name):
     """Echo service that queues an event from on_connect, before the client is bound."""
     yield from _serve([sys.executable, ECHO_SERVICE, service_name, "1024", "welcome"],

@@ -145,6 +145,25 @@ def test_client_that_never_reads_events_hits_the_queue_bound(py_server_small_que
         assert slow.request(5, b"ab")[2] == b"ba"  # and it is served normally again
 
 
+def test_a_backlog_of_events_slows_the_client_instead_of_dropping_it(py_server_big_queue):
+    """20,480 events for a client that reads later (the kernel's socket buffer takes a few
+    thousand, the server queues the rest): its flow-control flag goes to 2
+    (QB_IPCS_RATE_OFF_2: its cpg_mcast_joined would get TRY_AGAIN) while the backlog is
+    above EVENT_BACKLOG_ON, back to 0 once it has read down to EVENT_BACKLOG_OFF; every
+    event arrives, none is dropped, the client is never disconnected."""
+    from coroproc.ipc.connection import EVENT_BACKLOG_FC_LEVEL, EVENT_BACKLOG_ON
+    name = py_server_big_queue.name
+    with IpcClient(name) as client:
+        total = 20 * EVENT_BACKLOG_ON
+        assert int(client.request(70999, str(total).encode())[2]) == total
+        assert client.flow_control == EVENT_BACKLOG_FC_LEVEL
+        for _ in range(total):
+            assert client.recv_event(HANG_GUARD_MS) == (70999, 0, b"x" * 64)
+        assert client.recv_event(0) is None
+        assert client.flow_control == 0
+        assert client.request(5, b"ab")[2] == b"ba"
+
+
 def test_killed_client_is_cleaned_up(py_server):
     code = (
         "import os, signal, sys\n"
