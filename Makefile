@@ -10,7 +10,7 @@ BIG_SEEDS ?= 0:50
 BIG_NODES ?= 16:20
 JOBS    ?= 2
 
-.PHONY: demo sim-demo test venv warm sweep unit bench clean
+.PHONY: demo sim-demo test venv warm sweep unit bench clean nemesis soak
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,3 +51,12 @@ bench: warm
 clean:
 	rm -rf $(VENV) build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Seeded fault injection on real clusters in network namespaces (root): the CI schedule,
+# and the long soak whose result is recorded in bench/results/soak.md.
+SOAK_SEED ?= 7
+SOAK_MINUTES ?= 30
+nemesis: warm
+	$(VPY) -m pytest -n 2 tests/nemesis
+soak: warm
+	$(VPY) bench/soak.py --minutes $(SOAK_MINUTES) --faults-min 200 --nodes 5 --seed $(SOAK_SEED)
