@@ -214,6 +214,14 @@ class Unit:
                 "server": dict(self.ipc.stats)}
 
 
+def contiguous_room_bytes(head: int, tail: int, capacity: int) -> int:
+    """Largest contiguous free run of a ring with byte cursors head/tail: the free space up
+    to the end of the buffer, or what is free from its start after wrapping."""
+    free = capacity - (head - tail)
+    to_end = min(capacity - head % capacity, free)
+    return max(to_end, free - to_end)
+
+
 class EngineHost:
     def __init__(self, plan, eng, classes: list[type[Engine]], doorbell, control, log,
                  hosted_options: dict | None = None):
@@ -316,9 +324,13 @@ class EngineHost:
 
     # ---- submissions ---------------------------------------------------------------------
     def submit_space_bytes(self) -> int:
-        used = int(ring_head(self.submit.hdr) - ring_tail(self.submit.hdr))
-        free = self.submit.capacity_bytes - used - SUBMIT_MARGIN_BYTES - 8
-        return max(min(free, self.max_message_bytes), 0)
+        """The largest message the submit ring takes now. Records are contiguous: free
+        space split by the end of the buffer only takes a record that fits one side (the
+        other becomes padding), so a 1 MiB message can find 1.5 MiB free and no room."""
+        room = contiguous_room_bytes(int(ring_head(self.submit.hdr)),
+                                     int(ring_tail(self.submit.hdr)),
+                                     self.submit.capacity_bytes) - SUBMIT_MARGIN_BYTES - 8
+        return max(min(room, self.max_message_bytes), 0)
 
     def submit_sync(self, ctx, msg: bytes) -> bool:
         if ctx.replaying:
