@@ -23,7 +23,6 @@ agreed order) runs the KeyRing phases add / use / drop.
 from __future__ import annotations
 
 import os
-import struct
 import time
 
 import numpy as np
@@ -45,7 +44,7 @@ from coroproc.netproc.secure.suite import CryptoSuite
 from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.select import LinkSelector
 from coroproc.netproc.spec import LinkSpec
-from coroproc.netproc.tx import DEST_PREFIX_BYTES, drain_tx_ring
+from coroproc.netproc.tx import drain_tx_ring, split_tx_record
 from coroproc.ringproc import wire
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.layout import W_RECORDS_POPPED
@@ -53,7 +52,6 @@ from coroproc.shm.ring import PUSH_FULL, PUSH_OK_WAKE, ShmRing, ring_push
 
 RX_BATCH_DATAGRAMS_MAX = 64
 TX_BATCH_RECORDS_MAX = 256
-_DEST = struct.Struct("<I")
 
 SECURE_COUNTERS = ("rx_sender_mismatch", "tx_not_chosen", "tx_no_link", "pings_sent",
                    "pongs_sent", "probes_sent", "probe_replies_sent", "rx_control")
@@ -244,11 +242,10 @@ class SecureLinkProcess:
 
     def _send_record(self, off: int, n: int, rtype: int) -> None:
         c = self._c
-        if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
-            c.tx_bad_record += 1
+        record = split_tx_record(self._mv_data, off, n, rtype, c)
+        if record is None:
             return
-        dest = _DEST.unpack_from(self._mv_data, off)[0]
-        frame = self._mv_data[off + DEST_PREFIX_BYTES:off + n]
+        dest, frame = record
         frame_no = self._frame_no
         self._frame_no += 1
         targets = self._others if dest == 0 else (dest,)

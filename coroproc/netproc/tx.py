@@ -61,11 +61,10 @@ class TxPath:
 
     def _send_record(self, off: int, n: int, rtype: int) -> None:
         c = self._c
-        if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
-            c.tx_bad_record += 1
+        record = split_tx_record(self._mv, off, n, rtype, c)
+        if record is None:
             return
-        dest = _DEST.unpack_from(self._mv, off)[0]
-        frame = self._mv[off + DEST_PREFIX_BYTES:off + n]
+        dest, frame = record
         if dest == 0:
             targets = self._fanout
         else:
@@ -87,6 +86,15 @@ class TxPath:
     def close(self) -> None:
         # The memoryview pins the shm mapping; release it before the ring is closed.
         self._mv.release()
+
+
+def split_tx_record(mv: memoryview, off: int, n: int, rtype: int, counters: Counters):
+    """(dest nodeid, Totem frame view) of one tx record, or None (counted tx_bad_record)
+    when it is not a FRAME record with a destination prefix and a frame."""
+    if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
+        counters.tx_bad_record += 1
+        return None
+    return _DEST.unpack_from(mv, off)[0], mv[off + DEST_PREFIX_BYTES:off + n]
 
 
 def drain_tx_ring(ring: ShmRing, batch_max: int, send_record) -> tuple[bool, int]:
