@@ -251,7 +251,7 @@ def _top_up(states, now_us, msg, msg_len, sent, left, backlog_low, stats):
             c = sent[i]
             for b in range(8):
                 msg[HDR_BYTES + b] = (c >> (8 * b)) & 0xFF
-            if _first(srp.srp_submit(st, now_us, msg, msg_len, 0)) != 1:
+            if _first(srp.srp_submit(st, now_us, msg, msg_len, 0, 0)) != 1:
                 stats[ST_SUBMIT_FULL] += 1
                 break
             sent[i] = c + 1

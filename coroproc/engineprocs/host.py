@@ -28,7 +28,8 @@ import time
 
 from coroproc.ipc.server import IpcHandler, IpcServer
 from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG,
-                                       RT_DELIVER, RT_RING_START, RT_SUBMIT, SUBMIT_SAFE)
+                                       RT_DELIVER, RT_RING_START, RT_SUBMIT, RT_TRANS_ACK,
+                                       SUBMIT_SAFE, SUBMIT_SYNC, TRANS_ACK)
 from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_cancel_sleep, ring_head,
                                   ring_peek, ring_prepare_sleep, ring_release, ring_tail)
 from coroproc.shm.ring import ShmRing
@@ -41,6 +42,11 @@ from .snapshots import SnapshotStore
 
 BATCH_MAX = 4096                 # delivery records handled per loop turn
 SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit record
+# Submit-ring room only sync traffic may use. While the node waits for a sync to end, the
+# ring process takes sync records from behind application ones that cannot move yet; the
+# room they held comes back only when the wait ends, so the sync of one configuration
+# must fit here (Corosync's sync messages are a few per service and node).
+SYNC_RESERVE_BYTES = 1 << 20
 FC_CRITICAL_FRACTION = 0.75      # Corosync's TOTEM_Q_LEVEL_CRITICAL
 FC_OFF_2 = 2                     # libqb QB_IPCS_RATE_OFF_2: refuse fc_enable_max=2 calls
 SYNC_RETRY_S = 0.001             # a sync message waits for submit room
@@ -131,7 +137,9 @@ class HostContext(BaseContext):
             return True     # the process before the restart sent it
         msg = EXEC_HEADER.pack(exec_id(self._unit.cls.service_id, fn),
                                EXEC_HEADER_BYTES + len(body)) + bytes(body)
-        return self._host.submit_msg(EXEC_GROUP, msg, safe)
+        # sent while this engine's sync runs: the ring process may send it before the
+        # application messages queued ahead of it (Corosync's trans queue)
+        return self._host.submit_msg(EXEC_GROUP, msg, safe, sync_traffic=self.sync_in_progress)
 
     def mcast_space_bytes(self) -> int:
         return self._host.submit_space_bytes()
@@ -229,9 +237,10 @@ class EngineHost:
         self.doorbell, self.control, self.log = doorbell, control, log
         self.stats = {"ipc_not_ready": 0, "ipc_closed": 0, "ipc_denied": 0, "submit_full": 0,
                       "ring_restarts": 0, "deliveries": 0, "configs": 0, "other_groups": 0,
-                      "malformed": 0, "snapshots": 0, "replayed": 0}
+                      "malformed": 0, "snapshots": 0, "replayed": 0, "trans_acks": 0}
         self.counter_waiters = []
         self._sync_sent = False
+        self._trans_ack_pending = None
         self._requests = {}
         self._request_ids = itertools.count(1)
         self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
@@ -323,34 +332,50 @@ class EngineHost:
         self.stats["snapshots"] += 1
 
     # ---- submissions ---------------------------------------------------------------------
-    def submit_space_bytes(self) -> int:
+    def submit_space_bytes(self, sync_traffic: bool = False) -> int:
         """The largest message the submit ring takes now. Records are contiguous: free
         space split by the end of the buffer only takes a record that fits one side (the
-        other becomes padding), so a 1 MiB message can find 1.5 MiB free and no room."""
-        room = contiguous_room_bytes(int(ring_head(self.submit.hdr)),
-                                     int(ring_tail(self.submit.hdr)),
-                                     self.submit.capacity_bytes) - SUBMIT_MARGIN_BYTES - 8
+        other becomes padding), so a 1 MiB message can find 1.5 MiB free and no room.
+        Other than sync traffic, a message must leave SYNC_RESERVE_BYTES free."""
+        head, tail = int(ring_head(self.submit.hdr)), int(ring_tail(self.submit.hdr))
+        cap = self.submit.capacity_bytes
+        room = contiguous_room_bytes(head, tail, cap) - SUBMIT_MARGIN_BYTES - 8
+        if not sync_traffic:
+            room = min(room, cap - (head - tail) - SYNC_RESERVE_BYTES - SUBMIT_MARGIN_BYTES - 8)
         return max(min(room, self.max_message_bytes), 0)
 
     def submit_sync(self, ctx, msg: bytes) -> bool:
         if ctx.replaying:
             return True
-        if self.submit_msg(SYNC_GROUP, msg, False):
+        if self.submit_msg(SYNC_GROUP, msg, False, sync_traffic=True):
             self._sync_sent = True
             return True
         return False
 
-    def submit_msg(self, group: bytes, msg: bytes, safe: bool) -> bool:
+    def submit_msg(self, group: bytes, msg: bytes, safe: bool,
+                   sync_traffic: bool = False) -> bool:
         if len(msg) > self.max_message_bytes:
             raise ValueError(f"exec message of {len(msg)} bytes: Totem carries at most "
                              f"{self.max_message_bytes}")
-        if len(msg) + len(group) + 4 > self.submit_space_bytes():
+        if len(msg) + len(group) + 4 > self.submit_space_bytes(sync_traffic):
             self.stats["submit_full"] += 1
             return False
-        if not self.submit.push(RT_SUBMIT, group_message(group, msg), SUBMIT_SAFE if safe else 0):
+        flags = (SUBMIT_SAFE if safe else 0) | (SUBMIT_SYNC if sync_traffic else 0)
+        if not self.submit.push(RT_SUBMIT, group_message(group, msg), flags):
             self.stats["submit_full"] += 1
             return False
         return True
+
+    def _push_trans_ack(self) -> None:
+        """Tell the ring process this node's sync of a ring completed (Corosync's
+        totempg_trans_ack): what was queued behind it goes out. Retried from the loop
+        while the ring is full, so an acknowledgement is never lost."""
+        rid = self._trans_ack_pending
+        if rid is None:
+            return
+        if self.submit.push(RT_TRANS_ACK, TRANS_ACK.pack(rid.nodeid, 0, rid.seq)):
+            self._trans_ack_pending = None
+            self.stats["trans_acks"] += 1
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -360,6 +385,7 @@ class EngineHost:
                 if self.replay_until > self.cursor:
                     continue            # still replaying: nothing live until caught up
                 self._sync_sent = False
+                self._push_trans_ack()
                 for u in self.units:
                     u.core.run_sync()
                     u.ctx.run_timers()
@@ -469,6 +495,11 @@ class EngineHost:
 
     # ---- sync completion, flow control ---------------------------------------------------
     def completed(self, unit: Unit, ring_id, members) -> None:
+        # every engine of the node completes at the same barrier of the ordered stream,
+        # and each says so: the ring process takes the first and ignores the rest (and a
+        # stale one), so a dead or restarting engine cannot hold the node's traffic back
+        self._trans_ack_pending = ring_id
+        self._push_trans_ack()
         if unit.core.sync.leader and not unit.ctx.replaying:
             self.log.notice("MAIN", "Completed service synchronization, ready to provide service.")
             self.control.send({"op": "event", "ev": "ready", "ring": [ring_id.nodeid, ring_id.seq],

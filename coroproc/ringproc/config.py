@@ -37,7 +37,8 @@ C_CANCEL_HOLD_ON_RETRANSMIT = 15
 C_PACKET_BYTES = 16
 C_TOKEN_WARNING_US = 17
 C_RETRANSMITS_BEFORE_LOSS = 18
-C_COUNT = 19
+C_WAIT_TRANS_ACK = 19
+C_COUNT = 20
 
 
 class ConfigError(ValueError):
@@ -71,6 +72,11 @@ class TotemConfig:
     queue_slots: int = 4096
     new_message_queue_bytes: int = 4 * 1024 * 1024
     max_message_bytes: int = 1024 * 1024
+    # Corosync's waiting_trans_ack: after each regular configuration only messages
+    # submitted as sync traffic go out until the node's service sync completes
+    # (srp_trans_ack), so nothing queued before the change is ordered during the sync.
+    # Off where nothing runs a sync to end the wait (bare cores, benchmarks).
+    wait_trans_ack: bool = False
     # Test hook, as Corosync's commented-out SEQNO_START_MSG: first seq of every new ring.
     seqno_start: int = 0
     extra: dict = field(default_factory=dict, compare=False)
@@ -166,4 +172,5 @@ class TotemConfig:
         c[C_PACKET_BYTES] = self.packet_bytes
         c[C_TOKEN_WARNING_US] = self.effective_token_ms * 10 * self.token_warning_pct
         c[C_RETRANSMITS_BEFORE_LOSS] = self.token_retransmits_before_loss_const
+        c[C_WAIT_TRANS_ACK] = int(self.wait_trans_ack)
         return c

@@ -16,6 +16,7 @@ LOG_TOKEN_WARNING = 9         # a=ms since the last token
 LOG_RETRANSMIT = 10           # a=entries on the token's retransmit list
 LOG_RECOVERY_GAP = 11         # a=old-ring messages no surviving member had
 LOG_PAUSE = 12                # a=ms the process was not scheduled
+LOG_TRANS_ACK = 13            # a=1 waiting for the sync to end, 0 the wait is over
 
 # Why a node entered GATHER (Corosync's gather_state_from).
 GS_NAMES = {
@@ -83,6 +84,8 @@ def describe(code: int, a: int, b: int, c: int, nodes: tuple = ()) -> str:
         return f"Retransmit List: {a} entries"
     if code == LOG_PAUSE:
         return f"Process pause detected for {a} ms, flushing membership messages."
+    if code == LOG_TRANS_ACK:
+        return f"waiting_trans_ack changed to {a}"
     if code == LOG_RECOVERY_GAP:
         return f"recovery: {a} old-ring messages were held by no surviving member"
     return f"event {code} {a} {b} {c}"

@@ -22,7 +22,7 @@ from numba import njit
 from . import events as E
 from . import totempg as pg
 from .config import (C_CONSENSUS_US, C_JOIN_US, C_QUEUE_SLOTS, C_SEQNO_START, C_TOKEN_RETRANSMIT_US,
-                     C_TOKEN_US)
+                     C_TOKEN_US, C_WAIT_TRANS_ACK)
 from .deliver import emit_deliver
 from .sq import (emit_config, emit_log, emit_log_list, emit_tx, ev_row, lst_add, lst_clear, lst_copy, lst_equal, lst_has, lst_load, lst_min, lst_next, lst_sub,
                  lst_subset, lst_union, seq_from_wire, sq_add, sq_encapsulated, sq_guarantee,
@@ -43,7 +43,7 @@ from .state import (COMMIT, EV_RINGID, GATHER, K_COMMIT_ENTERED, K_CONSENSUS_TIM
                     S_PBL, S_CBL, S_QO, S_QR, S_RETRANS_FLG_COUNT, S_RING_REP, S_RING_SEQ,
                     S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT, S_SEQ_UNCHANGED,
                     S_SET_RETRANS_FLG, S_SELF_JOIN_LEN, S_SELF_JOIN_PENDING, S_STATE, S_TOK_DEST, S_TOK_LEN, S_TOKEN_HELD,
-                    S_TOKEN_RING_ID_SEQ, S_TRC, S_ARU_COUNT, T_CONSENSUS, T_HOLD, T_JOIN, T_MERGE,
+                    S_TOKEN_RING_ID_SEQ, S_TRC, S_ARU_COUNT, S_WAITING_TRANS_ACK, T_CONSENSUS, T_HOLD, T_JOIN, T_MERGE,
                     T_TOKEN, T_TOKEN_RETRANSMIT, T_TOKEN_WARNING)
 from .wire import (COMMIT_BYTES, COMMIT_ENTRY_BYTES, ENCAPSULATED, JOIN_BYTES, MCAST_BYTES,
                    MERGE_DETECT_BYTES, HOLD_CANCEL_BYTES, O_CT_ADDR_N, O_CT_MEMB_INDEX,
@@ -518,6 +518,14 @@ def operational_enter(st):
     st.s[S_FAILED_TO_RECV] = 0
     # A message whose first fragments went out in the old ring starts over in this one.
     pg.pg_restart_partial(st.pg_q_meta, st.pg_frag)
+    pg.pg_restart_partial(st.pg_qt_meta, st.pg_frag_t)
+    # Corosync's waiting_trans_ack: what was queued before this configuration waits until
+    # the node's service sync ends (srp_trans_ack); only sync traffic goes out meanwhile,
+    # so no application message is ordered while the services still hold the old view.
+    if st.cfg[C_WAIT_TRANS_ACK]:
+        if st.s[S_WAITING_TRANS_ACK] == 0:
+            emit_log(st, E.LOG_TRANS_ACK, 1, 0, 0)
+        st.s[S_WAITING_TRANS_ACK] = 1
 
 
 # ---- message handlers ----

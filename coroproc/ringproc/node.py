@@ -14,7 +14,7 @@ from . import srp
 from . import totempg as pg
 from .config import TotemConfig
 from .state import (COUNTER_NAMES, EV_CONFIG, EV_DELIVER, EV_LOG, EV_RINGID, S_EV_N, S_NOW_US,
-                    S_EV_IOFF, S_EV_OFF, S_RING_REP, S_RING_SEQ, S_STATE, S_TX_N, S_TX_OFF,
+                    S_EV_IOFF, S_EV_OFF, S_RING_REP, S_RING_SEQ, S_STATE, S_TX_N, S_TX_OFF, S_WAITING_TRANS_ACK,
                     TotemState, new_state)
 from .wire import REJECT_NAMES
 
@@ -65,12 +65,25 @@ class TotemNode:
     def next_deadline_us(self) -> int:
         return self._deadline_us
 
-    def submit(self, payload: bytes, safe: bool = False, group: bytes = b"a") -> bool:
+    def submit(self, payload: bytes, safe: bool = False, group: bytes = b"a",
+               sync_traffic: bool = False) -> bool:
         msg = pg.build_group_message(group, payload)
-        ok, deadline = srp.srp_submit(self.st, self._now(), msg, msg.shape[0], 1 if safe else 0)
+        ok, deadline = srp.srp_submit(self.st, self._now(), msg, msg.shape[0], 1 if safe else 0,
+                                      1 if sync_traffic else 0)
         self._deadline_us = int(deadline)
         self._collect()
         return bool(ok)
+
+    def trans_ack(self, now_us: int, ring_id: tuple[int, int]) -> bool:
+        """The services' sync of ring_id completed here: queued messages go out again."""
+        ended, deadline = srp.srp_trans_ack(self.st, now_us, ring_id[0], ring_id[1])
+        self._deadline_us = int(deadline)
+        self._collect()
+        return bool(ended)
+
+    @property
+    def waiting_trans_ack(self) -> bool:
+        return bool(self.st.s[S_WAITING_TRANS_ACK])
 
     def leave(self, now_us: int) -> None:
         srp.srp_leave(self.st, now_us)

@@ -19,7 +19,7 @@ from . import events as E
 from . import pump as P
 from . import totempg as pg
 from .records import RT_RING_START
-from .state import COUNTER_NAMES, EV_CONFIG, EV_LOG, EV_RINGID, OPERATIONAL, S_STATE, new_state
+from .state import COUNTER_NAMES, EV_CONFIG, EV_LOG, EV_RINGID, OPERATIONAL, S_STATE, S_WAITING_TRANS_ACK, new_state
 
 PUMP_BUDGET = 4096
 # How long a pump stalled on a full delivery ring sleeps before it looks again.
@@ -79,7 +79,14 @@ class RingProcess:
                    for e in plan.engines]
         cfg = plan.totem
         self.cfg = cfg
-        self.st = new_state(cfg.to_array(), plan.nodeid,
+        # with sync engines, they finish each configuration (and say so); without, the
+        # regular configuration is the end of it
+        self.engines_sync = any(e.has_sync for e in plan.engines)
+        cfg_array = cfg.to_array()
+        # the engines acknowledge each completed sync (RT_TRANS_ACK), so until then only
+        # their sync traffic is sent (Corosync's waiting_trans_ack)
+        cfg_array[C.C_WAIT_TRANS_ACK] = int(self.engines_sync)
+        self.st = new_state(cfg_array, plan.nodeid,
                             load_ring_seq(plan.state_dir, plan.nodeid),
                             cfg.new_message_queue_bytes)
         # every service engine follows sync (IPC admission and flow control depend on
@@ -90,9 +97,6 @@ class RingProcess:
         self.log_quorum_members = not any(3 in e.service_ids for e in plan.engines)
         self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
                                     route)
-        # with sync engines, they finish each configuration (and say so); without, the
-        # regular configuration is the end of it
-        self.engines_sync = any(e.has_sync for e in plan.engines)
         P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
         self._rx_t = P.padded(self.rx)
         self._sub_t = P.padded(self.sub)
@@ -251,7 +255,7 @@ class RingProcess:
                             f"timed out ({a}ms), waiting {b}ms for consensus.")
         elif code == E.LOG_TOKEN_WARNING:
             self.log.info("TOTEM", f"Token has not been received in {a} ms ")
-        elif code == E.LOG_GATHER_ENTER:
+        elif code in (E.LOG_GATHER_ENTER, E.LOG_TRANS_ACK):
             self.log.debug("TOTEM", E.describe(code, a, b, c))
         elif code in (E.LOG_FIREWALL, E.LOG_FAILED_TO_RECEIVE):
             self.log.error("TOTEM", E.describe(code, a, b, c))
@@ -310,7 +314,9 @@ class RingProcess:
 
     def state_dump(self) -> dict:
         return {"ring_id": list(self.ring_id), "members": list(self.members),
-                "state": int(self.st.s[S_STATE]), "counters": self.counters()}
+                "state": int(self.st.s[S_STATE]),
+                "waiting_trans_ack": bool(self.st.s[S_WAITING_TRANS_ACK]),
+                "counters": self.counters()}
 
     def close(self) -> None:
         self._rx_t = self._sub_t = self._tx_t = self._dl_t = None

@@ -18,16 +18,19 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PUSH_OK_WAKE, ring_commit, ring_head,
-                                  ring_peek, ring_release, ring_reserve, ring_tail)
+from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PEEK_RECORD, PUSH_OK_WAKE,
+                                  ring_commit, ring_head, ring_peek, ring_release, ring_reserve,
+                                  ring_tail)
+from coroproc.shm.layout import RECORD_HEADER_BYTES, RTYPE_PAD
 
 from . import totempg as pg
 from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FRAME,
-                      SUBMIT_SAFE, TX_HDR_BYTES)
-from .srp import srp_leave, srp_on_frame, srp_on_timer, srp_start, srp_submit
+                      RT_SUBMIT, RT_TRANS_ACK, SUBMIT_SAFE, SUBMIT_SYNC, TRANS_ACK_BYTES,
+                      TX_HDR_BYTES)
+from .srp import srp_leave, srp_on_frame, srp_on_timer, srp_start, srp_submit, srp_trans_ack
 from .state import (EV_CONFIG, EV_DELIVER, EV_RINGID, S_EV_IOFF, S_EV_N, S_EV_OFF, S_TX_N,
-                    S_TX_OFF)
-from .wire import copy_bytes, wr_u16, wr_u32, wr_u64
+                    S_TX_OFF, S_WAITING_TRANS_ACK)
+from .wire import copy_bytes, rd_u32, rd_u64, wr_u16, wr_u32, wr_u64
 
 # Return codes
 RET_IDLE = 0        # every input consumed; sleep until the deadline or a doorbell
@@ -75,11 +78,15 @@ PC_TIMER_RUNS = 13
 PC_UNROUTED = 14           # ordered messages no engine of this node takes (another
                            # node's service, e.g. Corosync's pload): dropped here, as
                            # totempg drops a group nobody joined
-PC_LEN = 16
+PC_TRANS_ACKS = 15         # acknowledgements that ended a wait (stale ones not counted)
+PC_SYNC_AHEAD = 16         # sync submissions taken from behind a blocked application one
+PC_SUBMIT_MALFORMED = 17   # submit records of an unknown type, a short TRANS_ACK or a
+                           # message the core refuses (larger than its queue): dropped
+PC_LEN = 18
 PC_NAMES = ("rx_frames", "rx_rejected", "submitted", "submit_queue_full", "tx_frames",
             "tx_ring_full", "delivered_msgs", "delivered_bytes", "delivery_stalls",
             "delivery_lost", "unpack_errors", "sender_slots_full", "pyev_full",
-            "timer_runs", "unrouted")
+            "timer_runs", "unrouted", "trans_acks", "sync_ahead", "submit_malformed")
 
 # Routing of ordered messages to delivery rings (route[ei] = [service_mask, flags]):
 # Corosync's services share totempg group "a" and tell their messages apart by the
@@ -359,6 +366,59 @@ def _headroom_ok(ps, dl_h, dl_d, headroom_bytes):
 
 
 @njit(cache=True)
+def _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags):
+    """Hand one submit record to the core: 1 taken (or dropped as malformed), 0 the
+    core's queue is full."""
+    if rtype == RT_TRANS_ACK:
+        if ln < TRANS_ACK_BYTES:
+            pc[PC_SUBMIT_MALFORMED] += 1
+            return 1
+        ended, nd = srp_trans_ack(st, now_us, rd_u32(d, off), rd_u64(d, off + 8))
+        ps[P_DEADLINE_US] = nd
+        pc[PC_TRANS_ACKS] += ended
+        return 1
+    if rtype != RT_SUBMIT:
+        pc[PC_SUBMIT_MALFORMED] += 1
+        return 1
+    ok, nd = srp_submit(st, now_us, d[off:off + ln], ln, 1 if (flags & SUBMIT_SAFE) else 0,
+                        1 if (flags & SUBMIT_SYNC) else 0)
+    ps[P_DEADLINE_US] = nd
+    if ok < 0:
+        pc[PC_SUBMIT_MALFORMED] += 1   # too big for the queue, or an empty message
+        return 1
+    if ok == 1:
+        pc[PC_SUBMITTED] += 1
+    return ok
+
+
+@njit(cache=True)
+def _take_sync_ahead(st, now_us, ps, pc, h, d, pos, tx_h, tx_d, dl_h, dl_d, bufs):
+    """The ring's first record waits for room in the application queue, which cannot drain
+    while the node waits for its service sync to end; the sync traffic and the trans-ack
+    behind it are what end that wait, so take them now (in their order) and turn each
+    taken record into padding, which the ring's reader skips once the tail gets there.
+    Records between tail and head belong to the consumer, so rewriting one is safe."""
+    while True:
+        status, off, ln, rtype, flags, nxt = ring_peek(h, d, pos)
+        if status != PEEK_RECORD:
+            return RET_IDLE
+        if rtype == RT_TRANS_ACK or (flags & SUBMIT_SYNC) != 0:
+            if _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags) == 0:
+                return RET_IDLE          # the sync queue is full: keep the rest in order
+            hdr_at = off - RECORD_HEADER_BYTES
+            d[hdr_at + 4] = RTYPE_PAD & 0xFF
+            d[hdr_at + 5] = (RTYPE_PAD >> 8) & 0xFF
+            ring_release(h, ring_tail(h), 1, ln)   # tail stays; counts the record popped
+            pc[PC_SYNC_AHEAD] += 1
+            ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+            if ret != RET_IDLE:
+                return ret
+            if st.s[S_WAITING_TRANS_ACK] == 0:
+                return RET_IDLE          # the wait is over: back to ring order
+        pos = nxt
+
+
+@njit(cache=True)
 def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, budget,
          headroom_bytes):
     """Feed up to `budget` inputs to the core; see the module docstring and RET_*."""
@@ -434,16 +494,17 @@ def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, bud
             if status == PEEK_CORRUPT:
                 ps[P_CORRUPT_RING] = WAKE_DLV_SHIFT + ei
                 return RET_CORRUPT
-            ok, nd = srp_submit(st, now_us, d[off:off + ln], ln,
-                                1 if (flags & SUBMIT_SAFE) else 0)
-            ps[P_DEADLINE_US] = nd
-            if ok == 0:
+            if _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags) == 0:
                 # the core's queue is full: leave it in the ring until a token drains it
                 pc[PC_SUBMIT_QUEUE_FULL] += 1
                 ps[P_SUBMIT_BLOCKED] = 1
+                if st.s[S_WAITING_TRANS_ACK] == 1 and (flags & SUBMIT_SYNC) == 0:
+                    ret = _take_sync_ahead(st, now_us, ps, pc, h, d, nxt, tx_h, tx_d, dl_h,
+                                           dl_d, bufs)
+                    if ret != RET_IDLE:
+                        return ret
                 continue
             took = True
-            pc[PC_SUBMITTED] += 1
             ring_release(h, nxt, 1, ln)
             ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
             done += 1

@@ -21,7 +21,7 @@ from .state import (COMMIT, GATHER, K_COMMIT_TOKEN_LOST, K_FRAMES_REJECTED, K_GA
                     RECOVERY, S_EV_IOFF, S_EV_N, S_EV_OFF, S_HIGH_DELIVERED, S_LAST_TOKEN_SEQ_REF,
                     S_MERGE_OUTSTANDING, S_MY_ID, S_MY_LAST_ARU, S_MY_LAST_SEQ, S_MY_TOKEN_SEQ,
                     S_NOW_US, S_ORF_TOKEN_DISCARD, S_QO, S_QR, S_RING_REP, S_RING_SEQ, S_SELF_JOIN_LEN, S_SELF_JOIN_PENDING,
-                    S_SAFE_POINT, S_STATE, S_TOKEN_HELD, S_TOKEN_RING_ID_SEQ, S_TOKEN_RX_US,
+                    S_SAFE_POINT, S_STATE, S_TOKEN_HELD, S_TOKEN_RING_ID_SEQ, S_TOKEN_RX_US, S_WAITING_TRANS_ACK,
                     S_TX_N, S_TX_OFF, T_CONSENSUS, T_COUNT, T_HOLD, T_JOIN, T_MERGE, T_TOKEN,
                     T_TOKEN_RETRANSMIT, T_TOKEN_WARNING)
 from .config import C_CONSENSUS_US, C_JOIN_US, C_TOKEN_US
@@ -209,12 +209,9 @@ def srp_on_timer(st, now_us):
 
 
 @njit(cache=True)
-def srp_submit(st, now_us, msg, n, level):
-    """Queue one application message (with its group header); returns (1 queued or 0 queue
-    full, next deadline)."""
-    st.s[S_NOW_US] = now_us
-    ok = pg.pg_submit(st.pg_q_data, st.pg_q_meta, msg, n, level)
-    if ok == 1 and st.s[S_TOKEN_HELD] == 1:
+def _release_held_token(st):
+    """New messages can go out: a held token moves on now."""
+    if st.s[S_TOKEN_HELD] == 1:
         if st.s[S_RING_REP] == st.s[S_MY_ID]:
             # the representative holds the token itself: release it now
             st.s[S_TOKEN_HELD] = 0
@@ -222,7 +219,47 @@ def srp_submit(st, now_us, msg, n, level):
             token_retransmit(st)
         else:
             hold_cancel_send(st)
+
+
+@njit(cache=True)
+def srp_submit(st, now_us, msg, n, level, sync_traffic):
+    """Queue one application message (with its group header); returns (1 queued or 0 queue
+    full, next deadline).
+
+    ``sync_traffic`` != 0: the submitter's service sync is running. While the node waits
+    for that sync to end (S_WAITING_TRANS_ACK) such a message goes to the sync queue and
+    is sent; any other waits in the application queue until srp_trans_ack. Corosync puts
+    every message of that period in its trans queue and relies on refusing application
+    requests during sync; here the engines run in other processes and may submit before
+    they have seen the new configuration, so each submission says which it is."""
+    st.s[S_NOW_US] = now_us
+    waiting = st.s[S_WAITING_TRANS_ACK] == 1
+    if waiting and sync_traffic != 0:
+        ok = pg.pg_submit(st.pg_qt_data, st.pg_qt_meta, msg, n, level)
+        sendable = True
+    else:
+        ok = pg.pg_submit(st.pg_q_data, st.pg_q_meta, msg, n, level)
+        sendable = not waiting
+    if ok == 1 and sendable:
+        _release_held_token(st)
     return ok, srp_next_deadline(st)
+
+
+@njit(cache=True)
+def srp_trans_ack(st, now_us, ring_rep, ring_seq):
+    """The node's service sync for ring (ring_rep, ring_seq) completed (Corosync's
+    totemsrp_trans_ack): the application queue is sent again. An acknowledgement for
+    another ring is stale (a newer configuration began since) and ignored. Returns
+    (1 the wait ended, 0 ignored, next deadline)."""
+    st.s[S_NOW_US] = now_us
+    if (st.s[S_WAITING_TRANS_ACK] == 0 or ring_rep != st.s[S_RING_REP]
+            or ring_seq != st.s[S_RING_SEQ]):
+        return 0, srp_next_deadline(st)
+    st.s[S_WAITING_TRANS_ACK] = 0
+    emit_log(st, E.LOG_TRANS_ACK, 0, 0, 0)
+    if st.s[S_STATE] == OPERATIONAL and st.pg_q_meta[pg.Q_COUNT] > 0:
+        _release_held_token(st)
+    return 1, srp_next_deadline(st)
 
 
 @njit(cache=True)

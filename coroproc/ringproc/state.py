@@ -31,7 +31,7 @@ ORF_TOKEN_DISCARD ORIGINATED_ORF RETRANS_FLG_COUNT SET_RETRANS_FLG INSTALL_SEQ
 ROTATION_COUNTER TRC PBL CBL LOW_RING_ARU HIGH_RING_DELIVERED GLOBAL_SEQNO
 MERGE_OUTSTANDING CONT_GATHER TOKEN_RX_US TOK_LEN TOK_DEST CT_LEN
 RQ_HEAD RQ_COUNT TX_N TX_OFF EV_N EV_OFF EV_IOFF NOW_US LAST_TOKEN_SEQ_REF
-SELF_JOIN_PENDING SELF_JOIN_LEN
+SELF_JOIN_PENDING SELF_JOIN_LEN WAITING_TRANS_ACK
 """.split()
 S_STATE = 0
 S_MY_ID = 1
@@ -81,6 +81,7 @@ S_NOW_US = 44
 S_LAST_TOKEN_SEQ_REF = 45
 S_SELF_JOIN_PENDING = 46
 S_SELF_JOIN_LEN = 47
+S_WAITING_TRANS_ACK = 48   # Corosync's waiting_trans_ack: send only the sync queue
 S_COUNT = len(_S_NAMES)
 
 # Node sets.
@@ -177,6 +178,7 @@ TotemState = namedtuple("TotemState", [
     "tok_buf", "ct_buf", "join_buf", "scratch", "scratch2",
     "tx_meta", "tx_data", "ev_meta", "ev_data", "ev_ints",
     "pg_q_data", "pg_q_meta", "pg_frag", "pg_packet",
+    "pg_qt_data", "pg_qt_meta", "pg_frag_t",
 ])
 
 
@@ -220,8 +222,13 @@ def new_state(cfg_array: np.ndarray, nodeid: int, ring_seq: int,
         pg_q_meta=np.zeros(pg.Q_META_LEN, np.int64),
         pg_frag=np.zeros(pg.FRAG_STATE_LEN, np.int64),
         pg_packet=np.zeros(frame, np.uint8),
+        # Corosync's new_message_queue_trans: sync traffic while waiting_trans_ack
+        pg_qt_data=np.zeros(pg_queue_bytes, np.uint8),
+        pg_qt_meta=np.zeros(pg.Q_META_LEN, np.int64),
+        pg_frag_t=np.zeros(pg.FRAG_STATE_LEN, np.int64),
     )
     pg.pg_queue_init(st.pg_q_meta, pg_queue_bytes)
+    pg.pg_queue_init(st.pg_qt_meta, pg_queue_bytes)
     st.s[S_MY_ID] = nodeid
     st.s[S_TOKEN_RING_ID_SEQ] = ring_seq
     return st

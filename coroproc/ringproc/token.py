@@ -29,6 +29,7 @@ from .state import (GATHER, K_MCAST_OUT_OF_WINDOW, K_MCAST_RETX, K_MCAST_RX, K_M
                     S_ORF_TOKEN_DISCARD, S_PBL, S_QO, S_QR, S_RETRANS_FLG_COUNT, S_RING_REP,
                     S_RING_SEQ, S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT,
                     S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_TOKEN_HELD, S_TOKEN_RX_US,
+                    S_WAITING_TRANS_ACK,
                     S_NOW_US, S_TRC, T_HOLD, T_MERGE, T_TOKEN, T_TOKEN_RETRANSMIT,
                     T_TOKEN_WARNING)
 from .wire import (ENCAPSULATED, GUARANTEE_SAFE, MCAST_BYTES, NOT_ENCAPSULATED, O_ENCAP, O_MC_FROM, O_MC_GUARANTEE,
@@ -105,7 +106,24 @@ def on_hold_cancel(st, b):
 def _backlog_frames(st):
     if st.s[S_STATE] == RECOVERY:
         return st.s[S_RQ_COUNT]
-    return pg.pg_backlog_packets(st.pg_q_meta, st.cfg[C_PACKET_BYTES])
+    backlog = pg.pg_backlog_packets(st.pg_qt_meta, st.cfg[C_PACKET_BYTES])
+    if st.s[S_WAITING_TRANS_ACK]:
+        return backlog
+    return backlog + pg.pg_backlog_packets(st.pg_q_meta, st.cfg[C_PACKET_BYTES])
+
+
+@njit(cache=True)
+def _pack_new(st, pkt):
+    """The next packet of new messages: sync traffic first (Corosync's
+    new_message_queue_trans), and the application queue only once the node's sync ended
+    (no S_WAITING_TRANS_ACK). Sync traffic left when the wait ends still goes first."""
+    waiting = st.s[S_WAITING_TRANS_ACK] == 1
+    if waiting or st.pg_qt_meta[pg.Q_COUNT] > 0:
+        nbytes, level = pg.pg_pack(st.pg_qt_data, st.pg_qt_meta, st.pg_frag_t, pkt,
+                                   st.cfg[C_PACKET_BYTES])
+        if nbytes > 0 or waiting:
+            return nbytes, level
+    return pg.pg_pack(st.pg_q_data, st.pg_q_meta, st.pg_frag, pkt, st.cfg[C_PACKET_BYTES])
 
 
 @njit(cache=True)
@@ -233,8 +251,7 @@ def orf_token_mcast(st, allowed, q, tseq):
     else:
         pkt = st.pg_packet
         while sent < allowed:
-            nbytes, level = pg.pg_pack(st.pg_q_data, st.pg_q_meta, st.pg_frag, pkt,
-                                       st.cfg[C_PACKET_BYTES])
+            nbytes, level = _pack_new(st, pkt)
             if nbytes <= 0:
                 break
             tseq += 1

@@ -32,6 +32,11 @@ FAULT_START_MS = 100     # the first fault comes after the boot gather has begun
 SLACK_ROUNDS = 2
 SLACK_EXTRA_MS = 500
 
+# ---- services' sync (waiting_trans_ack) -------------------------------------------------
+# Per seed, from its own stream: 0 = the cores do not wait; else each node acknowledges a
+# regular configuration up to this long after installing it.
+TRANS_ACK_MS_CHOICES = (0, 0, 5, 50, 300)
+
 # ---- network -------------------------------------------------------------------------
 LATENCY_BASE_US = 100
 LATENCY_JITTER_US = 400

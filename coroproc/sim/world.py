@@ -44,6 +44,7 @@ EV_TIMER = 1
 EV_FAULT = 2
 EV_TICK = 3
 EV_BOOT = 4
+EV_TRANS_ACK = 5
 NEVER_US = 1 << 62
 BOOT_SPREAD_US = 20_000      # nodes boot at random times in [0, 20 ms)
 HARNESS_VIOLATIONS_MAX = 100
@@ -70,6 +71,9 @@ class SimConfig:
     workload: bool = True
     socket_buffer_frames: int = params.SOCKET_BUFFER_FRAMES
     token_coefficient_ms: int = params.TOKEN_COEFFICIENT_MS
+    # > 0: the cores wait for a trans-ack after each regular configuration (Corosync's
+    # waiting_trans_ack), which each node's "services" give up to this long after it
+    trans_ack_ms: int = 0
 
     @classmethod
     def for_seed(cls, seed: int, nodes: int, **overrides) -> "SimConfig":
@@ -82,6 +86,9 @@ class SimConfig:
             background_dup=0.0 if rng.random() < 0.5 else round(rng.uniform(0, params.BACKGROUND_DUP_MAX), 4),
             bursts_per_s=round(rng.uniform(params.BURSTS_PER_S_MIN, params.BURSTS_PER_S_MAX), 2),
             storms=rng.randint(1, params.STORMS_MAX) if rng.random() < params.STORM_PROBABILITY else 0,
+            # its own stream, so the draws above (and every recorded seed) stay as they were
+            trans_ack_ms=random.Random(params.derive_seed(seed, "trans_ack")).choice(
+                params.TRANS_ACK_MS_CHOICES),
         )
         # the quiet phase is re-derived from the final timers unless it is given
         return replace(drawn, **{"quiet_ms": None, **overrides})
@@ -130,6 +137,8 @@ def make_totem_config(sim: SimConfig):
     # 20-node run allocates (and zeroes) them for every node and every restart.
     kwargs["queue_slots"] = params.QUEUE_SLOTS
     kwargs["max_message_bytes"] = params.MAX_MESSAGE_BYTES
+    if sim.trans_ack_ms > 0:
+        kwargs["wait_trans_ack"] = True
     return TotemConfig(**kwargs)
 
 
@@ -231,6 +240,8 @@ class World:
         self.alive = {n: False for n in self.nodeids}
         self._last_frame: list[tuple] = [()] * slots   # (rep, seq, totem seq) last delivered from
         self._last_rpos = [0] * slots
+        self.boots = [0] * slots          # a trans-ack belongs to one incarnation of a node
+        self.acked: list[set] = [set() for _ in range(slots)]   # rings whose sync "ended"
 
     def _init_records(self, trace: bool, trace_sink) -> None:
         """What the run writes down: event logs, trace, statistics, bounds bookkeeping."""
@@ -316,6 +327,8 @@ class World:
                 self._fault(data)
             elif kind == EV_TICK:
                 self._tick(t_us)
+            elif kind == EV_TRANS_ACK:
+                self._trans_ack(nid, data)
             else:
                 assert kind == EV_BOOT
                 self._boot(nid)
@@ -478,6 +491,10 @@ class World:
         log.append({"ev": "deliver", "node": nid, "t_us": self.now_us, "id": [sid[0], sid[1]],
                     "ring": [ring[0], ring[1]], "rseq": totem_seq << RPOS_BITS | rpos, "tseq": totem_seq,
                     "rpos": rpos, "level": level, "hash": crc32(payload)})
+        if self.sim.trans_ack_ms > 0 and ring not in self.acked[sender]:
+            # a sender puts nothing new on a ring before its own sync of it ended
+            self._harness("trans_ack", nid, f"message {sid} delivered in ring {ring}, which "
+                          f"its sender {sender} never acknowledged")
         self.stats["deliveries"] += 1
         self.delivered_ids.add(sid)
         counts = self._since_install[nid]
@@ -501,6 +518,22 @@ class World:
             if seen is None:
                 seen = self.rings[ring] = RingSeen(tuple(members), self.now_us)
             seen.installed_by.append(nid)
+            if self.sim.trans_ack_ms > 0:
+                # the node's services sync, then acknowledge (Corosync's totempg_trans_ack)
+                delay_us = self.rng.randrange(self.sim.trans_ack_ms * 1000 + 1)
+                self._push(self.now_us + delay_us, EV_TRANS_ACK, nid, (ring, self.boots[nid]))
+
+    def _trans_ack(self, nid: int, data) -> None:
+        ring, boot = data
+        node = self.node[nid]
+        if node is None or boot != self.boots[nid]:
+            return                       # that incarnation is gone
+        if self.paused[nid]:
+            self._push(self.now_us + 1000, EV_TRANS_ACK, nid, data)
+            return
+        self.acked[nid].add(ring)
+        node.trans_ack(self.local_us(nid), ring)
+        self._after(nid, node)
 
     def _persist(self, nid: int, out) -> None:
         seq = out[2]
@@ -522,6 +555,7 @@ class World:
     def _boot(self, nid: int) -> None:
         assert self.node[nid] is None, f"node {nid} booted twice"
         node = self.factory(self.totem, nid, self.ring_seq[nid])
+        self.boots[nid] += 1
         self.node[nid] = node
         self.alive[nid] = True
         node.start(self.local_us(nid))

@@ -154,3 +154,16 @@ def test_cfgtool_restart_engine_by_name(three):
                           "nosuch", "-c", three.conf(3)], capture_output=True, text=True,
                          timeout=30)
     assert bad.returncode == 1 and "no child 'nosuch'" in bad.stderr
+
+
+def test_each_node_ends_its_trans_ack_wait_after_sync(three):
+    """Corosync's waiting_trans_ack across processes: the ring process holds application
+    messages after each configuration until the engines report their sync completed
+    (RT_TRANS_ACK on a submit ring); in a settled cluster every node has ended the wait."""
+    for i in (1, 2, 3):
+        ring = _status(three, i)["children"]["ring"]["heartbeat"]
+        assert ring["waiting_trans_ack"] is False
+        assert ring["counters"]["pump.trans_acks"] >= 1
+        assert ring["counters"]["pump.submit_malformed"] == 0
+    with _connect(three.suffix(1)) as writer:
+        assert writer.add("after-sync", 1) == 1   # ordered, so nothing is held back

@@ -16,8 +16,9 @@ import pytest
 from coroproc.ringproc import pump as P
 from coroproc.ringproc import totempg as pg
 from coroproc.ringproc.config import TotemConfig
-from coroproc.ringproc.records import (DLV_HDR, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FRAME,
-                                       RT_SUBMIT, TX_HDR_BYTES)
+from coroproc.ringproc.records import (CFG_HDR, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER,
+                                       RT_FRAME, RT_SUBMIT, RT_TRANS_ACK, SUBMIT_SYNC, TRANS_ACK,
+                                       TX_HDR_BYTES)
 from coroproc.ringproc.state import new_state
 from coroproc.shm.ring import ShmRing
 
@@ -121,3 +122,64 @@ def test_delivery_header_names_sender_ring_and_order(rings):
     assert senders == {1} and len(rings_seen) == 1
     order = [(d[3], d[4]) for d in dl]  # (totem seq, index in frame)
     assert order == sorted(order) and len(set(order)) == 3
+
+
+def test_sync_traffic_passes_application_messages_while_waiting_for_the_trans_ack(rings):
+    """Corosync's waiting_trans_ack through the pump: the core's application queue is full
+    and cannot drain before the ack, so the pump takes the sync message and the ack from
+    behind the blocked records; then everything else follows, in order, nothing lost."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,), new_message_queue_bytes=16 * 1024,
+                      wait_trans_ack=True)
+    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
+    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
+    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
+    bufs.ps[P.P_COMMAND] = P.CMD_START
+    n_app = 40
+    for seq in range(n_app):
+        payload = struct.pack("<I", seq) + bytes(MSG_BYTES - 4)
+        assert rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", payload).tobytes())
+    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
+            *P.padded([rings["dl"]]))
+    got, ring_id, now = [], None, 0
+    for _ in range(20_000):
+        if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
+            bufs.ps[P.P_PERSIST_PENDING] = 0
+        bufs.ps[P.P_PYEV_N] = bufs.ps[P.P_PYEV_IOFF] = 0
+        for _rt, _fl, rec in rings["tx"].pop_batch():
+            rings["rx"].push(RT_FRAME, rec[TX_HDR_BYTES:])
+        for rtype, _fl, rec in rings["dl"].pop_batch():
+            if rtype == RT_DELIVER:
+                msg = np.frombuffer(rec, np.uint8, offset=DLV_HDR_BYTES)
+                got.append(bytes(msg[pg.group_payload_offset(msg):]))
+            elif ring_id is None and CFG_HDR.unpack_from(rec)[0] == 1:
+                ring_id = CFG_HDR.unpack_from(rec)[1:3]
+                assert got == []
+                # the services' sync: one message of sync traffic, then the ack
+                rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"sync", b"S" * 16).tobytes(),
+                                  SUBMIT_SYNC)
+                rings["sub"].push(RT_TRANS_ACK, TRANS_ACK.pack(ring_id[0], 0, ring_id[1]))
+        if len(got) == n_app + 1:
+            break
+        now += STEP_US
+    c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
+    assert got[0] == b"S" * 16
+    assert [struct.unpack_from("<I", m)[0] for m in got[1:]] == list(range(n_app))
+    assert c["sync_ahead"] == 2 and c["trans_acks"] == 1 and c["submit_malformed"] == 0
+    assert c["submitted"] == n_app + 1 and c["delivery_lost"] == 0
+    rs = rings["sub"]
+    assert rs.counters()["records_pushed"] == rs.counters()["records_popped"]
+
+
+def test_unknown_submit_record_is_counted_and_dropped(rings):
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
+    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
+    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
+    rings["sub"].push(77, b"junk")
+    rings["sub"].push(RT_TRANS_ACK, b"short")
+    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
+            *P.padded([rings["dl"]]))
+    P.pump(st, 0, *args, bufs, 64, 1 << 12)
+    c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
+    assert c["submit_malformed"] == 2 and c["submitted"] == 0
+    assert rings["sub"].pop_batch() == []
