@@ -97,7 +97,7 @@ class SecureLinkProcess:
                                  settings.pong_count, settings.ping_precision, self.table,
                                  priority=settings.priority, link_mode=settings.link_mode)
         self.selector = LinkSelector(self.table, spec.linknumber, settings.link_mode)
-        # a link process beats every loop turn (at most half a ping interval apart, see
+        # a link process beats every loop turn (at most a third of a ping timeout apart, see
         # run()); a ping timeout without one means it is stopped or stuck — the same time
         # a peer takes to call a silent link down, and well inside the token timeout
         self._stale_after_us = settings.ping_timeout_ms * 1000
@@ -120,7 +120,10 @@ class SecureLinkProcess:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, control) -> None:
-        tick_s = min(float(control.tick_s), self.settings.ping_interval_ms / 2000)
+        # the loop turn is also this process's beat in the link table, which the other
+        # links call stale after a ping timeout: a third of it leaves room for a late
+        # turn (pings and PMTU probes wake the loop at their own deadlines)
+        tick_s = min(float(control.tick_s), self.settings.ping_timeout_ms / 3000)
         assert tick_s > 0, f"control.tick_s must be > 0, got {tick_s}"
         handlers = getattr(control, "handlers", None)
         if handlers is not None:

@@ -28,8 +28,8 @@ from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FR
                       RT_SUBMIT, RT_TRANS_ACK, SUBMIT_SAFE, SUBMIT_SYNC, TRANS_ACK_BYTES,
                       TX_HDR_BYTES)
 from .srp import srp_leave, srp_on_frame, srp_on_timer, srp_start, srp_submit, srp_trans_ack
-from .state import (EV_CONFIG, EV_DELIVER, EV_RINGID, S_EV_IOFF, S_EV_N, S_EV_OFF, S_TX_N,
-                    S_TX_OFF, S_WAITING_TRANS_ACK)
+from .state import (EV_CONFIG, EV_DELIVER, EV_RINGID, S_EV_IOFF, S_EV_N, S_EV_OFF, S_MY_ID,
+                    S_TX_N, S_TX_OFF, S_WAITING_TRANS_ACK)
 from .wire import copy_bytes, rd_u32, rd_u64, wr_u16, wr_u32, wr_u64
 
 # Return codes
@@ -55,7 +55,9 @@ P_N_SUB = 8
 P_N_TX = 9
 P_N_DL = 10
 P_COMMAND = 11           # CMD_*: set by Python, carried out (and cleared) by the next pump
-P_LEN = 12
+P_LOOP_HEAD = 12         # frames to this node itself, waiting in bufs.loop_* (FIFO)
+P_LOOP_N = 13
+P_LEN = 14
 
 CMD_NONE = 0
 CMD_START = 1            # srp_start: boot into GATHER
@@ -82,11 +84,13 @@ PC_TRANS_ACKS = 15         # acknowledgements that ended a wait (stale ones not 
 PC_SYNC_AHEAD = 16         # sync submissions taken from behind a blocked application one
 PC_SUBMIT_MALFORMED = 17   # submit records of an unknown type, a short TRANS_ACK or a
                            # message the core refuses (larger than its queue): dropped
-PC_LEN = 18
+PC_LOOPED_FRAMES = 18      # frames to this node itself, fed back without the network
+PC_LEN = 19
 PC_NAMES = ("rx_frames", "rx_rejected", "submitted", "submit_queue_full", "tx_frames",
             "tx_ring_full", "delivered_msgs", "delivered_bytes", "delivery_stalls",
             "delivery_lost", "unpack_errors", "sender_slots_full", "pyev_full",
-            "timer_runs", "unrouted", "trans_acks", "sync_ahead", "submit_malformed")
+            "timer_runs", "unrouted", "trans_acks", "sync_ahead", "submit_malformed",
+            "looped_frames")
 
 # Routing of ordered messages to delivery rings (route[ei] = [service_mask, flags]):
 # Corosync's services share totempg group "a" and tell their messages apart by the
@@ -103,8 +107,14 @@ PYEV_COLS = 8  # same columns as the core's ev_meta rows; off/len index pyev_int
 WAKE_DLV_SHIFT = 16
 
 
+# The tokens of a one-member ring go to the node itself (Corosync sends them to its own
+# address): the pump feeds them straight back to the core, which spares the network
+# process and a wake-up of its own per token rotation of an idle one-node cluster.
+LOOP_FRAMES = 4
+LOOP_SLACK_BYTES = 256
+
 PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "
-                                   "pyev_ints route")
+                                   "pyev_ints route loop_data loop_len")
 
 
 def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int,
@@ -125,6 +135,8 @@ def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int,
         pyev=np.zeros((256, PYEV_COLS), np.int64),
         pyev_ints=np.zeros(256 * 64, np.int64),
         route=route if route is not None else route_table([((), False, True)] * 16),
+        loop_data=np.zeros((LOOP_FRAMES, netmtu + LOOP_SLACK_BYTES), np.uint8),
+        loop_len=np.zeros(LOOP_FRAMES, np.int64),
     )
 
 
@@ -177,10 +189,28 @@ def _commit(ps, h, d, rtype, n, wake_bit):
 
 
 @njit(cache=True)
-def _push_frames(st, ps, pc, tx_h, tx_d):
+def _loop_back(st, ps, pc, bufs, off, ln):
+    """Keep a frame to this node for the pump's next turn; False if there is no room (it
+    then goes through the network like any frame)."""
+    n = ps[P_LOOP_N]
+    if n >= LOOP_FRAMES or ln > bufs.loop_data.shape[1]:
+        return False
+    k = (ps[P_LOOP_HEAD] + n) % LOOP_FRAMES
+    copy_bytes(bufs.loop_data[k], 0, st.tx_data, off, ln)
+    bufs.loop_len[k] = ln
+    ps[P_LOOP_N] = n + 1
+    pc[PC_LOOPED_FRAMES] += 1
+    return True
+
+
+@njit(cache=True)
+def _push_frames(st, ps, pc, tx_h, tx_d, bufs):
+    me = st.s[S_MY_ID]
     for row in range(st.s[S_TX_N]):
         off = st.tx_meta[row, 0]
         ln = st.tx_meta[row, 1]
+        if st.tx_meta[row, 2] == me and _loop_back(st, ps, pc, bufs, off, ln):
+            continue
         for li in range(ps[P_N_TX]):
             o = ring_reserve(tx_h[li], tx_d[li], TX_HDR_BYTES + ln)
             if o < 0:
@@ -314,7 +344,7 @@ def _unpack_deliver(st, ps, pc, dl_h, dl_d, bufs, row):
 @njit(cache=True)
 def _flush(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs):
     """Move the core's outputs to the rings, in the order they happened."""
-    _push_frames(st, ps, pc, tx_h, tx_d)
+    _push_frames(st, ps, pc, tx_h, tx_d, bufs)
     n = st.s[S_EV_N]
     for r in range(n):
         row = st.ev_meta[r]
@@ -459,6 +489,21 @@ def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, bud
             continue
         took = False
         if _headroom_ok(ps, dl_h, dl_d, headroom_bytes):
+            if ps[P_LOOP_N] > 0:
+                # one looped frame per turn, like one frame per rx ring: a token going
+                # round a one-member ring must not keep the rings below from being read
+                took = True
+                k = ps[P_LOOP_HEAD]
+                reason, nd = srp_on_frame(st, now_us, bufs.loop_data[k], bufs.loop_len[k])
+                ps[P_DEADLINE_US] = nd
+                if reason != 0:
+                    pc[PC_RX_REJECTED] += 1
+                ps[P_LOOP_HEAD] = (k + 1) % LOOP_FRAMES
+                ps[P_LOOP_N] -= 1
+                ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+                done += 1
+                if ret != RET_IDLE:
+                    return ret
             for li in range(ps[P_N_RX]):
                 h = rx_h[li]
                 d = rx_d[li]

@@ -3,13 +3,8 @@ CPG recorders, one fault of every kind from a seeded schedule — kill -9 of a d
 restart, kill -9 of one engine, SIGSTOP longer than the token, a partition and its heal,
 random packet loss on a host — then a quiet period. The EVS checker (safety 1-12 and
 liveness after quiet_from), the CPG EVS-13 checker and CPG progress after settling must
-all pass. About 100 s of wall time per seed.
-
-The CPG same-view and per-sender checks are run and printed but not asserted here: they
-catch an open CPG bug (docs/nemesis.md "Found so far": a node paused beyond the token
-delivers, in its old view, a message the others deliver after removing it) that this
-schedule's SIGSTOP hits in some interleavings. `make soak` asserts them; remove
-KNOWN_OPEN below when that bug is fixed.
+all pass, as must the CPG same-view and per-sender checks (they caught the missing
+waiting_trans_ack, docs/nemesis.md "Found so far"). About 100 s of wall time per seed.
 
 A failure names the seed: `python bench/soak.py --seed S --nodes 3 --minutes 1` (or
 runner.run with the same RunConfig) replays the same schedule; the run's files (event
@@ -31,8 +26,6 @@ pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
 
 FAULT_WINDOW_S = 55.0      # five faults, each settled before quiet_from (schedule.py)
 CI_KINDS = (S.DAEMON_KILL, S.ENGINE_KILL, S.SIGSTOP, S.PARTITION, S.LOSS)
-# findings of the open paused-node CPG bug (docs/nemesis.md): reported, not asserted
-KNOWN_OPEN = ("cpg same-view:", "cpg per-sender:")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -43,11 +36,7 @@ def test_one_fault_of_each_kind_then_quiet(tmp_path, seed):
     result = run(cfg)
     s = result.summary
     where = f"seed {seed}, files in {cfg.out_dir}"
-    known = [f for f in s["failures"] if f.startswith(KNOWN_OPEN)]
-    others = [f for f in s["failures"] if not f.startswith(KNOWN_OPEN)]
-    for finding in known:
-        print(f"KNOWN OPEN BUG (docs/nemesis.md): {finding}")
-    assert not others, f"{where}:\n" + "\n".join(others[:30])
+    assert not s["failures"], f"{where}:\n" + "\n".join(s["failures"][:30])
     assert set(s["faults_applied"]) == set(CI_KINDS), (where, s["faults_applied"])
     for node, stats in s["nodes"].items():
         assert stats["deliveries"] > 0, f"{where}: node {node} delivered nothing"

@@ -38,15 +38,18 @@ def rings():
         r.unlink()
 
 
-def _run(rings, cfg: TotemConfig, headroom_bytes: int):
+def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=()):
+    """Message seq goes to submit ring seq % (1 + len(extra_subs))."""
+    subs = [rings["sub"], *extra_subs]
     st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
     bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
-    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
+    P.set_ring_counts(bufs.ps, 1, len(subs), 1, 1)
     bufs.ps[P.P_COMMAND] = P.CMD_START
     for seq in range(MESSAGES):
         payload = struct.pack("<I", seq) + bytes([seq % 251]) * (MSG_BYTES - 4)
-        assert rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", payload).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
+        assert subs[seq % len(subs)].push(RT_SUBMIT,
+                                          pg.build_group_message(b"t", payload).tobytes())
+    args = (*P.padded([rings["rx"]]), *P.padded(subs), *P.padded([rings["tx"]]),
             *P.padded([rings["dl"]]))
     got, stalls, now = [], 0, 0
     for _ in range(200_000):
@@ -87,12 +90,25 @@ def test_slow_engine_stalls_the_pump_without_loss(rings):
 
 
 def test_full_core_queue_leaves_submissions_in_their_ring(rings):
-    cfg = TotemConfig(token_ms=300, nodelist=(1,), new_message_queue_bytes=16 * 1024)
-    got, _stalls, c = _run(rings, cfg, headroom_bytes=rings["dl"].capacity_bytes // 2)
+    """Four engines submit faster than a token that carries one frame per visit drains
+    the core's queue: what it cannot take stays in the rings, in each ring's order."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,), new_message_queue_bytes=16 * 1024,
+                      max_messages=1)
+    tag = f"/coroproc.pumptest{os.getpid()}.1.submit"
+    extra = [ShmRing.create(f"{tag}{k}", 1 << 20) for k in range(3)]
+    try:
+        got, _stalls, c = _run(rings, cfg, rings["dl"].capacity_bytes // 2, extra)
+    finally:
+        for r in extra:
+            r.unlink()
     assert c["submit_queue_full"] > 0
     assert c["submitted"] == MESSAGES
     assert c["delivery_lost"] == 0
-    assert [struct.unpack_from("<I", m)[0] for m in got] == list(range(MESSAGES))
+    seqs = [struct.unpack_from("<I", m)[0] for m in got]
+    assert sorted(seqs) == list(range(MESSAGES))
+    for k in range(4):
+        mine = [q for q in seqs if q % 4 == k]
+        assert mine == sorted(mine), f"submit ring {k} out of order"
 
 
 def test_delivery_header_names_sender_ring_and_order(rings):
@@ -183,3 +199,32 @@ def test_unknown_submit_record_is_counted_and_dropped(rings):
     c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
     assert c["submit_malformed"] == 2 and c["submitted"] == 0
     assert rings["sub"].pop_batch() == []
+
+
+def test_tokens_of_a_one_member_ring_never_reach_the_network(rings):
+    """A one-member ring sends its tokens to itself; the pump feeds them straight back to
+    the core, so an idle one-node cluster's token rotation wakes no network process."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
+    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
+    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
+    bufs.ps[P.P_COMMAND] = P.CMD_START
+    for i in range(5):
+        rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", b"m%d" % i).tobytes())
+    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
+            *P.padded([rings["dl"]]))
+    dests, got, now = [], [], 0
+    while now < 3_000_000:                      # 3 virtual seconds: many rotations
+        if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
+            bufs.ps[P.P_PERSIST_PENDING] = 0
+        bufs.ps[P.P_PYEV_N] = bufs.ps[P.P_PYEV_IOFF] = 0
+        for _rt, _fl, rec in rings["tx"].pop_batch():
+            dests.append(struct.unpack_from("<I", rec)[0])
+            rings["rx"].push(RT_FRAME, rec[TX_HDR_BYTES:])
+        got += [rec for rt, _fl, rec in rings["dl"].pop_batch() if rt == RT_DELIVER]
+        now += STEP_US
+    c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
+    assert len(got) == 5
+    assert 1 not in dests                       # nothing addressed to this node went out
+    assert c["looped_frames"] > 10              # the token went round, inside the pump
+    assert int(st.cnt[0]) >= c["looped_frames"] - 1   # orf_token_tx counts every rotation
