@@ -38,19 +38,27 @@ def rings():
         r.unlink()
 
 
-def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=()):
-    """Message seq goes to submit ring seq % (1 + len(extra_subs))."""
-    subs = [rings["sub"], *extra_subs]
+def _one_node(rings, cfg: TotemConfig, subs=None, start: bool = True):
+    """A one-node core and pump state over the fixture's rings: (st, bufs, pump args)."""
+    subs = subs or [rings["sub"]]
     st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
     bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
     P.set_ring_counts(bufs.ps, 1, len(subs), 1, 1)
-    bufs.ps[P.P_COMMAND] = P.CMD_START
+    if start:
+        bufs.ps[P.P_COMMAND] = P.CMD_START
+    args = (*P.padded([rings["rx"]]), *P.padded(subs), *P.padded([rings["tx"]]),
+            *P.padded([rings["dl"]]))
+    return st, bufs, args
+
+
+def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=()):
+    """Message seq goes to submit ring seq % (1 + len(extra_subs))."""
+    subs = [rings["sub"], *extra_subs]
+    st, bufs, args = _one_node(rings, cfg, subs)
     for seq in range(MESSAGES):
         payload = struct.pack("<I", seq) + bytes([seq % 251]) * (MSG_BYTES - 4)
         assert subs[seq % len(subs)].push(RT_SUBMIT,
                                           pg.build_group_message(b"t", payload).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded(subs), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
     got, stalls, now = [], 0, 0
     for _ in range(200_000):
         ret = P.pump(st, now, *args, bufs, 64, headroom_bytes)
@@ -113,14 +121,9 @@ def test_full_core_queue_leaves_submissions_in_their_ring(rings):
 
 def test_delivery_header_names_sender_ring_and_order(rings):
     cfg = TotemConfig(token_ms=300, nodelist=(1,))
-    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
-    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
-    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
-    bufs.ps[P.P_COMMAND] = P.CMD_START
+    st, bufs, args = _one_node(rings, cfg)
     for i in range(3):
         rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", b"m%d" % i).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
     recs, now = [], 0
     while len([r for r in recs if r[0] == RT_DELIVER]) < 3 and now < 10_000_000:
         if P.pump(st, now, *args, bufs, 64, 1 << 10) == P.RET_PERSIST:
@@ -146,16 +149,11 @@ def test_sync_traffic_passes_application_messages_while_waiting_for_the_trans_ac
     behind the blocked records; then everything else follows, in order, nothing lost."""
     cfg = TotemConfig(token_ms=300, nodelist=(1,), new_message_queue_bytes=16 * 1024,
                       wait_trans_ack=True)
-    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
-    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
-    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
-    bufs.ps[P.P_COMMAND] = P.CMD_START
+    st, bufs, args = _one_node(rings, cfg)
     n_app = 40
     for seq in range(n_app):
         payload = struct.pack("<I", seq) + bytes(MSG_BYTES - 4)
         assert rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", payload).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
     got, ring_id, now = [], None, 0
     for _ in range(20_000):
         if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
@@ -188,13 +186,9 @@ def test_sync_traffic_passes_application_messages_while_waiting_for_the_trans_ac
 
 def test_unknown_submit_record_is_counted_and_dropped(rings):
     cfg = TotemConfig(token_ms=300, nodelist=(1,))
-    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
-    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
-    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
+    st, bufs, args = _one_node(rings, cfg, start=False)
     rings["sub"].push(77, b"junk")
     rings["sub"].push(RT_TRANS_ACK, b"short")
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
     P.pump(st, 0, *args, bufs, 64, 1 << 12)
     c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
     assert c["submit_malformed"] == 2 and c["submitted"] == 0
@@ -205,14 +199,9 @@ def test_tokens_of_a_one_member_ring_never_reach_the_network(rings):
     """A one-member ring sends its tokens to itself; the pump feeds them straight back to
     the core, so an idle one-node cluster's token rotation wakes no network process."""
     cfg = TotemConfig(token_ms=300, nodelist=(1,))
-    st = new_state(cfg.to_array(), 1, 0, cfg.new_message_queue_bytes)
-    bufs = P.new_pump_bufs(4, cfg.max_message_bytes, cfg.netmtu)
-    P.set_ring_counts(bufs.ps, 1, 1, 1, 1)
-    bufs.ps[P.P_COMMAND] = P.CMD_START
+    st, bufs, args = _one_node(rings, cfg)
     for i in range(5):
         rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", b"m%d" % i).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
     dests, got, now = [], [], 0
     while now < 3_000_000:                      # 3 virtual seconds: many rotations
         if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
