@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from interop.coroproc_runner import CoroprocNode  # noqa: E402
 from interop.corosync_runner import READY_LINE, CorosyncCluster, corosync_conf  # noqa: E402
 from netns.harness import Cluster  # noqa: E402
+from sbs_proc import process_tree, pss_kb, ticks_by_pid  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.005
@@ -102,54 +103,10 @@ class CorosyncDriver:
         self.cc.stop_all()
 
 
-# ---- /proc readers
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def process_tree(root_pid: int) -> set[int]:
-    """root_pid and all its descendants (coroproc: supervisor + every child it forked)."""
-    children, tree, todo = _children_map(), set(), [root_pid]
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, []))
-    return tree
-
-
+# ---- /proc readers (the tree walk, ticks and PSS are the side-by-side benchmark's)
 def cpu_ticks(pids: set[int]) -> int:
     """utime+stime of `pids` (all threads included), in clock ticks."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # fields 14, 15 of stat(5)
-    return total
-
-
-def pss_kb(pids: set[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
+    return sum(ticks_by_pid(pids).values())
 
 
 def status_sum(pids: set[int], key: str) -> int:
