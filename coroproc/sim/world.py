@@ -242,6 +242,9 @@ class World:
         self._last_rpos = [0] * slots
         self.boots = [0] * slots          # a trans-ack belongs to one incarnation of a node
         self.acked: list[set] = [set() for _ in range(slots)]   # rings whose sync "ended"
+        # trans-acks are modelled when the run asks for them and the factory's nodes take
+        # them (stand-in nodes of the harness's own tests do not wait for any)
+        self.trans_ack_us = 0
 
     def _init_records(self, trace: bool, trace_sink) -> None:
         """What the run writes down: event logs, trace, statistics, bounds bookkeeping."""
@@ -491,7 +494,7 @@ class World:
         log.append({"ev": "deliver", "node": nid, "t_us": self.now_us, "id": [sid[0], sid[1]],
                     "ring": [ring[0], ring[1]], "rseq": totem_seq << RPOS_BITS | rpos, "tseq": totem_seq,
                     "rpos": rpos, "level": level, "hash": crc32(payload)})
-        if self.sim.trans_ack_ms > 0 and ring not in self.acked[sender]:
+        if self.trans_ack_us and ring not in self.acked[sender]:
             # a sender puts nothing new on a ring before its own sync of it ended
             self._harness("trans_ack", nid, f"message {sid} delivered in ring {ring}, which "
                           f"its sender {sender} never acknowledged")
@@ -518,9 +521,9 @@ class World:
             if seen is None:
                 seen = self.rings[ring] = RingSeen(tuple(members), self.now_us)
             seen.installed_by.append(nid)
-            if self.sim.trans_ack_ms > 0:
+            if self.trans_ack_us:
                 # the node's services sync, then acknowledge (Corosync's totempg_trans_ack)
-                delay_us = self.rng.randrange(self.sim.trans_ack_ms * 1000 + 1)
+                delay_us = self.rng.randrange(self.trans_ack_us + 1)
                 self._push(self.now_us + delay_us, EV_TRANS_ACK, nid, (ring, self.boots[nid]))
 
     def _trans_ack(self, nid: int, data) -> None:
@@ -555,6 +558,8 @@ class World:
     def _boot(self, nid: int) -> None:
         assert self.node[nid] is None, f"node {nid} booted twice"
         node = self.factory(self.totem, nid, self.ring_seq[nid])
+        if self.sim.trans_ack_ms > 0 and hasattr(node, "trans_ack"):
+            self.trans_ack_us = self.sim.trans_ack_ms * 1000
         self.boots[nid] += 1
         self.node[nid] = node
         self.alive[nid] = True

@@ -242,6 +242,7 @@ class CfgEngine(Engine):
         self.ctx.notice(f"Config reload requested by node {sender}")
         if self.ctx.replaying:
             return
+        self.rotation.reload_delivered()
 
         def done(ok: bool, error: str) -> None:
             if not ok:

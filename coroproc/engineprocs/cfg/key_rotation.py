@@ -14,6 +14,10 @@ CFG's CRYPTO_RECONFIG exec message, sent SAFE. coroproc does the same with its o
    key any more: the links DROP it. A membership change re-checks (a member that left
    is no longer waited for).
 
+The phase-1 messages of a rotation are those delivered after its RELOAD_CONFIG, which
+is where the tally starts — not when this node's own key is loaded: the supervisor's
+reload is asynchronous, so another node's phase 1 can be delivered here first.
+
 Changing crypto_cipher/crypto_hash, or crypto on/off, at run time is not supported (the
 link frame overhead, hence Totem's frame size, would change): the reload logs it as a
 read-only change, as Corosync does without crypto reconfiguration.
@@ -35,10 +39,14 @@ class KeyRotation:
         self._activated: set[int] = set()
         self.stats = {"rotations_started": 0, "rotations_done": 0, "phase_send_failed": 0}
 
+    def reload_delivered(self) -> None:
+        """RELOAD_CONFIG was delivered: the phase-1 messages that follow belong to the
+        rotation it may start."""
+        self._activated = set()
+
     def key_loaded(self, key_id: int) -> None:
         """The supervisor added a new key to every link (reload saw a new authkey)."""
         self.pending_key_id = key_id
-        self._activated = set()
         self.stats["rotations_started"] += 1
         self.ctx.notice(f"Crypto key {key_id} loaded; activating it cluster-wide")
         if not self._send_phase(PHASE_ACTIVATE):
