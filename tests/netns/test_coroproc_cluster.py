@@ -27,6 +27,21 @@ def _see(daemons, nodes, members) -> None:
         wait_for(lambda i=i: daemons[i].members() == want, f"node {i} to see {sorted(want)}")
 
 
+def _delivering(daemons, nodes) -> None:
+    """Wait until each node's load engine has logged a delivery. Seeing the membership is
+    not enough: the first messages of a ring wait for its service sync, and a node killed
+    before then has nothing in its log."""
+    def delivered(i: int) -> bool:
+        # raw bytes: the log is being appended to, its last line may be half-written
+        try:
+            with open(daemons[i].event_log_path, "rb") as f:
+                return b'"ev":"deliver"' in f.read()
+        except FileNotFoundError:
+            return False
+    for i in nodes:
+        wait_for(lambda i=i: delivered(i), f"node {i} to deliver a load message")
+
+
 def test_five_namespaces_fail_restart_partition_heal(tmp_path):
     cluster = f"ns{id(tmp_path) % 100000}"
     with Cluster(DEFAULT_PREFIX, N) as net:
@@ -43,6 +58,7 @@ def test_five_namespaces_fail_restart_partition_heal(tmp_path):
             for d in daemons.values():
                 d.start()
             _see(daemons, everyone, everyone)
+            _delivering(daemons, everyone)
 
             daemons[N].kill()
             took_s = wait_for(lambda: all(daemons[i].members() == set(everyone[:-1])
@@ -88,6 +104,7 @@ def test_three_namespaces_other_transports(tmp_path, transport, ipv6):
             for d in daemons.values():
                 d.start()
             _see(daemons, [1, 2, 3], [1, 2, 3])
+            _delivering(daemons, [1, 2, 3])
             daemons[3].kill()
             _see(daemons, [1, 2], [1, 2])
         finally:
