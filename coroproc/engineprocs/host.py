@@ -57,9 +57,15 @@ UIDGID_QUERY_TIMEOUT_MS = 1000
 _GROUP_COUNT = struct.Struct("<H")
 
 
-def group_message(group: bytes, msg: bytes) -> bytes:
-    """totempg's one-group header (u16 count, u16 len, name) + message."""
-    return struct.pack("<HH", 1, len(group)) + group + msg
+def group_prefix(group: bytes) -> bytes:
+    """totempg's one-group header: u16 count (1), u16 name length, the name."""
+    return struct.pack("<HH", 1, len(group)) + group
+
+
+# Nearly every delivery is one exec message in the exec group alone: recognised by these
+# bytes after the delivery header, without splitting the group list.
+EXEC_ONLY_PREFIX = group_prefix(EXEC_GROUP)
+_EXEC_ONLY_END = DLV_HDR_BYTES + len(EXEC_ONLY_PREFIX)
 
 
 def split_groups(msg: memoryview):
@@ -135,11 +141,12 @@ class HostContext(BaseContext):
     def mcast(self, fn: int, body: bytes, *, safe: bool = False) -> bool:
         if self.replaying:
             return True     # the process before the restart sent it
-        msg = EXEC_HEADER.pack(exec_id(self._unit.cls.service_id, fn),
-                               EXEC_HEADER_BYTES + len(body)) + bytes(body)
+        head = EXEC_HEADER.pack(exec_id(self._unit.cls.service_id, fn),
+                                EXEC_HEADER_BYTES + len(body))
         # sent while this engine's sync runs: the ring process may send it before the
         # application messages queued ahead of it (Corosync's trans queue)
-        return self._host.submit_msg(EXEC_GROUP, msg, safe, sync_traffic=self.sync_in_progress)
+        return self._host.submit_parts(EXEC_ONLY_PREFIX, head, body, safe,
+                                       sync_traffic=self.sync_in_progress)
 
     def mcast_space_bytes(self) -> int:
         return self._host.submit_space_bytes()
@@ -354,14 +361,20 @@ class EngineHost:
 
     def submit_msg(self, group: bytes, msg: bytes, safe: bool,
                    sync_traffic: bool = False) -> bool:
-        if len(msg) > self.max_message_bytes:
-            raise ValueError(f"exec message of {len(msg)} bytes: Totem carries at most "
+        return self.submit_parts(group_prefix(group), b"", msg, safe, sync_traffic)
+
+    def submit_parts(self, prefix: bytes, head: bytes, body, safe: bool,
+                     sync_traffic: bool = False) -> bool:
+        """One submit record: a group prefix (group_prefix) and the message head + body."""
+        msg_bytes = len(head) + len(body)
+        if msg_bytes > self.max_message_bytes:
+            raise ValueError(f"exec message of {msg_bytes} bytes: Totem carries at most "
                              f"{self.max_message_bytes}")
-        if len(msg) + len(group) + 4 > self.submit_space_bytes(sync_traffic):
+        if len(prefix) + msg_bytes > self.submit_space_bytes(sync_traffic):
             self.stats["submit_full"] += 1
             return False
         flags = (SUBMIT_SAFE if safe else 0) | (SUBMIT_SYNC if sync_traffic else 0)
-        if not self.submit.push(RT_SUBMIT, group_message(group, msg), flags):
+        if not self.submit.push(RT_SUBMIT, b"".join((prefix, head, body)), flags):
             self.stats["submit_full"] += 1
             return False
         return True
@@ -459,7 +472,10 @@ class EngineHost:
             self._maybe_snapshot()
 
     def _record(self, rtype: int, rec: memoryview) -> None:
-        if rtype == RT_DELIVER:
+        if rtype == RT_DELIVER and rec[DLV_HDR_BYTES:_EXEC_ONLY_END] == EXEC_ONLY_PREFIX:
+            self.stats["deliveries"] += 1
+            self._exec(DLV_HDR.unpack_from(rec, 0)[0], rec[_EXEC_ONLY_END:])
+        elif rtype == RT_DELIVER:
             sender = DLV_HDR.unpack_from(rec, 0)[0]
             groups, payload = split_groups(rec[DLV_HDR_BYTES:])
             if groups is None:
@@ -470,12 +486,7 @@ class EngineHost:
                 for u in self.units:
                     u.core.on_sync_message(sender, payload)
             if EXEC_GROUP in groups:
-                unit = (self.by_service.get(EXEC_HEADER.unpack_from(payload, 0)[0] >> 16)
-                        if len(payload) >= EXEC_HEADER_BYTES else None)
-                if unit is not None:
-                    unit.core.on_exec(sender, payload)
-                else:
-                    self.stats["malformed"] += 1
+                self._exec(sender, payload)
             elif SYNC_GROUP not in groups:
                 self.stats["other_groups"] += 1
         elif rtype == RT_CONFIG:
@@ -492,6 +503,15 @@ class EngineHost:
                 for u in self.units:
                     u.core.on_ring_lost()
             self.ring_started = True
+
+    def _exec(self, sender: int, payload: memoryview) -> None:
+        """An exec message goes to the engine of the service in its header."""
+        unit = (self.by_service.get(EXEC_HEADER.unpack_from(payload, 0)[0] >> 16)
+                if len(payload) >= EXEC_HEADER_BYTES else None)
+        if unit is not None:
+            unit.core.on_exec(sender, payload)
+        else:
+            self.stats["malformed"] += 1
 
     # ---- sync completion, flow control ---------------------------------------------------
     def completed(self, unit: Unit, ring_id, members) -> None:

@@ -27,6 +27,7 @@ import errno
 import logging
 import os
 import socket
+import struct
 import time
 
 from coroproc.ipc import names
@@ -159,6 +160,23 @@ class IpcConnection:
         if self.closed or self in self.server._doomed:
             return False
         message = self._message(msg_id, error, payload, "event")
+        if not self._events and self._event_connected:
+            # the common case, kept short: nothing queued, send it now
+            try:
+                self.event_sock.send(message)
+            except BlockingIOError:
+                # the client's socket is full: queue it and send when it reads (EPOLLOUT),
+                # not again now (a second failing send per event doubled this path's cost)
+                self._events.append(message)
+                self._events_bytes += len(message)
+                self.server._update_interest(self)
+                return True
+            except OSError:
+                pass     # too big or gone: the queue and flush below decide
+            else:
+                self.control.add_sent("event", 1)
+                self.stats["events"] += 1
+                return True
         if self._events:
             if (len(self._events) >= self.event_queue_max
                     or self._events_bytes + len(message) > self.event_queue_max_bytes):
@@ -226,7 +244,10 @@ class IpcConnection:
                 f"IPC {kind} of {size} bytes exceeds this connection's negotiated maximum "
                 f"{self.max_msg_bytes} (client pid {self.creds.pid})"
             )
-        return pack_response(msg_id, error, payload)
+        try:
+            return RESPONSE_HEADER.pack(msg_id, size, error) + payload
+        except struct.error:
+            return pack_response(msg_id, error, payload)   # raises with the field named
 
     def flush_responses(self) -> None:
         """Send queued responses until done or the client's socket is full."""

@@ -432,6 +432,29 @@ def pack_deliver_event(group, nodeid: int, pid: int, message) -> bytes:
                             check_u32(pid, s, "pid")) + message)
 
 
+class DeliverEventPacker:
+    """pack_deliver_event for a daemon's delivery path, one call per delivered message:
+    the packed group names are kept (a bounded few) instead of being made each time."""
+
+    NAMES_KEPT_MAX = 256
+
+    def __init__(self):
+        self._names: dict[bytes, bytes] = {}
+
+    def __call__(self, group: bytes, nodeid: int, pid: int, message) -> bytes:
+        name = self._names.get(group)
+        if name is None:
+            name = _pack_name(group, "res_lib_cpg_deliver_callback", "group_name")
+            if len(self._names) >= self.NAMES_KEPT_MAX:
+                self._names.clear()
+            self._names[group] = name
+        try:
+            tail = _DELIVER.pack(len(message), nodeid, pid)
+        except struct.error:
+            return pack_deliver_event(group, nodeid, pid, message)   # raises, naming the field
+        return b"".join((name, tail, message))
+
+
 def unpack_deliver_event(body) -> Deliver:
     s = "res_lib_cpg_deliver_callback"
     v = need(body, NAME_BYTES + _DELIVER.size, s, exact=False)

@@ -344,48 +344,67 @@ class IpcServer:
             raise ClientGone("client closed its setup socket")
 
     def _read_requests(self, conn):
-        where = f"IPC {self.name} client pid {conn.creds.pid}"
         limit = conn.max_msg_bytes
         if len(self._recv_buf) < limit + 1:
             self._recv_buf = bytearray(limit + 1)
         view = memoryview(self._recv_buf)
-        for _ in range(REQUESTS_PER_WAKEUP_MAX):
-            if conn.closed or conn.wants_response_out or conn in self._doomed:
-                return  # backpressure: the client must read its responses first
-            if conn.deferred is not None:
-                return  # its earlier request waits; its order must be kept
-            try:
-                length, source = conn.request_sock.recvfrom_into(view, limit + 1, socket.MSG_TRUNC)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                raise ClientGone(f"request socket error: {exc}") from None
-            if source != conn.client_response_address:
-                # Abstract sockets have no permissions; only the client's own response
-                # socket may talk on this channel (the kernel enforces it once connected).
-                self.stats["foreign_datagrams"] += 1
-                continue
-            conn.control.add_sent("request", -1)
-            if length > limit:
-                raise wire.IpcProtocolError(f"{where}: request of {length} bytes exceeds the "
-                                            f"negotiated maximum {limit}")
-            msg_id, payload = wire.parse_request(view[:length], where, limit)
-            if msg_id == wire.MSG_DISCONNECT:
-                raise ClientGone("client sent QB_IPC_MSG_DISCONNECT")
-            conn.stats["requests"] += 1
-            if conn.waits_for_event_socket:
-                self._retry.add(conn)  # the client is fully set up once it sends
-            reply = self.handler.on_request(conn, msg_id, payload)
-            if reply is DEFER:
-                conn.deferred = (msg_id, bytes(payload))
-                conn.stats["deferred"] += 1
-                self._deferred.add(conn)
-                self._update_interest(conn)     # stop reading until it is taken
-                return
-            del payload
-            if reply is not None and not conn.closed:
-                resp_id, error, body = reply
-                conn.send_response(resp_id, error, body)
+        sock, control = conn.request_sock, conn.control
+        # libqb's batch (ipcs.c _request_q_len_get): the requests the client counted into
+        # request.sent, at least one per wake-up, at most REQUESTS_PER_WAKEUP_MAX. Reading
+        # on until EAGAIN would cost a failing recv on every wake-up of a client that has
+        # one request in flight; one left unread keeps the socket readable (level-triggered).
+        avail = min(max(control.sent("request"), 1), REQUESTS_PER_WAKEUP_MAX)
+        taken = 0
+        try:
+            for _ in range(avail):
+                if conn.closed or conn.wants_response_out or conn in self._doomed:
+                    return  # backpressure: the client must read its responses first
+                if conn.deferred is not None:
+                    return  # its earlier request waits; its order must be kept
+                try:
+                    length, source = sock.recvfrom_into(view, limit + 1, socket.MSG_TRUNC)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    raise ClientGone(f"request socket error: {exc}") from None
+                if source != conn.client_response_address:
+                    # Abstract sockets have no permissions; only the client's own response
+                    # socket may talk on this channel (the kernel enforces it once connected).
+                    self.stats["foreign_datagrams"] += 1
+                    continue
+                taken += 1
+                msg_id, payload = self._parse_request(conn, view, length, limit)
+                if msg_id == wire.MSG_DISCONNECT:
+                    raise ClientGone("client sent QB_IPC_MSG_DISCONNECT")
+                conn.stats["requests"] += 1
+                if conn.waits_for_event_socket:
+                    self._retry.add(conn)  # the client is fully set up once it sends
+                reply = self.handler.on_request(conn, msg_id, payload)
+                if reply is DEFER:
+                    conn.deferred = (msg_id, bytes(payload))
+                    conn.stats["deferred"] += 1
+                    self._deferred.add(conn)
+                    self._update_interest(conn)     # stop reading until it is taken
+                    return
+                del payload
+                if reply is not None and not conn.closed:
+                    resp_id, error, body = reply
+                    conn.send_response(resp_id, error, body)
+        finally:
+            if taken and not conn.closed:
+                control.add_sent("request", -taken)
+
+    def _parse_request(self, conn, view, length: int, limit: int):
+        """(msg_id, payload view) of the datagram in view[:length], or IpcProtocolError."""
+        if wire.REQUEST_HEADER.size <= length <= limit:
+            msg_id, size = wire.REQUEST_HEADER.unpack_from(view, 0)
+            if size == length:
+                return msg_id, view[wire.REQUEST_HEADER.size:length]
+        where = f"IPC {self.name} client pid {conn.creds.pid}"
+        if length > limit:
+            raise wire.IpcProtocolError(f"{where}: request of {length} bytes exceeds the "
+                                        f"negotiated maximum {limit}")
+        return wire.parse_request(view[:length], where, limit)   # raises, saying what
 
     def _retry_deferred(self, conn):
         msg_id, payload = conn.deferred

@@ -104,6 +104,8 @@ class RingProcess:
         self._dl_t = P.padded(self.dl)
         self.headroom_bytes = min(min((r.capacity_bytes for r in self.dl), default=1 << 30) // 2,
                                   cfg.queue_slots * cfg.frame_bytes * 2)
+        self._pump_at = P.bind_pump(self.st, self._rx_t, self._sub_t, self._tx_t, self._dl_t,
+                                    self.bufs, PUMP_BUDGET, self.headroom_bytes)
         self.members: tuple[int, ...] = ()
         self.ring_id = (0, 0)
         self.operational_once = False
@@ -155,8 +157,7 @@ class RingProcess:
         b = self.bufs
         ret = P.RET_EVENTS
         while ret in (P.RET_EVENTS, P.RET_PERSIST):
-            ret = P.pump(self.st, now_us(), *self._rx_t, *self._sub_t, *self._tx_t, *self._dl_t,
-                         b, PUMP_BUDGET, self.headroom_bytes)
+            ret = self._pump_at(now_us())
             self._wake()
             self._python_events()
             if ret == P.RET_PERSIST:
@@ -319,7 +320,7 @@ class RingProcess:
                 "counters": self.counters()}
 
     def close(self) -> None:
-        self._rx_t = self._sub_t = self._tx_t = self._dl_t = None
+        self._rx_t = self._sub_t = self._tx_t = self._dl_t = self._pump_at = None
         for r in self.rx + self.tx + self.sub + self.dl:
             r.close()
 

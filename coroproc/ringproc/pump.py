@@ -111,6 +111,7 @@ WAKE_DLV_SHIFT = 16
 # address): the pump feeds them straight back to the core, which spares the network
 # process and a wake-up of its own per token rotation of an idle one-node cluster.
 LOOP_FRAMES = 4
+SUBMITS_PER_TURN = 64     # submissions taken from each submit ring per turn of the pump
 LOOP_SLACK_BYTES = 256
 
 PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "
@@ -532,29 +533,48 @@ def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, bud
         for ei in range(ps[P_N_SUB]):
             h = sub_h[ei]
             d = sub_d[ei]
-            pos = ring_tail(h)
-            status, off, ln, rtype, flags, nxt = ring_peek(h, d, pos)
-            if status == PEEK_EMPTY:
-                continue
-            if status == PEEK_CORRUPT:
-                ps[P_CORRUPT_RING] = WAKE_DLV_SHIFT + ei
-                return RET_CORRUPT
-            if _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags) == 0:
-                # the core's queue is full: leave it in the ring until a token drains it
-                pc[PC_SUBMIT_QUEUE_FULL] += 1
-                ps[P_SUBMIT_BLOCKED] = 1
-                if st.s[S_WAITING_TRANS_ACK] == 1 and (flags & SUBMIT_SYNC) == 0:
-                    ret = _take_sync_ahead(st, now_us, ps, pc, h, d, nxt, tx_h, tx_d, dl_h,
-                                           dl_d, bufs)
-                    if ret != RET_IDLE:
-                        return ret
-                continue
-            took = True
-            ring_release(h, nxt, 1, ln)
-            ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
-            done += 1
-            if ret != RET_IDLE:
-                return ret
+            # several per turn: a token looping round a one-member ring comes back every
+            # turn, and with one submission per turn it carried one message per rotation
+            for _k in range(SUBMITS_PER_TURN):
+                pos = ring_tail(h)
+                status, off, ln, rtype, flags, nxt = ring_peek(h, d, pos)
+                if status == PEEK_EMPTY:
+                    break
+                if status == PEEK_CORRUPT:
+                    ps[P_CORRUPT_RING] = WAKE_DLV_SHIFT + ei
+                    return RET_CORRUPT
+                if _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags) == 0:
+                    # the core's queue is full: leave it in the ring until a token drains it
+                    pc[PC_SUBMIT_QUEUE_FULL] += 1
+                    ps[P_SUBMIT_BLOCKED] = 1
+                    if st.s[S_WAITING_TRANS_ACK] == 1 and (flags & SUBMIT_SYNC) == 0:
+                        ret = _take_sync_ahead(st, now_us, ps, pc, h, d, nxt, tx_h, tx_d,
+                                               dl_h, dl_d, bufs)
+                        if ret != RET_IDLE:
+                            return ret
+                    break
+                took = True
+                ring_release(h, nxt, 1, ln)
+                ret = _after_core(st, ps, pc, tx_h, tx_d, dl_h, dl_d, bufs)
+                done += 1
+                if ret != RET_IDLE:
+                    return ret
         if not took:
             return RET_IDLE
     return RET_BUDGET
+
+
+def bind_pump(st, rx_t, sub_t, tx_t, dl_t, bufs, budget: int, headroom_bytes: int):
+    """pump() for one process's fixed arguments: a function of the clock alone.
+
+    It calls numba's compiled entry point instead of the dispatcher. The dispatcher types
+    every argument on every call, and a TotemState and PumpBufs hold some fifty arrays:
+    7.7 µs per call of an idle pump against 2.9 µs through the entry point (measured on
+    this 2-vCPU VM), paid on every wake-up of the ring process. The types are taken once,
+    here, from these very objects, which the caller must keep and not replace."""
+    rest = (*rx_t, *sub_t, *tx_t, *dl_t, bufs, budget, headroom_bytes)
+    compile_ = getattr(pump, "compile", None)
+    if compile_ is None:                       # NUMBA_DISABLE_JIT: a plain function
+        return lambda now_us: pump(st, now_us, *rest)
+    entry = compile_(tuple(pump.typeof_pyval(a) for a in (st, 0, *rest)))
+    return lambda now_us: entry(st, now_us, *rest)

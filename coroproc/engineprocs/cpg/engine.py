@@ -63,6 +63,7 @@ class CpgEngine(Engine):
         self._view_known = False          # a sync has activated (here or before a restart)
         self._warned_no_view = False
         self._fence = persist.RestartFence(self)
+        self._ev_deliver = lib.DeliverEventPacker()
 
     # ---- tables -----------------------------------------------------------------------------
     def lib_handlers(self):
@@ -85,6 +86,11 @@ class CpgEngine(Engine):
 
     def conns_in_group(self, group: bytes) -> list[CpgConn]:
         return list(self._by_group.get(group, ()))
+
+    def group_conns(self, group: bytes):
+        """The group's local connections without a copy (None if none): for a loop
+        that changes no group membership, once per delivered message."""
+        return self._by_group.get(group)
 
     def index_group(self, cpd: CpgConn) -> None:
         self._by_group.setdefault(cpd.group, {})[cpd] = None
@@ -209,8 +215,9 @@ class CpgEngine(Engine):
     def _exec_mcast(self, sender: int, body) -> None:
         msg = xm.unpack_mcast(body)
         self.stats["messages_received"] += 1
+        ev = self._ev_deliver
         if self.notify.deliver(msg.group, sender, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK,
-                               lambda: lib.ev_deliver(msg.group, sender, msg.pid, msg.message)):
+                               lambda: ev(msg.group, sender, msg.pid, msg.message)):
             self.stats["messages_delivered"] += 1
         self.notify.reap()
 

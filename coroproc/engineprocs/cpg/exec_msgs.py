@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MESSAGE_REQ_EXEC_CPG_PROCJOIN = 0
 MESSAGE_REQ_EXEC_CPG_PROCLEAVE = 1
@@ -124,8 +125,8 @@ def unpack_joinlist(body) -> list[tuple[bytes, int]]:
 
 
 # ---- MCAST ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Mcast:
+class Mcast(NamedTuple):
+    """A tuple, not a frozen dataclass: one is made per delivered message."""
     group: bytes
     pid: int
     source_nodeid: int

@@ -77,6 +77,7 @@ res_iteration_initialize = cs.pack_res_iterationinitialize
 res_iteration_next = cs.pack_res_iterationnext
 ev_confchg = cs.pack_confchg_event
 ev_deliver = cs.pack_deliver_event
+DeliverEventPacker = cs.DeliverEventPacker
 
 
 def ev_partial_deliver(group, msglen, nodeid, pid, frag_type, fragment) -> bytes:

@@ -16,7 +16,7 @@ logged and counted (`clients_disconnected_slow`).
 from __future__ import annotations
 
 from . import lib_msgs as lib
-from .conn_state import CpgConn
+from .conn_state import RECEIVES_EVENTS, CpgConn
 
 CONFCHG_CPG_REASON_JOIN = 1
 CONFCHG_CPG_REASON_LEAVE = 2
@@ -110,7 +110,10 @@ class Notifier:
     # ---- deliveries -------------------------------------------------------------------------
     def deliver(self, group: bytes, sender: int, msg_id: int, make_body) -> int:
         """Send one delivered message to the group's local readers; how many got it."""
-        targets = [c for c in self.engine.conns_in_group(group) if c.receives_events]
+        members = self.engine.group_conns(group)
+        if not members:
+            return 0
+        targets = [c for c in members if c.state in RECEIVES_EVENTS]
         if not targets:
             return 0
         if not self.engine.procs.node_in_group(group, sender):
