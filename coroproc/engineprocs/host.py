@@ -32,6 +32,7 @@ from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_
                                        SUBMIT_SAFE, SUBMIT_SYNC, TRANS_ACK)
 from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_cancel_sleep, ring_head,
                                   ring_peek, ring_prepare_sleep, ring_release, ring_tail)
+from coroproc.shm.layout import W_HEAD, W_TAIL
 from coroproc.shm.ring import ShmRing
 
 from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, SYNC_GROUP, Engine, NodeFatal, RingId,
@@ -251,9 +252,12 @@ class EngineHost:
         self._requests = {}
         self._request_ids = itertools.count(1)
         self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
+        self.submit_capacity_bytes = self.submit.capacity_bytes
         self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
         self.max_message_bytes = plan.totem.max_message_bytes
         self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
+        self._poller = None               # kept between sleeps while its fds stay the same
+        self._poller_fds: tuple = ()
         self.ring_started = False
         options = hosted_options or {}
         self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
@@ -344,8 +348,11 @@ class EngineHost:
         space split by the end of the buffer only takes a record that fits one side (the
         other becomes padding), so a 1 MiB message can find 1.5 MiB free and no room.
         Other than sync traffic, a message must leave SYNC_RESERVE_BYTES free."""
-        head, tail = int(ring_head(self.submit.hdr)), int(ring_tail(self.submit.hdr))
-        cap = self.submit.capacity_bytes
+        # plain reads, not the jitted acquire loads: this runs several times per message,
+        # and a stale tail (the ring process only advances it) can only understate the room
+        hdr = self.submit.hdr
+        head, tail = hdr.item(W_HEAD), hdr.item(W_TAIL)
+        cap = self.submit_capacity_bytes
         room = contiguous_room_bytes(head, tail, cap) - SUBMIT_MARGIN_BYTES - 8
         if not sync_traffic:
             room = min(room, cap - (head - tail) - SYNC_RESERVE_BYTES - SUBMIT_MARGIN_BYTES - 8)
@@ -438,15 +445,24 @@ class EngineHost:
         try:
             if int(ring_head(h)) != self.cursor:
                 return
-            poller = select.poll()
-            poller.register(self.doorbell.fd, select.POLLIN)
-            for fd in fds:
-                poller.register(fd, select.POLLIN)
-            ready = [fd for fd, _ev in poller.poll(int(timeout * 1000.0 + 0.999))]
-            if self.doorbell.fd in ready:
-                self.doorbell.drain()
+            bell = self.doorbell.fd
+            for fd, _ev in self._poll_set(bell, fds).poll(int(timeout * 1000.0 + 0.999)):
+                if fd == bell:
+                    self.doorbell.drain()
         finally:
             ring_cancel_sleep(h)
+
+    def _poll_set(self, bell: int, fds: list) -> "select.poll":
+        """The poll object of this sleep. Built again only when its fds change: a busy
+        engine sleeps once or twice per message, and making one each time showed in its
+        profile."""
+        key = (bell, *fds)
+        if key != self._poller_fds:
+            self._poller = select.poll()
+            for fd in key:
+                self._poller.register(fd, select.POLLIN)
+            self._poller_fds = key
+        return self._poller
 
     def _drain(self) -> None:
         h, d = self.delivery.hdr, self.delivery.data

@@ -135,6 +135,10 @@ class RingProcess:
             if ret == P.RET_BUDGET:
                 continue
             deadline = int(self.bufs.ps[P.P_DEADLINE_US])
+            if ret == P.RET_IDLE and self.bufs.ps[P.P_LOOP_N] > 0:
+                # an idle token waits to go round again (a stalled pump retries anyway)
+                loop_due = int(self.bufs.ps[P.P_LOOP_DUE_US])
+                deadline = loop_due if deadline < 0 else min(deadline, loop_due)
             wait_us = sched_period_us - (t - sched_prev_us)
             if deadline >= 0:
                 wait_us = min(wait_us, deadline - t)
