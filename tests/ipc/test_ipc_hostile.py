@@ -116,6 +116,20 @@ def test_foreign_datagrams_are_ignored_then_refused_by_the_kernel(py_server):
     assert py_server.stats["foreign_datagrams"] == 1
 
 
+def test_requests_the_client_did_not_count_are_all_read(py_server):
+    """The server reads as many requests per wake-up as the client counted into the control
+    file (libqb's rule): a client that counts none, or far too many, still gets every
+    answer, in order."""
+    with IpcClient(py_server.name) as client:
+        for i in range(1, 6):
+            client._request.send(wire.pack_request(i, b"m%d" % i))     # sent, not counted
+        answers = [client.recv_response(HANG_GUARD_MS) for _ in range(5)]
+        assert answers == [(i, 0, (b"m%d" % i)[::-1]) for i in range(1, 6)]
+        client._control.add_sent("request", 1000)    # a count far above what is queued
+        assert client.request(7, b"ok", timeout_ms=HANG_GUARD_MS) == (7, 0, b"ko")
+    assert_still_serving(py_server.name)
+
+
 def test_handler_exception_costs_only_that_client(py_server):
     py_server.allow_tracebacks = True
     with IpcClient(py_server.name) as bad, IpcClient(py_server.name) as good:

@@ -218,3 +218,34 @@ def test_tokens_of_a_one_member_ring_never_reach_the_network(rings):
     assert c["looped_frames"] > 10              # the token went round, inside the pump
     # the core still counts every token it sent (stats.srp.orf_token_tx)
     assert int(st.cnt[K_ORF_TOKEN_TX]) >= c["looped_frames"] - 1
+
+
+def test_an_idle_looped_token_is_paced_and_a_submission_sends_it_at_once(rings):
+    """A token of a one-member ring goes round at once while it has something to carry,
+    then at most once per LOOP_IDLE_US: at one instant, a message costs a few rounds, not
+    the seqno_unchanged_const rounds the core needs before it holds an idle token."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    st, bufs, args = _one_node(rings, cfg)
+
+    def step(now):
+        if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
+            bufs.ps[P.P_PERSIST_PENDING] = 0
+        bufs.ps[P.P_PYEV_N] = bufs.ps[P.P_PYEV_IOFF] = 0
+        return [rec for rt, _fl, rec in rings["dl"].pop_batch() if rt == RT_DELIVER]
+
+    now = 0
+    while now < 1_000_000:                      # form the ring, let it go idle
+        step(now)
+        now += STEP_US
+    for i in range(3):
+        tokens = int(st.cnt[K_ORF_TOKEN_TX])
+        rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", b"m%d" % i).tobytes())
+        got = []
+        for _ in range(50):                     # one instant: only what is not paced runs
+            got += step(now)
+        rounds = int(st.cnt[K_ORF_TOKEN_TX]) - tokens
+        assert len(got) == 1, f"message {i} not delivered at once"
+        assert 1 <= rounds <= 4 < cfg.seqno_unchanged_const, rounds
+        now += P.LOOP_IDLE_US                   # the next idle round is due
+        step(now)
+        now += 10 * P.LOOP_IDLE_US
