@@ -57,11 +57,11 @@ def report(rows: list[dict], argv: list[str]) -> str:
            "busiest processes (µs per msg) | own p50 µs | own p99 µs |",
            "|---:|---:|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
-        others = [f"{v:.0f}" for n, v in sorted(r["node_us"].items()) if int(n) != 1]
+        others = [f"{v:.0f}" for n, v in sorted(r["node_us"].items()) if n != 1]
         top = ", ".join(f"{name} {v:.0f}" for name, v in r["top"])
         mark = "" if r["ok"] else f" ({r['error'][:60]})"
         out.append(f"| {r['nodes']} | {r['rate']} | {r['kind']}{mark} | {r['got']:.0f} | "
-                   f"{r['node_us'].get(1, r['node_us'].get('1', float('nan'))):.0f} | "
+                   f"{r['node_us'].get(1, float('nan')):.0f} | "
                    f"{' / '.join(others) or '–'} | {top} | {r['p50'] or 0:.0f} | "
                    f"{r['p99'] or 0:.0f} |")
     return "\n".join(out) + "\n"

@@ -252,7 +252,6 @@ class EngineHost:
         self._requests = {}
         self._request_ids = itertools.count(1)
         self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
-        self.submit_capacity_bytes = self.submit.capacity_bytes
         self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
         self.max_message_bytes = plan.totem.max_message_bytes
         self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
@@ -352,7 +351,7 @@ class EngineHost:
         # and a stale tail (the ring process only advances it) can only understate the room
         hdr = self.submit.hdr
         head, tail = hdr.item(W_HEAD), hdr.item(W_TAIL)
-        cap = self.submit_capacity_bytes
+        cap = self.submit.capacity_bytes
         room = contiguous_room_bytes(head, tail, cap) - SUBMIT_MARGIN_BYTES - 8
         if not sync_traffic:
             room = min(room, cap - (head - tail) - SYNC_RESERVE_BYTES - SUBMIT_MARGIN_BYTES - 8)

@@ -76,7 +76,6 @@ res_local_get = cs.pack_res_local_get
 res_iteration_initialize = cs.pack_res_iterationinitialize
 res_iteration_next = cs.pack_res_iterationnext
 ev_confchg = cs.pack_confchg_event
-ev_deliver = cs.pack_deliver_event
 DeliverEventPacker = cs.DeliverEventPacker
 
 
