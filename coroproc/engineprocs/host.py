@@ -400,7 +400,7 @@ class EngineHost:
     def run(self) -> int:
         try:
             while self.control.poll():
-                self._drain()
+                self._drain_corked()
                 if self.replay_until > self.cursor:
                     continue            # still replaying: nothing live until caught up
                 self._sync_sent = False
@@ -462,6 +462,19 @@ class EngineHost:
                 self._poller.register(fd, select.POLLIN)
             self._poller_fds = key
         return self._poller
+
+    def _drain_corked(self) -> None:
+        """_drain with every IPC server corked: the events of one batch of deliveries
+        reach each client in runs (one sendmmsg, one wake-up of the client) instead of
+        one send and often one wake-up per event."""
+        servers = [u.ipc for u in self.units if u.ipc is not None]
+        for s in servers:
+            s.cork()
+        try:
+            self._drain()
+        finally:
+            for s in servers:
+                s.uncork()
 
     def _drain(self) -> None:
         h, d = self.delivery.hdr, self.delivery.data

@@ -33,6 +33,7 @@ import time
 from coroproc.ipc import names
 from coroproc.ipc.control import ControlFile
 from coroproc.ipc.limits import set_buffer_sizes
+from coroproc.ipc.mmsg import BATCH_MAX
 from coroproc.ipc.wire import RESPONSE_HEADER, pack_response
 
 EVENT_BACKLOG_ON = 1024      # queued events that make this client's mcasts TRY_AGAIN
@@ -102,6 +103,9 @@ class IpcConnection:
         self._event_unbound_since = None  # monotonic time of the first failed connect
         self._responses = collections.deque()
         self._events = collections.deque()
+        # the last flush left events queued: EPOLLOUT sends them, a corked batch does not
+        # try (one failing sendmmsg per held batch would be wasted)
+        self._event_sock_full = False
         self.stats = collections.Counter()
         self.flow_control_level = 0
         self.deferred = None      # (msg_id, payload) the service asked to see again
@@ -156,12 +160,17 @@ class IpcConnection:
     # ---- public API for services -----------------------------------------------------
 
     def send_event(self, msg_id: int, payload: bytes, error: int = 0) -> bool:
-        """Queue one event for the client; False when its queue is full (message dropped)."""
-        if self.closed or self in self.server._doomed:
+        """Queue one event for the client; False when its queue is full (message dropped).
+
+        While the server is corked (an engine handling a batch of deliveries) events
+        collect here and go out together, BATCH_MAX per sendmmsg (mmsg.py), at the latest
+        when the server is uncorked."""
+        server = self.server
+        if self.closed or self in server._doomed:
             return False
         message = self._message(msg_id, error, payload, "event")
-        if not self._events and self._event_connected:
-            # the common case, kept short: nothing queued, send it now
+        if not self._events and self._event_connected and not server.corked:
+            # the common uncorked case, kept short: nothing queued, send it now
             try:
                 self.event_sock.send(message)
             except BlockingIOError:
@@ -169,7 +178,8 @@ class IpcConnection:
                 # not again now (a second failing send per event doubled this path's cost)
                 self._events.append(message)
                 self._events_bytes += len(message)
-                self.server._update_interest(self)
+                self._event_sock_full = True
+                server._update_interest(self)
                 return True
             except OSError:
                 pass     # too big or gone: the queue and flush below decide
@@ -177,7 +187,7 @@ class IpcConnection:
                 self.control.add_sent("event", 1)
                 self.stats["events"] += 1
                 return True
-        if self._events:
+        if self._events or server.corked:
             if (len(self._events) >= self.event_queue_max
                     or self._events_bytes + len(message) > self.event_queue_max_bytes):
                 self.stats["events_refused"] += 1
@@ -188,6 +198,10 @@ class IpcConnection:
                 self._backlogged = True
                 self.stats["event_backlog_flow_control"] += 1
                 self._apply_flow_control()
+            if server.corked and not self._event_sock_full:
+                if len(self._events) >= BATCH_MAX:
+                    return self._flush_or_doom(self.flush_events)
+                server._corked[self] = None
             return True
         self._events.append(message)
         self._events_bytes += len(message)
@@ -279,15 +293,36 @@ class IpcConnection:
                 self.server._retry_later(self)
                 return
             self._event_connected = True
-        while self._events:
-            if not self._send(self.event_sock, self._events[0], "event"):
-                break
-            self._events_bytes -= len(self._events.popleft())
-            self.stats["events"] += 1
+        self._send_queued_events()
         if self._backlogged and len(self._events) <= EVENT_BACKLOG_OFF:
             self._backlogged = False
             self._apply_flow_control()
         self.server._update_interest(self)
+
+    def _send_queued_events(self) -> None:
+        """Send from the head of the queue until it is empty or the client's socket is
+        full: runs of events with one sendmmsg each, a lone event with a plain send."""
+        events = self._events
+        batch = self.server.batch_sender
+        self._event_sock_full = True     # until the queue is empty (EPOLLOUT meanwhile)
+        while events:
+            if batch is not None and len(events) > 1:
+                sent, err = batch.send(self.event_sock.fileno(), events)
+                if sent:
+                    for _ in range(sent):
+                        self._events_bytes -= len(events.popleft())
+                    self.control.add_sent("event", sent)
+                    self.stats["events"] += sent
+                    continue
+                if err in _RETRY_LATER:
+                    return
+                # anything else (a message over the staging size, a gone client): the
+                # plain send of that one message says what it is and what to do
+            if not self._send(self.event_sock, events[0], "event"):
+                return
+            self._events_bytes -= len(events.popleft())
+            self.stats["events"] += 1
+        self._event_sock_full = False
 
     @property
     def wants_response_out(self) -> bool:

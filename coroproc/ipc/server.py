@@ -32,6 +32,7 @@ import socket
 from coroproc.ipc import names, wire
 from coroproc.ipc.connection import ClientGone, Credentials, IpcConnection
 from coroproc.ipc.limits import datagram_limit_bytes
+from coroproc.ipc.mmsg import BatchSender
 
 log = logging.getLogger("coroproc.ipc")
 
@@ -109,6 +110,10 @@ class IpcServer:
         self._doomed: dict[IpcConnection, str] = {}
         self._deferred: set[IpcConnection] = set()   # connections holding a DEFER request
         self._recv_buf = bytearray(max_msg_bytes + 1)
+        # events sent in runs (connection.py); without libc sendmmsg, one send each
+        self.batch_sender = BatchSender() if BatchSender.available else None
+        self.corked = False
+        self._corked: dict[IpcConnection, None] = {}   # connections holding corked events
         self.stats = collections.Counter()
         limit = datagram_limit_bytes(max_msg_bytes)
         if limit < max_msg_bytes:
@@ -169,6 +174,23 @@ class IpcServer:
             self._disconnect(conn, why)
         return len(ready)
 
+    def cork(self) -> None:
+        """Hold events (up to mmsg.BATCH_MAX per connection) until uncork(): an engine
+        corks around a batch of deliveries so each client gets its events in one
+        sendmmsg and wakes once for them."""
+        self.corked = True
+
+    def uncork(self) -> None:
+        """Send what cork() held, connection by connection in the order they first held
+        an event."""
+        self.corked = False
+        if not self._corked:
+            return
+        held, self._corked = self._corked, {}
+        for conn in held:
+            if not conn.closed:
+                conn._flush_or_doom(conn.flush_events)
+
     def disconnect(self, conn: IpcConnection, why: str) -> None:
         """Drop one client on the next `process()` (safe inside a handler callback)."""
         if not conn.closed:
@@ -184,6 +206,10 @@ class IpcServer:
             self._unregister(self._listen.fileno())
             self._listen.close()
         self._epoll.close()
+        self._corked.clear()
+        if self.batch_sender is not None:
+            self.batch_sender.close()
+            self.batch_sender = None
 
     # ---- dispatch ------------------------------------------------------------------------
 
