@@ -5,7 +5,8 @@ socket → rx ring (RxPath, rx.py) and tx ring → socket (TxPath, tx.py). It ne
 interprets Totem beyond the framing check in rx.py.
 
 Loop: drain every socket (bounded per wake so a flood can't starve tx), drain the tx ring
-(bounded), call control.poll(); if nothing hit a bound, sleep on the tx doorbell with the
+(bounded), call control.poll(); pay a deferred wake-up of the ring process that fell due
+(ringwake.py); if nothing hit a bound, sleep on the tx doorbell with the
 socket and control fds as extra fds (Doorbell.wait implements the sleeping-flag protocol
 so the ring process only pays an eventfd write when we sleep). The sleep is at most
 control.tick_s, so heartbeats and commands are served even on a silent link.
@@ -16,6 +17,7 @@ The `control` object (the supervisor's, or control.PipeControl in tests) provide
 from __future__ import annotations
 
 from coroproc.netproc.counters import Counters
+from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US
 from coroproc.netproc.rx import RxPath
 from coroproc.netproc.sockets import open_link_sockets
 from coroproc.netproc.spec import LinkSpec
@@ -38,7 +40,7 @@ class LinkProcess:
         self._socks = open_link_sockets(spec)
         try:
             self._rx = RxPath(spec, rx_ring, self._counters, self._socks.own_mcast_source,
-                              RX_BATCH_DATAGRAMS_MAX)
+                              RX_BATCH_DATAGRAMS_MAX, MCAST_WAKE_DEFER_US)
             self._tx = TxPath(spec, tx_ring, self._socks, self._counters,
                               TX_BATCH_RECORDS_MAX)
         except BaseException:
@@ -59,14 +61,16 @@ class LinkProcess:
                 for sock, is_mcast in receivers:
                     more |= rx.drain(sock, is_mcast)
                 more |= tx.drain()
+                wait_s = rx.waker.settle(tick_s)
                 if not more:
                     c.sleeps += 1
-                    self._doorbell.wait([self._tx_ring], tick_s, extra_fds=extra_fds)
+                    self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)
         finally:
             self.close()
 
     def counters(self) -> dict:
         d = self._counters.as_dict()
+        d.update(self._rx.waker.counters())
         d.update({f"socket_{k}_bytes": v for k, v in self._socks.buffer_bytes.items()})
         return d
 

@@ -11,10 +11,12 @@ checks are a framing check only — Totem itself is the ring process's business:
 * first two bytes are not the Totem magic               → rx_foreign
 * rx ring full                                          → rx_ring_full (UDP is lossy and
   Totem retransmits, but a drop is never silent)
+
+The ring process is woken as ringwake.RingWaker decides: at once for any frame but an
+mcast, whose wake-up waits for the token behind it.
 """
 from __future__ import annotations
 
-import os
 import socket
 
 import numpy as np
@@ -23,9 +25,9 @@ from coroproc.netproc.addresses import SourceFilter, canonical_host
 from coroproc.netproc.counters import Counters
 from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc import wire
+from coroproc.netproc.ringwake import RingWaker
 from coroproc.shm.ring import (
     PUSH_FULL,
-    PUSH_OK_WAKE,
     PUSH_TOO_LARGE,
     ShmRing,
     ring_push,
@@ -40,9 +42,11 @@ assert wire.O_MAGIC == 0
 
 class RxPath:
     def __init__(self, spec: LinkSpec, ring: ShmRing, counters: Counters,
-                 own_mcast_source: tuple | None, batch_datagrams_max: int):
+                 own_mcast_source: tuple | None, batch_datagrams_max: int,
+                 mcast_wake_defer_us: int = 0):
         assert batch_datagrams_max >= 1
         self._ring = ring
+        self.waker = RingWaker(ring, mcast_wake_defer_us)
         self._c = counters
         self._limit_bytes = spec.rx_limit_bytes
         # One byte more than the limit: a datagram that fills it is oversize, so no
@@ -68,7 +72,7 @@ class RxPath:
         c = self._c
         buf, arr = self._buf, self._arr
         hdr, data = self._ring.hdr, self._ring.data
-        wake_fd = self._ring.wake_fd
+        waker = self.waker
         flt = self._filter
         limit = self._limit_bytes
         runt = wire.HDR_BYTES
@@ -102,16 +106,17 @@ class RxPath:
                 c.rx_ring_full += 1
                 continue
             assert rc != PUSH_TOO_LARGE, "checked against ring capacity at start-up"
-            if rc == PUSH_OK_WAKE and wake_fd is not None:
-                os.eventfd_write(wake_fd, 1)
+            waker.pushed(rc, buf, n)
             frames += 1
             nbytes += n
         else:
             c.rx_frames += frames
             c.rx_bytes += nbytes
+            waker.note_drain(frames)
             return True
         c.rx_frames += frames
         c.rx_bytes += nbytes
+        waker.note_drain(frames)
         return False
 
     def _is_own(self, host: str) -> bool:

@@ -22,7 +22,6 @@ agreed order) runs the KeyRing phases add / use / drop.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -32,6 +31,7 @@ from coroproc.netproc.health import LinkHealth
 from coroproc.netproc.linktable import LinkTable
 from coroproc.netproc.peerstats import PeerStats
 from coroproc.netproc.pmtud import PathMtu
+from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US, RingWaker
 from coroproc.netproc.rx import MAGIC_BYTE0, MAGIC_BYTE1, RTYPE_FRAME
 from coroproc.netproc.secure.codec import LinkCodec
 from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as FT_PING,
@@ -48,7 +48,7 @@ from coroproc.netproc.tx import drain_tx_ring, split_tx_record
 from coroproc.ringproc import wire
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.layout import W_RECORDS_POPPED
-from coroproc.shm.ring import PUSH_FULL, PUSH_OK_WAKE, ShmRing, ring_push
+from coroproc.shm.ring import PUSH_FULL, ShmRing, ring_push
 
 RX_BATCH_DATAGRAMS_MAX = 64
 TX_BATCH_RECORDS_MAX = 256
@@ -78,6 +78,7 @@ class SecureLinkProcess:
         self.settings = settings
         self._log = log
         self._rx_ring = rx_ring
+        self.waker = RingWaker(rx_ring, MCAST_WAKE_DEFER_US)
         self._tx_ring = tx_ring
         self._doorbell = tx_doorbell
         self._c = Counters()
@@ -137,9 +138,9 @@ class SecureLinkProcess:
                 self._timers(now_us)
                 more = self._drain_rx()
                 more |= self._drain_tx()
+                wait_s = self.waker.settle(tick_s)
                 if not more:
                     c.sleeps += 1
-                    wait_s = tick_s
                     deadline = min(self.health.next_deadline_us(),
                                    self.pmtu.next_deadline_us())
                     wait_s = min(wait_s, max(0.0, (deadline - now_us) / 1e6))
@@ -175,10 +176,13 @@ class SecureLinkProcess:
     def _drain_rx(self) -> bool:
         carrier, codec, buf = self.carrier, self.codec, self._buf
         mv = memoryview(buf)
+        frames = 0
         for _ in range(RX_BATCH_DATAGRAMS_MAX):
             got = carrier.recv_into(buf)
             if got is None:
+                self.waker.note_drain(frames)
                 return False
+            frames += 1
             n, src = got
             opened = codec.open(mv[:n])
             if opened is None:
@@ -192,6 +196,7 @@ class SecureLinkProcess:
                 self._push_frame(payload)
             else:
                 self._on_control(ftype, sender, payload)
+        self.waker.note_drain(frames)
         return True
 
     def _push_frame(self, payload) -> None:
@@ -212,8 +217,7 @@ class SecureLinkProcess:
         if rc == PUSH_FULL:
             c.rx_ring_full += 1
             return
-        if rc == PUSH_OK_WAKE and ring.wake_fd is not None:
-            os.eventfd_write(ring.wake_fd, 1)
+        self.waker.pushed(rc, payload, n)
         c.rx_frames += 1
         c.rx_bytes += n
 
@@ -315,6 +319,7 @@ class SecureLinkProcess:
         d.update(self._sc)
         d.update(self.codec.counters.as_dict())
         d.update(self.carrier.counters())
+        d.update(self.waker.counters())
         d["knet_peers"] = self.peer_status()
         d["tx_key_id"] = self.keyring.tx.key_id if self.keyring.tx else 0
         d["keys_in_ring"] = len(self.keyring.keys)
