@@ -50,8 +50,6 @@ class LinkProcess:
 
     def run(self, control) -> None:
         """Move frames until control.poll() returns False; closes the sockets on the way out."""
-        tick_s = float(control.tick_s)
-        assert tick_s > 0, f"control.tick_s must be > 0, got {tick_s}"
         receivers = self._socks.receivers
         extra_fds = self._socks.fds() + list(control.fds())
         rx, tx, c = self._rx, self._tx, self._counters
@@ -61,7 +59,7 @@ class LinkProcess:
                 for sock, is_mcast in receivers:
                     more |= rx.drain(sock, is_mcast)
                 more |= tx.drain()
-                wait_s = rx.waker.settle(tick_s)
+                wait_s = rx.waker.settle(control.tick_s)
                 if not more:
                     c.sleeps += 1
                     self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)

@@ -124,8 +124,7 @@ class SecureLinkProcess:
         # the loop turn is also this process's beat in the link table, which the other
         # links call stale after a ping timeout: a third of it leaves room for a late
         # turn (pings and PMTU probes wake the loop at their own deadlines)
-        tick_s = min(float(control.tick_s), self.settings.ping_timeout_ms / 3000)
-        assert tick_s > 0, f"control.tick_s must be > 0, got {tick_s}"
+        beat_s = self.settings.ping_timeout_ms / 3000
         handlers = getattr(control, "handlers", None)
         if handlers is not None:
             handlers["crypto"] = self.on_crypto_command
@@ -138,7 +137,7 @@ class SecureLinkProcess:
                 self._timers(now_us)
                 more = self._drain_rx()
                 more |= self._drain_tx()
-                wait_s = self.waker.settle(tick_s)
+                wait_s = self.waker.settle(min(control.tick_s, beat_s))
                 if not more:
                     c.sleeps += 1
                     deadline = min(self.health.next_deadline_us(),

@@ -139,7 +139,8 @@ class RingProcess:
                 # an idle token waits to go round again (a stalled pump retries anyway)
                 loop_due = int(self.bufs.ps[P.P_LOOP_DUE_US])
                 deadline = loop_due if deadline < 0 else min(deadline, loop_due)
-            wait_us = sched_period_us - (t - sched_prev_us)
+            wait_us = min(sched_period_us - (t - sched_prev_us),
+                          int(self.control.tick_s * 1e6))    # the next heartbeat
             if deadline >= 0:
                 wait_us = min(wait_us, deadline - t)
             if ret == P.RET_STALLED:

@@ -13,15 +13,23 @@ waiting, so the hot loops stay in charge of their own sleeping.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
 import orjson
 import zmq
 
-# Each beat wakes the child, the supervisor and both ZeroMQ I/O threads: at 1 s, the 7
-# processes of an idle node cost the supervisor 7 wake-ups a second.
+# Each beat wakes the child, the supervisor and both ZeroMQ I/O threads. Children beat
+# on a common grid of CLOCK_MONOTONIC (whole multiples of HEARTBEAT_S, the same clock in
+# every process), so an idle node's beats reach the supervisor together and cost it
+# about one wake-up a second, not one per child.
 HEARTBEAT_S = 1.0
+
+
+def next_beat_s(now: float) -> float:
+    """The first heartbeat time of the grid after `now` (CLOCK_MONOTONIC seconds)."""
+    return (math.floor(now / HEARTBEAT_S) + 1) * HEARTBEAT_S
 # How long a silent child may be before the supervisor calls it stuck is the node's
 # `coroproc { heartbeat_timeout_ms }` (default 10 s: a loaded 2-core machine stalls
 # processes for a while without anything being wrong).
@@ -47,8 +55,13 @@ class ControlClient:
         self._next_hb = 0.0
         self.stop_requested = False
         self.handlers = {}  # op -> callable(msg) -> reply dict or None
-        self.tick_s = HEARTBEAT_S
         self.send({"op": "hello", "pid": os.getpid()})
+
+    @property
+    def tick_s(self) -> float:
+        """How long the child may sleep before poll() is due again: until its next beat.
+        Loops bound their sleeps by it, so the beat goes out on the grid, not late."""
+        return max(0.0, self._next_hb - time.monotonic())
 
     def fds(self) -> list[int]:
         return [self._sock.getsockopt(zmq.FD)]
@@ -63,7 +76,7 @@ class ControlClient:
         """Handle waiting commands and send a heartbeat when due; False once told to stop."""
         now = time.monotonic()
         if now >= self._next_hb:
-            self._next_hb = now + HEARTBEAT_S
+            self._next_hb = next_beat_s(now)
             self.send({"op": "hb", "counters": self.counters_fn()})
         # ZMQ_EVENTS first: an idle loop turn then costs one getsockopt, not a raised
         # zmq.Again (children poll on every wake-up)

@@ -34,7 +34,8 @@ from .watchdog import CrashLoops, SystemdWatchdog
 
 STOP_RING_S = 3.0      # for the leave message to go out
 STOP_REST_S = 3.0
-WATCH_TICK_S = 0.2
+# heartbeat and crash-loop checks; with heartbeat_timeout_ms >= 1 s, a second is plenty
+WATCH_TICK_S = 1.0
 EXIT_ENGINE_FATAL = 1  # an engine stopped the node (Corosync exits non-zero there too)
 
 
@@ -181,7 +182,7 @@ class Supervisor:
         poller.register(zfd, select.POLLIN)
         while True:
             # sleep no longer than the next systemd watchdog ping
-            poller.poll(self.watchdog.poll_timeout_s(time.monotonic(), WATCH_TICK_S) * 1000)
+            poller.poll(self._sleep_s(time.monotonic()) * 1000)
             try:
                 while os.read(rfd, 512):
                     pass
@@ -201,6 +202,17 @@ class Supervisor:
             self._restart_due(now)
             self.crash_loops.update(now)
             self.watchdog.tick(self.crash_loops.healthy(), now, self._status_text())
+
+    def _sleep_s(self, now: float) -> float:
+        """Until the next thing the loop must do on its own: a child's restart, the
+        systemd watchdog ping, or the once-a-WATCH_TICK_S checks (heartbeats, crash
+        loops). Exits and signals wake it through the signal pipe, children through the
+        control socket."""
+        timeout_s = WATCH_TICK_S
+        for child in self.children.values():
+            if not child.alive:
+                timeout_s = min(timeout_s, max(0.0, child.restart_at - now))
+        return self.watchdog.poll_timeout_s(now, timeout_s)
 
     def _status_text(self) -> str:
         return self.crash_loops.status_text() or (
