@@ -12,8 +12,8 @@ checks are a framing check only — Totem itself is the ring process's business:
 * rx ring full                                          → rx_ring_full (UDP is lossy and
   Totem retransmits, but a drop is never silent)
 
-The ring process is woken as ringwake.RingWaker decides: at once for any frame but an
-mcast, whose wake-up waits for the token behind it.
+The ring process is woken as ringwake.RingWaker decides: at once for any frame, except
+that on a busy link an mcast's wake-up waits for the token behind it.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 
 from coroproc.netproc.addresses import SourceFilter, canonical_host
 from coroproc.netproc.counters import Counters
+from coroproc.netproc.ringwake import RingWaker
 from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc import wire
-from coroproc.netproc.ringwake import RingWaker
 from coroproc.shm.ring import (
     PUSH_FULL,
     PUSH_TOO_LARGE,
