@@ -262,6 +262,7 @@ class EngineHost:
         self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
                       for i, cls in enumerate(classes)]
         self.by_service = {u.cls.service_id: u for u in self.units}
+        self._ipc_servers = [u.ipc for u in self.units if u.ipc is not None]
         for u in self.units:
             u.ctx.siblings = {s: x.engine for s, x in self.by_service.items() if x is not u}
         control.counters_fn = self.counters
@@ -467,13 +468,12 @@ class EngineHost:
         """_drain with every IPC server corked: the events of one batch of deliveries
         reach each client in runs (one sendmmsg, one wake-up of the client) instead of
         one send and often one wake-up per event."""
-        servers = [u.ipc for u in self.units if u.ipc is not None]
-        for s in servers:
+        for s in self._ipc_servers:
             s.cork()
         try:
             self._drain()
         finally:
-            for s in servers:
+            for s in self._ipc_servers:
                 s.uncork()
 
     def _drain(self) -> None:

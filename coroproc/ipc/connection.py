@@ -214,6 +214,11 @@ class IpcConnection:
         self._responses.append(self._message(msg_id, error, payload, "response"))
         self._flush_or_doom(self.flush_responses)
 
+    def send_held_events(self) -> None:
+        """At uncork: send what the cork held (a dead client is marked for the server to
+        disconnect at its next safe point, as for any send from a service)."""
+        self._flush_or_doom(self.flush_events)
+
     def _flush_or_doom(self, flush) -> bool:
         # Services call us from anywhere (even while handling another client), so a
         # dead client is only marked here; the server disconnects it at a safe point.

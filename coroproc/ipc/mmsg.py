@@ -51,7 +51,8 @@ _sendmmsg = _load_sendmmsg()
 
 
 class BatchSender:
-    """One per process (or server): sends runs of queued messages on connected sockets."""
+    """One per IPC server: sends runs of queued messages on connected sockets (the
+    staging buffer is reused call after call, so one sender serves one thread)."""
 
     available = _sendmmsg is not None
 

@@ -189,7 +189,7 @@ class IpcServer:
         held, self._corked = self._corked, {}
         for conn in held:
             if not conn.closed:
-                conn._flush_or_doom(conn.flush_events)
+                conn.send_held_events()
 
     def disconnect(self, conn: IpcConnection, why: str) -> None:
         """Drop one client on the next `process()` (safe inside a handler callback)."""

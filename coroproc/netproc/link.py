@@ -2,7 +2,8 @@
 
 Owns the link's sockets and moves frames between them and two shm rings:
 socket → rx ring (RxPath, rx.py) and tx ring → socket (TxPath, tx.py). It never
-interprets Totem beyond the framing check in rx.py.
+interprets Totem beyond the framing check in rx.py and the frame-type byte that decides
+when the ring process is woken (ringwake.py).
 
 Loop: drain every socket (bounded per wake so a flood can't starve tx), drain the tx ring
 (bounded), call control.poll(); pay a deferred wake-up of the ring process that fell due

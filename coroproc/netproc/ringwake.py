@@ -8,7 +8,7 @@ order before it looks at that token. So an mcast's wake-up is owed, not paid, an
 next frame of any other type — the token, a join, a commit token, a merge detect, a
 token-hold cancel — pays it: one wake-up of the ring process per token instead of one
 per burst of mcasts. On a 3-node ring flooding 1 KiB messages this took the receivers'
-ring processes from ~2,000 to ~700 wake-ups/s (docs/executive.md).
+ring processes from ~2,000 to ~900 wake-ups/s (docs/executive.md).
 
 Only while the link is busy — its wake-ups bring BUSY_FRAMES_PER_DRAIN datagrams or more
 on average — is anything deferred. On a lightly loaded ring (one message per token
@@ -75,18 +75,12 @@ class RingWaker:
                 return
         self.pay()
 
-    def due_in_s(self, now_ns: int) -> float | None:
-        """Seconds until the owed wake-up falls due (<= 0: now), None if none is owed."""
-        if not self.owed_since_ns:
-            return None
-        return (self.owed_since_ns + self._defer_ns - now_ns) / 1e9
-
     def settle(self, wait_s: float) -> float:
         """Before the link process sleeps: pay a wake-up that fell due; returns the sleep
         bounded by when an owed one falls due."""
         if not self.owed_since_ns:
             return wait_s
-        due_s = self.due_in_s(time.monotonic_ns())
+        due_s = (self.owed_since_ns + self._defer_ns - time.monotonic_ns()) / 1e9
         if due_s <= 0:
             self.paid_late += 1
             self.pay()

@@ -25,14 +25,14 @@ import zmq
 # every process), so an idle node's beats reach the supervisor together and cost it
 # about one wake-up a second, not one per child.
 HEARTBEAT_S = 1.0
+# How long a silent child may be before the supervisor calls it stuck is the node's
+# `coroproc { heartbeat_timeout_ms }` (default 10 s: a loaded 2-core machine stalls
+# processes for a while without anything being wrong).
 
 
 def next_beat_s(now: float) -> float:
     """The first heartbeat time of the grid after `now` (CLOCK_MONOTONIC seconds)."""
     return (math.floor(now / HEARTBEAT_S) + 1) * HEARTBEAT_S
-# How long a silent child may be before the supervisor calls it stuck is the node's
-# `coroproc { heartbeat_timeout_ms }` (default 10 s: a loaded 2-core machine stalls
-# processes for a while without anything being wrong).
 
 
 def control_endpoint(run_dir: str) -> str:
@@ -52,7 +52,7 @@ class ControlClient:
         self._sock.setsockopt(zmq.SNDHWM, 1000)
         self._sock.connect(endpoint)
         self.counters_fn = counters  # what each heartbeat reports; an engine may set it later
-        self._next_hb = 0.0
+        self.next_beat_at_s = 0.0   # CLOCK_MONOTONIC time of the next heartbeat (0: now)
         self.stop_requested = False
         self.handlers = {}  # op -> callable(msg) -> reply dict or None
         self.send({"op": "hello", "pid": os.getpid()})
@@ -61,7 +61,7 @@ class ControlClient:
     def tick_s(self) -> float:
         """How long the child may sleep before poll() is due again: until its next beat.
         Loops bound their sleeps by it, so the beat goes out on the grid, not late."""
-        return max(0.0, self._next_hb - time.monotonic())
+        return max(0.0, self.next_beat_at_s - time.monotonic())
 
     def fds(self) -> list[int]:
         return [self._sock.getsockopt(zmq.FD)]
@@ -75,8 +75,8 @@ class ControlClient:
     def poll(self) -> bool:
         """Handle waiting commands and send a heartbeat when due; False once told to stop."""
         now = time.monotonic()
-        if now >= self._next_hb:
-            self._next_hb = next_beat_s(now)
+        if now >= self.next_beat_at_s:
+            self.next_beat_at_s = next_beat_s(now)
             self.send({"op": "hb", "counters": self.counters_fn()})
         # ZMQ_EVENTS first: an idle loop turn then costs one getsockopt, not a raised
         # zmq.Again (children poll on every wake-up)
