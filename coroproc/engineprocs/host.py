@@ -32,7 +32,7 @@ from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_
                                        SUBMIT_SAFE, SUBMIT_SYNC, TRANS_ACK)
 from coroproc.shm.kernels import (PEEK_EMPTY, PEEK_RECORD, ring_cancel_sleep, ring_head,
                                   ring_peek, ring_prepare_sleep, ring_release, ring_tail)
-from coroproc.shm.layout import W_HEAD, W_TAIL
+from coroproc.shm.layout import W_BYTES_PUSHED, W_HEAD, W_RECORDS_PUSHED, W_TAIL
 from coroproc.shm.ring import ShmRing
 
 from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, SYNC_GROUP, Engine, NodeFatal, RingId,
@@ -40,6 +40,7 @@ from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, SYNC_GROUP, Engine
 from .context import BaseContext
 from .core import EngineCore
 from .snapshots import SnapshotStore
+from .submit_delay import SubmitDelay
 
 BATCH_MAX = 4096                 # delivery records handled per loop turn
 SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit record
@@ -50,6 +51,11 @@ SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit recor
 SYNC_RESERVE_BYTES = 1 << 20
 FC_CRITICAL_FRACTION = 0.75      # Corosync's TOTEM_Q_LEVEL_CRITICAL
 FC_OFF_2 = 2                     # libqb QB_IPCS_RATE_OFF_2: refuse fc_enable_max=2 calls
+# flow control once a new submission would wait this long in the submit ring
+# (submit_delay.py); the engine's service section may set fc_queue_delay_ms. Corosync's
+# own flood delay on this machine is 25-50 ms (bench/results/side_by_side.md).
+FC_QUEUE_DELAY_MS = 20.0
+UNREAD_REFRESH_S = 0.001          # how often the unread requests are counted (O(connections))
 SYNC_RETRY_S = 0.001             # a sync message waits for submit room
 EXIT_NODE_FATAL = 3              # the supervisor stops the node (NodeFatal)
 SNAPSHOT_EVERY_S = 1.0           # at most this old, while records arrive
@@ -255,6 +261,8 @@ class EngineHost:
         self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
         self.max_message_bytes = plan.totem.max_message_bytes
         self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
+        self.delay = SubmitDelay(float(eng.options.get("fc_queue_delay_ms", FC_QUEUE_DELAY_MS)))
+        self._unread, self._unread_at_s = 0, 0.0  # clients' requests not read yet, and when
         self._poller = None               # kept between sleeps while its fds stay the same
         self._poller_fds: tuple = ()
         self.ring_started = False
@@ -384,6 +392,9 @@ class EngineHost:
         if not self.submit.push(RT_SUBMIT, b"".join((prefix, head, body)), flags):
             self.stats["submit_full"] += 1
             return False
+        hdr = self.submit.hdr
+        if not self.fc_level and hdr.item(W_HEAD) - hdr.item(W_TAIL) >= self.delay.limit_bytes:
+            self._flow_control()     # a burst between loop turns: stop it now
         return True
 
     def _push_trans_ack(self) -> None:
@@ -438,6 +449,9 @@ class EngineHost:
                 fds.append(u.ipc.fileno())
         if self.store is not None and self.cursor != self.snap_pos:
             timeout = min(timeout, SNAPSHOT_EVERY_S)
+        recheck = self.delay.recheck_s()
+        if recheck is not None:
+            timeout = min(timeout, recheck)
         h = self.delivery.hdr
         # Records stay in the ring until the next snapshot, so "empty" means "nothing after
         # our cursor": raise the sleeping flag (with its fence), then look at head.
@@ -531,6 +545,7 @@ class EngineHost:
                 for u in self.units:
                     u.core.on_ring_lost()
             self.ring_started = True
+            self.delay.reset()
 
     def _exec(self, sender: int, payload: memoryview) -> None:
         """An exec message goes to the engine of the service in its header."""
@@ -554,12 +569,29 @@ class EngineHost:
                                "members": list(members)})
 
     def _flow_control(self) -> None:
-        used = int(ring_head(self.submit.hdr) - ring_tail(self.submit.hdr))
-        critical = used > FC_CRITICAL_FRACTION * self.submit.capacity_bytes
-        level = FC_OFF_2 if (self.primary.ctx.sync_in_progress or critical) else 0
+        hdr = self.submit.hdr
+        head, tail = int(ring_head(hdr)), int(ring_tail(hdr))
+        critical = head - tail > FC_CRITICAL_FRACTION * self.submit.capacity_bytes
+        records = int(hdr[W_RECORDS_PUSHED])
+        record_bytes = int(hdr[W_BYTES_PUSHED]) // records if records else 0
+        now = time.monotonic()
+        if now - self._unread_at_s >= UNREAD_REFRESH_S:
+            self._unread_at_s, self._unread = now, self._unread_requests()
+        delayed = self.delay.update(head, tail, now, self._unread * record_bytes)
+        level = FC_OFF_2 if (self.primary.ctx.sync_in_progress or critical or delayed) else 0
         if level != self.fc_level:
             self.fc_level = level
             self._set_flow_control(level)
+
+    def _unread_requests(self) -> int:
+        """Requests the clients sent that no engine of this host has read yet (libqb's
+        shared per-connection count)."""
+        n = 0
+        for srv in self._ipc_servers:
+            for conn in srv.connections.values():
+                if conn.control is not None and not conn.closed:
+                    n += max(conn.control.sent("request"), 0)
+        return n
 
     def _set_flow_control(self, level: int) -> None:
         for u in self.units:
@@ -657,6 +689,8 @@ class EngineHost:
                "sync": {"state": p.core.sync.state, "completed": p.core.sync.completed_count,
                         "ring": str(p.ctx.ring_id) if p.ctx.ring_id else None},
                "submit": self.submit.counters(), "flow_control": self.fc_level,
+               "fc_queue_delay_activations": self.delay.activations,
+               "submit_drain_bytes_per_s": int(self.delay.rate_bytes_per_s),
                "snapshot_lag_bytes": self.cursor - self.snap_pos if self.store else 0}
         if p.ipc is not None:
             out["ipc"] = p.ipc_counters()

@@ -98,6 +98,7 @@ class RingProcess:
         self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
                                     route)
         P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
+        self.bufs.ps[P.P_INTAKE_BYTES] = P.intake_bytes(cfg.window_size, cfg.netmtu)
         self._rx_t = P.padded(self.rx)
         self._sub_t = P.padded(self.sub)
         self._tx_t = P.padded(self.tx)

@@ -59,7 +59,9 @@ P_LOOP_HEAD = 12         # frames to this node itself, waiting in bufs.loop_* (F
 P_LOOP_N = 13
 P_LOOP_FRESH = 14        # a submission was taken since the last looped frame
 P_LOOP_DUE_US = 15       # an idle looped token waits until then (see _loop_now)
-P_LEN = 16
+P_INTAKE_BYTES = 16      # application submissions wait in their ring while the core's
+                         # queue holds this much (0: no limit); see intake_bytes()
+P_LEN = 17
 
 CMD_NONE = 0
 CMD_START = 1            # srp_start: boot into GATHER
@@ -87,12 +89,13 @@ PC_SYNC_AHEAD = 16         # sync submissions taken from behind a blocked applic
 PC_SUBMIT_MALFORMED = 17   # submit records of an unknown type, a short TRANS_ACK or a
                            # message the core refuses (larger than its queue): dropped
 PC_LOOPED_FRAMES = 18      # frames to this node itself, fed back without the network
-PC_LEN = 19
+PC_INTAKE_HELD = 19        # pump turns that left submissions in their ring (intake bound)
+PC_LEN = 20
 PC_NAMES = ("rx_frames", "rx_rejected", "submitted", "submit_queue_full", "tx_frames",
             "tx_ring_full", "delivered_msgs", "delivered_bytes", "delivery_stalls",
             "delivery_lost", "unpack_errors", "sender_slots_full", "pyev_full",
             "timer_runs", "unrouted", "trans_acks", "sync_ahead", "submit_malformed",
-            "looped_frames")
+            "looped_frames", "intake_held")
 
 # Routing of ordered messages to delivery rings (route[ei] = [service_mask, flags]):
 # Corosync's services share totempg group "a" and tell their messages apart by the
@@ -119,6 +122,19 @@ LOOP_FRAMES = 4
 # per message at 8,000 messages/s. The ring process sleeps until then or a submission.
 LOOP_IDLE_US = 1000
 SUBMITS_PER_TURN = 64     # submissions taken from each submit ring per turn of the pump
+
+
+def intake_bytes(window_size: int, netmtu: int) -> int:
+    """How much of the core's application queue the pump fills from the submit rings: a
+    full window of frames, at least two token visits' worth (max_messages <= window_size).
+
+    The rest of a backlog waits in the engines' submit rings, where the engine sees it
+    and its flow control can bound how long a message queues (engineprocs/submit_delay.py).
+    Taken all the way into the core's 4 MiB queue instead, a flood of 1 KiB messages on
+    3 nodes queued ~0.6 s before it was sent, out of the engines' sight. A message is
+    taken whole while the queue holds less than this, so any size up to the maximum goes.
+    """
+    return window_size * netmtu
 LOOP_SLACK_BYTES = 256
 
 PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "
@@ -415,7 +431,7 @@ def _headroom_ok(ps, dl_h, dl_d, headroom_bytes):
 @njit(cache=True)
 def _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags):
     """Hand one submit record to the core: 1 taken (or dropped as malformed), 0 the
-    core's queue is full."""
+    core's queue is full or already holds its intake (P_INTAKE_BYTES)."""
     if rtype == RT_TRANS_ACK:
         if ln < TRANS_ACK_BYTES:
             pc[PC_SUBMIT_MALFORMED] += 1
@@ -427,6 +443,11 @@ def _take_submission(st, now_us, ps, pc, d, off, ln, rtype, flags):
     if rtype != RT_SUBMIT:
         pc[PC_SUBMIT_MALFORMED] += 1
         return 1
+    to_sync_queue = (flags & SUBMIT_SYNC) != 0 and st.s[S_WAITING_TRANS_ACK] == 1
+    if (not to_sync_queue and ps[P_INTAKE_BYTES] > 0
+            and st.pg_q_meta[pg.Q_USED] >= ps[P_INTAKE_BYTES]):
+        pc[PC_INTAKE_HELD] += 1
+        return 0                       # as full: a token visit makes room
     ok, nd = srp_submit(st, now_us, d[off:off + ln], ln, 1 if (flags & SUBMIT_SAFE) else 0,
                         1 if (flags & SUBMIT_SYNC) else 0)
     ps[P_DEADLINE_US] = nd

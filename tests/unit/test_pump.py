@@ -51,10 +51,13 @@ def _one_node(rings, cfg: TotemConfig, subs=None, start: bool = True):
     return st, bufs, args
 
 
-def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=()):
-    """Message seq goes to submit ring seq % (1 + len(extra_subs))."""
+def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=(), intake_bytes=0,
+         seen=None):
+    """Message seq goes to submit ring seq % (1 + len(extra_subs)). With `seen` (a dict),
+    the most the core's queue held after any pump call is left in seen["queue_max"]."""
     subs = [rings["sub"], *extra_subs]
     st, bufs, args = _one_node(rings, cfg, subs)
+    bufs.ps[P.P_INTAKE_BYTES] = intake_bytes
     for seq in range(MESSAGES):
         payload = struct.pack("<I", seq) + bytes([seq % 251]) * (MSG_BYTES - 4)
         assert subs[seq % len(subs)].push(RT_SUBMIT,
@@ -62,6 +65,8 @@ def _run(rings, cfg: TotemConfig, headroom_bytes: int, extra_subs=()):
     got, stalls, now = [], 0, 0
     for _ in range(200_000):
         ret = P.pump(st, now, *args, bufs, 64, headroom_bytes)
+        if seen is not None:
+            seen["queue_max"] = max(seen.get("queue_max", 0), int(st.pg_q_meta[pg.Q_USED]))
         if ret == P.RET_PERSIST:
             bufs.ps[P.P_PERSIST_PENDING] = 0   # the ring seq is "on disk"
         bufs.ps[P.P_PYEV_N] = bufs.ps[P.P_PYEV_IOFF] = 0
@@ -117,6 +122,38 @@ def test_full_core_queue_leaves_submissions_in_their_ring(rings):
     for k in range(4):
         mine = [q for q in seqs if q % 4 == k]
         assert mine == sorted(mine), f"submit ring {k} out of order"
+
+
+def test_intake_bound_leaves_the_backlog_in_the_submit_ring(rings):
+    """With an intake bound the core's queue holds at most the bound plus one message:
+    the rest of a backlog waits in the submit ring (where the engine's flow control sees
+    it), and every message still arrives, in order."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    intake = 8 * 1024
+    seen: dict = {}
+    got, _stalls, c = _run(rings, cfg, rings["dl"].capacity_bytes // 2, intake_bytes=intake,
+                           seen=seen)
+    assert c["intake_held"] > 0 and c["submit_queue_full"] > 0
+    assert intake <= seen["queue_max"] < intake + MSG_BYTES + 64
+    assert c["submitted"] == MESSAGES and c["delivery_lost"] == 0
+    assert [struct.unpack_from("<I", m)[0] for m in got] == list(range(MESSAGES))
+
+
+def test_without_an_intake_bound_the_core_takes_the_whole_backlog(rings):
+    """The control for the test above: unbounded, the same backlog goes into the core's
+    queue at once (so the bound is what kept it in the ring)."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    seen: dict = {}
+    got, _stalls, c = _run(rings, cfg, rings["dl"].capacity_bytes // 2, seen=seen)
+    assert c["intake_held"] == 0
+    assert seen["queue_max"] >= MESSAGES * MSG_BYTES // 2
+    assert len(got) == MESSAGES
+
+
+def test_intake_bytes_is_a_window_of_frames():
+    assert P.intake_bytes(50, 1500) == 75_000
+    cfg = TotemConfig(nodelist=(1,))
+    assert P.intake_bytes(cfg.window_size, cfg.netmtu) >= 2 * cfg.max_messages * cfg.netmtu
 
 
 def test_delivery_header_names_sender_ring_and_order(rings):
