@@ -244,6 +244,24 @@ def contiguous_room_bytes(head: int, tail: int, capacity: int) -> int:
     return max(to_end, free - to_end)
 
 
+def submit_room_bytes(head: int, tail: int, capacity: int, max_message_bytes: int,
+                      sync_traffic: bool) -> int:
+    """The largest message a submit ring with these cursors takes (see
+    EngineHost.submit_space_bytes)."""
+    room = contiguous_room_bytes(head, tail, capacity) - SUBMIT_MARGIN_BYTES - 8
+    if not sync_traffic:
+        room = min(room, capacity - (head - tail) - SYNC_RESERVE_BYTES - SUBMIT_MARGIN_BYTES - 8)
+    return max(min(room, max_message_bytes), 0)
+
+
+def roomy_used_bytes(capacity: int, max_message_bytes: int) -> int:
+    """Up to this much used, submit_room_bytes is max_message_bytes wherever the cursors
+    are: at least half of the free space is contiguous, and the sync reserve is left
+    besides. It spares the engine that arithmetic on every message of a flood."""
+    record_max = max_message_bytes + SUBMIT_MARGIN_BYTES + 8
+    return capacity - max(2 * record_max, record_max + SYNC_RESERVE_BYTES)
+
+
 class EngineHost:
     def __init__(self, plan, eng, classes: list[type[Engine]], doorbell, control, log,
                  hosted_options: dict | None = None):
@@ -260,6 +278,8 @@ class EngineHost:
         self.submit = ShmRing.attach(eng.submit_name, wake_fd=plan.ring_wake_fd, role="producer")
         self.delivery = ShmRing.attach(eng.delivery_name, role="consumer")
         self.max_message_bytes = plan.totem.max_message_bytes
+        self._roomy_used_bytes = roomy_used_bytes(self.submit.capacity_bytes,
+                                                  self.max_message_bytes)
         self.fc_level = FC_OFF_2          # until the first sync: nobody is admitted anyway
         self.delay = SubmitDelay(float(eng.options.get("fc_queue_delay_ms", FC_QUEUE_DELAY_MS)))
         self._unread, self._unread_at_s = 0, 0.0  # clients' requests not read yet, and when
@@ -360,11 +380,10 @@ class EngineHost:
         # and a stale tail (the ring process only advances it) can only understate the room
         hdr = self.submit.hdr
         head, tail = hdr.item(W_HEAD), hdr.item(W_TAIL)
-        cap = self.submit.capacity_bytes
-        room = contiguous_room_bytes(head, tail, cap) - SUBMIT_MARGIN_BYTES - 8
-        if not sync_traffic:
-            room = min(room, cap - (head - tail) - SYNC_RESERVE_BYTES - SUBMIT_MARGIN_BYTES - 8)
-        return max(min(room, self.max_message_bytes), 0)
+        if head - tail <= self._roomy_used_bytes:
+            return self.max_message_bytes    # the common case, without the arithmetic below
+        return submit_room_bytes(head, tail, self.submit.capacity_bytes,
+                                 self.max_message_bytes, sync_traffic)
 
     def submit_sync(self, ctx, msg: bytes) -> bool:
         if ctx.replaying:

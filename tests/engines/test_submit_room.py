@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from coroproc.engineprocs.host import SUBMIT_MARGIN_BYTES, contiguous_room_bytes
+from coroproc.engineprocs.host import (SUBMIT_MARGIN_BYTES, contiguous_room_bytes,
+                                      roomy_used_bytes, submit_room_bytes)
 from coroproc.shm.kernels import ring_head, ring_release, ring_reserve, ring_tail
 from coroproc.shm.ring import ShmRing
 
@@ -41,3 +42,21 @@ def test_a_real_ring_takes_what_the_room_says_and_not_more():
     finally:
         ring.unlink()
         ring.close()
+
+
+def test_the_roomy_shortcut_agrees_with_the_room_wherever_the_cursors_are():
+    """submit_space_bytes answers max_message_bytes without arithmetic while at most
+    roomy_used_bytes are used: the full computation must say the same there, for every
+    wrap position (and it must not hold just above the bound, or the bound is loose)."""
+    cap, max_msg = 4 << 20, 1 << 20
+    bound = roomy_used_bytes(cap, max_msg)
+    assert 0 < bound < cap
+    rng = np.random.default_rng(7)
+    for _ in range(20_000):
+        tail = int(rng.integers(0, 1 << 40))
+        used = int(rng.integers(0, bound + 1))
+        for sync in (False, True):
+            assert submit_room_bytes(tail + used, tail, cap, max_msg, sync) == max_msg
+    used = bound + 4096       # just above the bound, some wrap gives less than the maximum
+    assert any(submit_room_bytes(tail + used, tail, cap, max_msg, False) < max_msg
+               for tail in range(0, cap, 4096))
