@@ -203,6 +203,43 @@ def ring_peek(hdr, data, pos):
     return PEEK_EMPTY, z, z, z, z, pos
 
 
+PEEK_ROW = 5   # ring_peek_batch row: payload_off, payload_len, rtype, flags, next_pos
+
+
+@njit(cache=True)
+def ring_peek_batch(hdr, data, pos, rows):
+    """Up to rows.shape[0] records from cursor pos, one row each (PEEK_ROW columns), with a
+    single acquire load of head: (records found, status after them, position after them).
+
+    status PEEK_EMPTY: every record up to head is in rows; PEEK_RECORD: rows was full and
+    more may wait; PEEK_CORRUPT: the framing at the returned position is broken (rows
+    before it are good). A consumer that handles records one Python call at a time pays
+    the dispatcher once per batch instead of once per record. Nothing is released."""
+    cap = np.int64(data.shape[0])
+    head = load_acquire(hdr, W_HEAD)
+    k = 0
+    while pos != head:
+        if k == rows.shape[0]:
+            return k, PEEK_RECORD, pos
+        off = pos & (cap - 1)
+        n = np.int64(data[off]) | (np.int64(data[off + 1]) << 8) | (np.int64(data[off + 2]) << 16) | (
+            np.int64(data[off + 3]) << 24
+        )
+        rtype = np.int64(data[off + 4]) | (np.int64(data[off + 5]) << 8)
+        nxt = pos + _rec_bytes(n)
+        if off + _rec_bytes(n) > cap or nxt - head > 0:
+            return k, PEEK_CORRUPT, pos
+        if rtype != RTYPE_PAD:
+            rows[k, 0] = off + RECORD_HEADER_BYTES
+            rows[k, 1] = n
+            rows[k, 2] = rtype
+            rows[k, 3] = np.int64(data[off + 6]) | (np.int64(data[off + 7]) << 8)
+            rows[k, 4] = nxt
+            k += 1
+        pos = nxt
+    return k, PEEK_EMPTY, pos
+
+
 @njit(cache=True)
 def ring_release(hdr, pos, records=0, payload_bytes=0):
     """The consumer has handled everything before pos: store-release tail = pos.

@@ -10,7 +10,9 @@ from shm_helpers import unique_name, unlink_quietly
 
 from coroproc.shm import ShmError, ShmRing
 from coroproc.shm import layout as L
+from coroproc.shm.kernels import PEEK_ROW, ring_peek_batch
 from coroproc.shm.ring import (
+    PEEK_CORRUPT,
     PEEK_EMPTY,
     PEEK_RECORD,
     PUSH_OK,
@@ -139,6 +141,53 @@ def test_peek_does_not_consume_and_release_does(ring):
     assert not ring.empty() and ring_tail(ring.hdr) == 0
     ring_release(ring.hdr, pos)
     assert ring.empty()
+
+
+def _peek_all(ring, pos):
+    """Every record from pos, one ring_peek at a time: [(off, len, rtype, flags, next)]."""
+    out = []
+    while True:
+        st_, off, n, rtype, flags, nxt = ring_peek(ring.hdr, ring.data, pos)
+        if st_ != PEEK_RECORD:
+            return out
+        out.append((off, n, rtype, flags, nxt))
+        pos = nxt
+
+
+def test_batch_peek_finds_what_single_peeks_find_across_pads_and_full_rows(ring):
+    """ring_peek_batch (one call per batch, the engine host's delivery loop) agrees with
+    ring_peek record by record, skips PAD records, and stops with PEEK_RECORD when its
+    rows are full and PEEK_EMPTY at head; nothing is consumed."""
+    sizes = [1, 700, 8, 1000, 13, 64, 2000 - 8]
+    pos = ring_tail(ring.hdr)
+    for i in range(200):
+        while not ring.push(1 + i % 7, _payload(i, sizes[i % len(sizes)]), flags=i & 0xFF):
+            popped = ring.pop_batch(2)
+            assert popped
+            pos = ring_tail(ring.hdr)
+        want = _peek_all(ring, pos)
+        rows = np.zeros((3, PEEK_ROW), np.int64)
+        got, at = [], pos
+        while True:
+            n, status, at = ring_peek_batch(ring.hdr, ring.data, at, rows)
+            got += [tuple(r) for r in rows[:n].tolist()]
+            if status == PEEK_EMPTY:
+                break
+            assert status == PEEK_RECORD and n == 3
+        assert got == want and at == ring_head(ring.hdr)
+    assert ring.counters()["records_popped"] > 0        # the pushes went round the ring
+
+
+def test_batch_peek_stops_at_broken_framing_with_the_good_records_before_it(ring):
+    ring.push(4, b"hello")
+    ring.push(5, b"world!")
+    good_end = _peek_all(ring, 0)[0][4]                  # where the second record starts
+    ring.data[good_end:good_end + 4] = np.frombuffer((CAP * 2).to_bytes(4, "little"), np.uint8)
+    rows = np.zeros((8, PEEK_ROW), np.int64)
+    n, status, at = ring_peek_batch(ring.hdr, ring.data, 0, rows)
+    assert (n, status, at) == (1, PEEK_CORRUPT, good_end)
+    off, ln, rtype = rows[0, 0], rows[0, 1], rows[0, 2]
+    assert (rtype, ring.data[off:off + ln].tobytes()) == (4, b"hello")
 
 
 # ---- model check ------------------------------------------------------------------
