@@ -77,6 +77,24 @@ def test_mcast_bytes_and_round_trip():
     assert (m.group, m.pid, m.source_nodeid, bytes(m.message)) == (b"g", 7, 3, b"hello")
 
 
+def test_mcast_parts_agrees_with_unpack_mcast_on_good_and_bad_bodies():
+    """The delivery path's lean unpack: the same fields from a good body, the same error
+    from a bad one (short header, name length over 128, msglen past the end)."""
+    good = xm.pack_mcast_header(b"grp", 9, 2, 5, 3) + b"abcXX"      # trailing bytes allowed
+    group, pid, message = xm.mcast_parts(memoryview(good))
+    m = xm.unpack_mcast(good)
+    assert (group, pid, bytes(message)) == (m.group, m.pid, bytes(m.message)) == (b"grp", 9, b"abc")
+    long_name = bytearray(good)
+    long_name[0:4] = struct.pack("<I", 129)
+    for bad in (good[:xm.MCAST_HEADER_BYTES - 1], bytes(long_name),
+                xm.pack_mcast_header(b"g", 1, 1, 1, 10) + b"short"):
+        with pytest.raises(xm.ExecStructError) as want:
+            xm.unpack_mcast(bad)
+        with pytest.raises(xm.ExecStructError) as got:
+            xm.mcast_parts(memoryview(bad))
+        assert str(got.value) == str(want.value)
+
+
 def test_partial_round_trip():
     head = xm.pack_partial_header(b"g", 100, 3, 9, 2, 4, 77)
     assert len(head) == xm.PARTIAL_MCAST_HEADER_BYTES

@@ -63,7 +63,7 @@ class CpgEngine(Engine):
         self._view_known = False          # a sync has activated (here or before a restart)
         self._warned_no_view = False
         self._fence = persist.RestartFence(self)
-        self._ev_deliver = lib.DeliverEventPacker()
+        self.pack_deliver = lib.DeliverEventPacker()   # (group, nodeid, pid, message) -> event
 
     # ---- tables -----------------------------------------------------------------------------
     def lib_handlers(self):
@@ -213,13 +213,12 @@ class CpgEngine(Engine):
         self.sync.on_joinlist(sender, entries)
 
     def _exec_mcast(self, sender: int, body) -> None:
-        msg = xm.unpack_mcast(body)
+        group, pid, message = xm.mcast_parts(body)
         self.stats["messages_received"] += 1
-        ev = self._ev_deliver
-        if self.notify.deliver(msg.group, sender, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK,
-                               lambda: ev(msg.group, sender, msg.pid, msg.message)):
+        if self.notify.deliver_mcast(group, sender, pid, message):
             self.stats["messages_delivered"] += 1
-        self.notify.reap()
+        if self.notify.doomed:
+            self.notify.reap()
 
     def _exec_partial_mcast(self, sender: int, body) -> None:
         msg = xm.unpack_partial(body)

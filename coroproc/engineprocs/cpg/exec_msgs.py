@@ -51,6 +51,7 @@ DOWNLIST_BYTES = 16 + 4 * PROCESSOR_COUNT_MAX
 _NAME_LEN = struct.Struct("<I4x")
 _PROCJOIN_TAIL = struct.Struct("<I4xI4x")               # pid @136, reason @144
 _MCAST_TAIL = struct.Struct("<I4xI4xI4xQ")              # msglen, pid, source
+_MCAST_LEN_PID = struct.Struct("<I4xI")                   # msglen, pid (mcast_parts)
 _PARTIAL_TAIL = struct.Struct("<I4xI4xI4xI4xI4xQ")      # msglen, fraglen, pid, type, source
 _JOINLIST_ENTRY_PID = struct.Struct("<I4x")
 _DOWNLIST_HEAD = struct.Struct("<I4xI4x")
@@ -149,6 +150,21 @@ def unpack_mcast(body) -> Mcast:
                               f"{len(body) - MCAST_HEADER_BYTES} payload bytes")
     view = memoryview(body)[MCAST_HEADER_BYTES: MCAST_HEADER_BYTES + msglen]
     return Mcast(group, pid, nodeid, conn, view)
+
+
+def mcast_parts(body):
+    """(group, pid, message view) of a req_exec_cpg_mcast: unpack_mcast for the delivery
+    path, which needs three of its fields and runs once per delivered message (no named
+    tuple, no helper calls). Same checks: a bad body raises unpack_mcast's error."""
+    if len(body) >= MCAST_HEADER_BYTES:
+        (length,) = _NAME_LEN.unpack_from(body, 0)
+        msglen, pid = _MCAST_LEN_PID.unpack_from(body, NAME_BYTES)
+        if length <= CPG_MAX_NAME_LENGTH and MCAST_HEADER_BYTES + msglen <= len(body):
+            view = memoryview(body)
+            return (bytes(view[8:8 + length]), pid,
+                    view[MCAST_HEADER_BYTES:MCAST_HEADER_BYTES + msglen])
+    unpack_mcast(body)
+    raise AssertionError("unpack_mcast accepted what mcast_parts refused")
 
 
 # ---- PARTIAL_MCAST -------------------------------------------------------------------

@@ -108,6 +108,28 @@ class Notifier:
             self.send(cpd, lib.MESSAGE_RES_CPG_TOTEM_CONFCHG_CALLBACK, body)
 
     # ---- deliveries -------------------------------------------------------------------------
+    def deliver_mcast(self, group: bytes, sender: int, pid: int, message) -> int:
+        """deliver() for an MCAST, flattened: this runs once per message of a flood (no
+        target list, no body callback; the event is packed at the first reader)."""
+        members = self.engine.group_conns(group)
+        if not members:
+            return 0
+        body = None
+        sent = 0
+        for cpd in list(members):       # a copy, as deliver(): nothing may change it mid-loop
+            if cpd.state not in RECEIVES_EVENTS:
+                continue
+            if body is None:
+                if not self.engine.procs.node_in_group(group, sender):
+                    self.stats["unknown_node_drops"] += 1
+                    self.ctx.warning("Unknown node -> we will not deliver message")
+                    return 0
+                body = self.engine.pack_deliver(group, sender, pid, message)
+            if self.send(cpd, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK, body):
+                sent += 1
+        self.stats["deliver_events"] += sent
+        return sent
+
     def deliver(self, group: bytes, sender: int, msg_id: int, make_body) -> int:
         """Send one delivered message to the group's local readers; how many got it."""
         members = self.engine.group_conns(group)
