@@ -122,6 +122,7 @@ LOOP_FRAMES = 4
 # per message at 8,000 messages/s. The ring process sleeps until then or a submission.
 LOOP_IDLE_US = 1000
 SUBMITS_PER_TURN = 64     # submissions taken from each submit ring per turn of the pump
+LOOP_SLACK_BYTES = 256
 
 
 def intake_bytes(window_size: int, netmtu: int) -> int:
@@ -135,7 +136,7 @@ def intake_bytes(window_size: int, netmtu: int) -> int:
     taken whole while the queue holds less than this, so any size up to the maximum goes.
     """
     return window_size * netmtu
-LOOP_SLACK_BYTES = 256
+
 
 PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "
                                    "pyev_ints route loop_data loop_len")

@@ -81,6 +81,17 @@ def _write_rec_header(data, off, n, rtype, flags):
     data[off + 7] = (flags >> 8) & 0xFF
 
 
+@njit(cache=True, inline="always")
+def _read_rec_header(data, off):
+    """(payload length, rtype, flags) of the record header at data[off:off + 8]."""
+    n = np.int64(data[off]) | (np.int64(data[off + 1]) << 8) | (np.int64(data[off + 2]) << 16) | (
+        np.int64(data[off + 3]) << 24
+    )
+    rtype = np.int64(data[off + 4]) | (np.int64(data[off + 5]) << 8)
+    flags = np.int64(data[off + 6]) | (np.int64(data[off + 7]) << 8)
+    return n, rtype, flags
+
+
 @njit(cache=True)
 def _place(hdr, data, n):
     """Where an n-byte payload's record would start, and the head after it.
@@ -189,11 +200,7 @@ def ring_peek(hdr, data, pos):
     z = np.int64(0)
     while pos != head:
         off = pos & (cap - 1)
-        n = np.int64(data[off]) | (np.int64(data[off + 1]) << 8) | (np.int64(data[off + 2]) << 16) | (
-            np.int64(data[off + 3]) << 24
-        )
-        rtype = np.int64(data[off + 4]) | (np.int64(data[off + 5]) << 8)
-        flags = np.int64(data[off + 6]) | (np.int64(data[off + 7]) << 8)
+        n, rtype, flags = _read_rec_header(data, off)
         nxt = pos + _rec_bytes(n)
         if off + _rec_bytes(n) > cap or nxt - head > 0:
             return PEEK_CORRUPT, off, n, rtype, flags, pos
@@ -222,10 +229,7 @@ def ring_peek_batch(hdr, data, pos, rows):
         if k == rows.shape[0]:
             return k, PEEK_RECORD, pos
         off = pos & (cap - 1)
-        n = np.int64(data[off]) | (np.int64(data[off + 1]) << 8) | (np.int64(data[off + 2]) << 16) | (
-            np.int64(data[off + 3]) << 24
-        )
-        rtype = np.int64(data[off + 4]) | (np.int64(data[off + 5]) << 8)
+        n, rtype, flags = _read_rec_header(data, off)
         nxt = pos + _rec_bytes(n)
         if off + _rec_bytes(n) > cap or nxt - head > 0:
             return k, PEEK_CORRUPT, pos
@@ -233,7 +237,7 @@ def ring_peek_batch(hdr, data, pos, rows):
             rows[k, 0] = off + RECORD_HEADER_BYTES
             rows[k, 1] = n
             rows[k, 2] = rtype
-            rows[k, 3] = np.int64(data[off + 6]) | (np.int64(data[off + 7]) << 8)
+            rows[k, 3] = flags
             rows[k, 4] = nxt
             k += 1
         pos = nxt

@@ -215,7 +215,8 @@ class CpgEngine(Engine):
     def _exec_mcast(self, sender: int, body) -> None:
         group, pid, message = xm.mcast_parts(body)
         self.stats["messages_received"] += 1
-        if self.notify.deliver_mcast(group, sender, pid, message):
+        if self.notify.deliver(group, sender, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK,
+                               self.pack_deliver, group, sender, pid, message):
             self.stats["messages_delivered"] += 1
         if self.notify.doomed:
             self.notify.reap()
@@ -224,8 +225,8 @@ class CpgEngine(Engine):
         msg = xm.unpack_partial(body)
         self.stats["fragments_received"] += 1
         self.notify.deliver(msg.group, sender, lib.MESSAGE_RES_CPG_PARTIAL_DELIVER_CALLBACK,
-                            lambda: lib.ev_partial_deliver(msg.group, msg.msglen, sender,
-                                                           msg.pid, msg.type, msg.fragment))
+                            lib.ev_partial_deliver, msg.group, msg.msglen, sender, msg.pid,
+                            msg.type, msg.fragment)
         self.notify.reap()
 
     def _exec_downlist_old(self, sender: int, body) -> None:

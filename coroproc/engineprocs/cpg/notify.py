@@ -108,15 +108,16 @@ class Notifier:
             self.send(cpd, lib.MESSAGE_RES_CPG_TOTEM_CONFCHG_CALLBACK, body)
 
     # ---- deliveries -------------------------------------------------------------------------
-    def deliver_mcast(self, group: bytes, sender: int, pid: int, message) -> int:
-        """deliver() for an MCAST, flattened: this runs once per message of a flood (no
-        target list, no body callback; the event is packed at the first reader)."""
+    def deliver(self, group: bytes, sender: int, msg_id: int, pack, *pack_args) -> int:
+        """Send one delivered message to the group's local readers; how many got it. The
+        event is pack(*pack_args), packed at the first reader (none: never packed). This
+        runs once per message of a flood: no target list, no closure."""
         members = self.engine.group_conns(group)
         if not members:
             return 0
         body = None
         sent = 0
-        for cpd in list(members):       # a copy, as deliver(): nothing may change it mid-loop
+        for cpd in list(members):       # a copy: nothing may change the group mid-loop
             if cpd.state not in RECEIVES_EVENTS:
                 continue
             if body is None:
@@ -124,27 +125,7 @@ class Notifier:
                     self.stats["unknown_node_drops"] += 1
                     self.ctx.warning("Unknown node -> we will not deliver message")
                     return 0
-                body = self.engine.pack_deliver(group, sender, pid, message)
-            if self.send(cpd, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK, body):
-                sent += 1
-        self.stats["deliver_events"] += sent
-        return sent
-
-    def deliver(self, group: bytes, sender: int, msg_id: int, make_body) -> int:
-        """Send one delivered message to the group's local readers; how many got it."""
-        members = self.engine.group_conns(group)
-        if not members:
-            return 0
-        targets = [c for c in members if c.state in RECEIVES_EVENTS]
-        if not targets:
-            return 0
-        if not self.engine.procs.node_in_group(group, sender):
-            self.stats["unknown_node_drops"] += 1
-            self.ctx.warning("Unknown node -> we will not deliver message")
-            return 0
-        body = make_body()
-        sent = 0
-        for cpd in targets:
+                body = pack(*pack_args)
             if self.send(cpd, msg_id, body):
                 sent += 1
         self.stats["deliver_events"] += sent
