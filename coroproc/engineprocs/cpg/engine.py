@@ -63,7 +63,7 @@ class CpgEngine(Engine):
         self._view_known = False          # a sync has activated (here or before a restart)
         self._warned_no_view = False
         self._fence = persist.RestartFence(self)
-        self.pack_deliver = lib.DeliverEventPacker()   # (group, nodeid, pid, message) -> event
+        self._ev_deliver = lib.DeliverEventPacker()
 
     # ---- tables -----------------------------------------------------------------------------
     def lib_handlers(self):
@@ -216,10 +216,9 @@ class CpgEngine(Engine):
         group, pid, message = xm.mcast_parts(body)
         self.stats["messages_received"] += 1
         if self.notify.deliver(group, sender, lib.MESSAGE_RES_CPG_DELIVER_CALLBACK,
-                               self.pack_deliver, group, sender, pid, message):
+                               self._ev_deliver, group, sender, pid, message):
             self.stats["messages_delivered"] += 1
-        if self.notify.doomed:
-            self.notify.reap()
+        self.notify.reap()
 
     def _exec_partial_mcast(self, sender: int, body) -> None:
         msg = xm.unpack_partial(body)
