@@ -91,7 +91,7 @@ class SecureLinkProcess:
         self.codec = LinkCodec(self.keyring, me, spec.linknumber, self.session, spec.peers)
         self.table = LinkTable.attach(settings.table_name)
         self._slot = {n: i for i, n in enumerate(self.table.peer_nodeids)}
-        self._others = tuple(n for n in sorted(spec.peers) if n != me)
+        self._others = spec.multicast_peers()
         self.peer_stats = PeerStats(spec.peers)
         self.health = LinkHealth(spec.linknumber, me, sorted(spec.peers),
                                  settings.ping_interval_ms, settings.ping_timeout_ms,

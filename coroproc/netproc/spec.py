@@ -48,6 +48,18 @@ class LinkSpec:
     def __post_init__(self):
         validate(self)
 
+    def multicast_peers(self) -> tuple[int, ...]:
+        """The nodeids a multicast frame is sent to as unicasts (udpu, knet): the
+        nodelist without this node, in nodeid order. udp sends one datagram to the group."""
+        return tuple(n for n in sorted(self.peers) if n != self.local_nodeid)
+
+    def multicast_reaches_nobody(self) -> bool:
+        """A multicast frame on this link has no receiver: udpu or knet with this node
+        alone in the nodelist (a one-node cluster). The ring process then keeps such
+        frames out of the link's tx ring instead of waking the network process to send
+        nothing. A udp group may always have listeners."""
+        return self.transport != "udp" and not self.multicast_peers()
+
     @property
     def rx_limit_bytes(self) -> int:
         """Largest datagram accepted: netmtu plus slack for headers Corosync doesn't count."""

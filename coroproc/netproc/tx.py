@@ -50,8 +50,7 @@ class TxPath:
         if spec.transport == "udp":
             self._fanout = (socks.group,)
         else:
-            self._fanout = tuple(self._unicast[n] for n in sorted(self._unicast)
-                                 if n != spec.local_nodeid)
+            self._fanout = tuple(self._unicast[n] for n in spec.multicast_peers())
 
     def drain(self) -> bool:
         """Send up to one batch; True if the batch bound stopped us (more may wait)."""

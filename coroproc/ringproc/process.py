@@ -98,6 +98,7 @@ class RingProcess:
         self.bufs = P.new_pump_bufs(len(cfg.nodelist) + 4, cfg.max_message_bytes, cfg.netmtu,
                                     route)
         P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
+        P.set_mcast_nobody(self.bufs.ps, [l.spec.multicast_reaches_nobody() for l in plan.links])
         self.bufs.ps[P.P_INTAKE_BYTES] = P.intake_bytes(cfg.window_size, cfg.netmtu)
         self._rx_t = P.padded(self.rx)
         self._sub_t = P.padded(self.sub)

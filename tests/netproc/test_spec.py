@@ -18,6 +18,21 @@ def spec(**kw):
     return LinkSpec(**base)
 
 
+@pytest.mark.parametrize("kw, peers, nobody", [
+    ({}, (2,), False),
+    ({"peers": {1: ("127.0.0.1", 5405)}}, (), True),
+    ({"transport": "knet", "peers": {1: ("127.0.0.1", 5405)}}, (), True),
+    ({"local_nodeid": 2, "peers": {**PEERS, 3: ("127.0.0.3", 5405)}}, (1, 3), False),
+    # a udp group may have listeners outside the nodelist: never "nobody"
+    ({"transport": "udp", "mcast_addr": "239.1.1.1", "peers": {1: ("127.0.0.1", 5405)}},
+     (), False),
+])
+def test_who_a_multicast_frame_reaches(kw, peers, nobody):
+    s = spec(**kw)
+    assert s.multicast_peers() == peers
+    assert s.multicast_reaches_nobody() is nobody
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"transport": "sctp"}, "transport 'sctp' is not one of"),
     ({"local_nodeid": 3}, "must include this node 3"),

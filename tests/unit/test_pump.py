@@ -19,7 +19,7 @@ from coroproc.ringproc.config import TotemConfig
 from coroproc.ringproc.records import (CFG_HDR, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER,
                                        RT_FRAME, RT_SUBMIT, RT_TRANS_ACK, SUBMIT_SYNC, TRANS_ACK,
                                        TX_HDR_BYTES)
-from coroproc.ringproc.state import K_ORF_TOKEN_TX, new_state
+from coroproc.ringproc.state import K_MCAST_TX, K_ORF_TOKEN_TX, new_state
 from coroproc.shm.ring import ShmRing
 
 MSG_BYTES = 1000
@@ -255,6 +255,35 @@ def test_tokens_of_a_one_member_ring_never_reach_the_network(rings):
     assert c["looped_frames"] > 10              # the token went round, inside the pump
     # the core still counts every token it sent (stats.srp.orf_token_tx)
     assert int(st.cnt[K_ORF_TOKEN_TX]) >= c["looped_frames"] - 1
+
+
+@pytest.mark.parametrize("nobody", [True, False])
+def test_multicasts_that_reach_no_one_stay_out_of_the_tx_ring(rings, nobody):
+    """A one-node udpu cluster has no one to multicast to: with the link marked so, its
+    multicast frames never reach the tx ring (no network process wakes to send nothing),
+    and every message is still delivered. Unmarked, they go out as before."""
+    cfg = TotemConfig(token_ms=300, nodelist=(1,))
+    st, bufs, args = _one_node(rings, cfg)
+    P.set_mcast_nobody(bufs.ps, [nobody])
+    for i in range(20):
+        rings["sub"].push(RT_SUBMIT, pg.build_group_message(b"t", b"m%d" % i).tobytes())
+    dests, got, now = [], [], 0
+    while now < 2_000_000:
+        if P.pump(st, now, *args, bufs, 64, 1 << 12) == P.RET_PERSIST:
+            bufs.ps[P.P_PERSIST_PENDING] = 0
+        bufs.ps[P.P_PYEV_N] = bufs.ps[P.P_PYEV_IOFF] = 0
+        dests += [struct.unpack_from("<I", rec)[0] for _rt, _fl, rec in rings["tx"].pop_batch()]
+        got += [rec for rt, _fl, rec in rings["dl"].pop_batch() if rt == RT_DELIVER]
+        now += STEP_US
+    c = dict(zip(P.PC_NAMES, bufs.pc.tolist()))
+    assert len(got) == 20
+    if nobody:
+        assert dests == [] and c["tx_frames"] == 0
+        # the messages' frames (and the joins of the ring's forming)
+        assert c["mcast_unsent"] >= int(st.cnt[K_MCAST_TX]) > 0
+    else:
+        assert dests.count(0) >= int(st.cnt[K_MCAST_TX]) > 0 and c["mcast_unsent"] == 0
+        assert c["tx_frames"] == len(dests)
 
 
 def test_an_idle_looped_token_is_paced_and_a_submission_sends_it_at_once(rings):
