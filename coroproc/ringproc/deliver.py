@@ -15,7 +15,7 @@ from .wire import (GUARANTEE_SAFE, MCAST_BYTES, O_MC_RING_REP, O_MC_RING_SEQ, O_
                    rd_u32, rd_u64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def emit_deliver(st, q, seq):
     """One frame up: sender, the ring that ordered it, its seq and guarantee, payload."""
     i = sq_slot(st, seq)

@@ -204,7 +204,7 @@ def orf_token_rtr(st, tk, allowed, q, tseq):
     return retx
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _send_new_frame(st, q, seq, buf, off, n, encapsulated, guarantee):
     """Number, store and multicast one new frame whose mcast header is written here."""
     k = sq_slot(st, seq)
