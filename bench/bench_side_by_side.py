@@ -176,6 +176,11 @@ def main(argv=None) -> int:
     a.knet_sizes = [int(x) for x in a.knet_sizes.split(",")]
     if os.geteuid() != 0:
         raise SystemExit("bench_side_by_side: needs root (network and mount namespaces)")
+    try:
+        import matplotlib  # noqa: F401  (checked now, not after half an hour of measuring)
+    except ImportError:
+        raise SystemExit("bench_side_by_side: the plots need matplotlib: "
+                         ".venv/bin/pip install -e '.[bench]'") from None
     # SIGTERM unwinds like Ctrl-C, so every Session/Cluster tears its namespaces down
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     unknown = set(a.kinds.split(",")) - set(KINDS)
