@@ -11,7 +11,8 @@ The second table is why a jitted helper's call is not free: numba hands a tuple 
 to a function by incrementing the reference count of every array in it on entry and
 decrementing each on exit. The core's state (TotemState) is a tuple of 33 arrays and
 nearly every core function takes it. The table times one call of a jitted function that
-takes the whole state against one that takes a single array, with the same body.
+takes the whole state against one with the same body that takes two of its arrays (whose
+counts cancel out once LLVM inlines it: it costs next to nothing).
 
     .venv/bin/python bench/bench_pump.py [--quick] [--nonatomic-nrt]
 
