@@ -153,8 +153,9 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-            if p.returncode == -signal.SIGKILL:
-                # a killed supervisor could not clean up; its next start would: do it now
+            if p.returncode < 0:
+                # a supervisor killed by a signal could not clean up; its next start
+                # would: do it now
                 remove_node_segments(self.cluster, i)
                 # ... nor could its engines remove their clients' IPC directories
                 remove_stale_connection_dirs(self.suffix(i), suffix_only=True)

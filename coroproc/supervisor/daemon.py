@@ -43,6 +43,12 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+class _StoppedWhileStarting(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class Supervisor:
     def __init__(self, plan: NodePlan, log, pidfile: str | None = None):
         self.plan = plan
@@ -126,6 +132,12 @@ class Supervisor:
     # ---- run ----
     def run(self) -> int:
         self._lock()
+        # Until the loop watches for them, SIGTERM (systemctl stop) and SIGINT end the
+        # start-up through the `finally`, which unlinks what was created so far. SIGTERM's
+        # default action would kill the process mid-start-up (loading the jitted core can
+        # take seconds) and leave its shared memory behind until the node's next start.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop_while_starting)
         try:
             self._create_rings()
             self._warm()
@@ -146,8 +158,17 @@ class Supervisor:
                             f"{self.plan.nodeid} of cluster '{self.plan.cluster_name}'")
             sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
             return self._watch(rfd)
+        except _StoppedWhileStarting as stop:
+            self.log.notice("MAIN", f"Stopped by {signal.Signals(stop.signum).name} while "
+                            "starting")
+            return 0
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):    # a second one: just noted
+                signal.signal(sig, self._on_signal)
             self._shutdown()
+
+    def _stop_while_starting(self, signum, frame) -> None:
+        raise _StoppedWhileStarting(signum)
 
     def _remove_stale_ipc_dirs(self) -> None:
         """Client connection directories of this node's engines that were killed along
@@ -481,6 +502,9 @@ class Supervisor:
             self.link_table.unlink()
             self.link_table.close()
             self.link_table = None
+        # and a segment whose creation a stop interrupted (not in self.rings yet): every
+        # segment named for this node is this instance's, since it holds the node's lock
+        remove_node_segments(self.plan.cluster_name, self.plan.nodeid)
         remove_snapshots(self.plan.run_dir)
         self._remove_stale_ipc_dirs()
         if self.control is not None:

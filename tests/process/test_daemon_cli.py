@@ -185,3 +185,26 @@ def test_daemon_refuses_an_rdma_link_without_a_device(tmp_path):
     assert out.returncode == 8, out.stderr
     assert "link 0 (knet_transport rdma):" in out.stderr, out.stderr
     assert "RDMA" in out.stderr or "pyverbs" in out.stderr, out.stderr
+
+
+def test_sigterm_while_starting_removes_what_start_up_created(tmp_path):
+    """systemctl stop while the node starts: the supervisor ends its start-up in order
+    (exit 0) and unlinks the shared memory it had created. An empty numba cache makes
+    start-up compile the ring process's core (a minute or more), so the signal lands
+    there for certain; SIGTERM's default action would have left every segment behind."""
+    c = LocalCluster(tmp_path, 1)
+    env = {**os.environ, "COROPROC_NUMBA_CACHE": str(tmp_path / "empty-numba-cache")}
+    c.start(1, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not node_segments(c.cluster, 1):
+            assert c.procs[1].poll() is None, c.tail(1)
+            assert time.monotonic() < deadline, "no shared memory after 60 s: " + c.tail(1)
+            time.sleep(0.02)
+        assert not any("started; node" in ln for ln in c.log_lines(1))
+        c.procs[1].send_signal(signal.SIGTERM)
+        assert c.procs[1].wait(timeout=60) == 0, c.tail(1)
+    finally:
+        c.stop_all()
+    assert node_segments(c.cluster, 1) == []
+    assert any("Stopped by SIGTERM while starting" in ln for ln in c.log_lines(1)), c.tail(1)
