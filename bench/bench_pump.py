@@ -12,7 +12,9 @@ to a function by incrementing the reference count of every array in it on entry 
 decrementing each on exit. The core's state (TotemState) is a tuple of 33 arrays and
 nearly every core function takes it. The table times one call of a jitted function that
 takes the whole state against one with the same body that takes two of its arrays (whose
-counts cancel out once LLVM inlines it: it costs next to nothing).
+counts cancel out once LLVM inlines it: it costs next to nothing), and against the same
+state's arrays held by one numba StructRef (one reference to count: what the core would
+pay if its state were passed so).
 
     .venv/bin/python bench/bench_pump.py [--quick] [--nonatomic-nrt]
 
@@ -49,13 +51,14 @@ if ARGS is not None and ARGS.nonatomic_nrt:
     from numba.core.runtime import nrtdynmod
     nrtdynmod._disable_atomicity = 1
 
-from numba import njit  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.experimental import structref  # noqa: E402
 
 from coroproc.ringproc import pump as P  # noqa: E402
 from coroproc.ringproc import totempg as pg  # noqa: E402
 from coroproc.ringproc.config import TotemConfig  # noqa: E402
 from coroproc.ringproc.records import RT_DELIVER, RT_SUBMIT  # noqa: E402
-from coroproc.ringproc.state import OPERATIONAL, S_STATE, new_state  # noqa: E402
+from coroproc.ringproc.state import OPERATIONAL, S_STATE, TotemState, new_state  # noqa: E402
 from coroproc.shm.ring import (PEEK_RECORD, PUSH_OK, ShmRing, ring_peek,  # noqa: E402
                                ring_push, ring_release, ring_tail)
 
@@ -104,8 +107,10 @@ class OneNode:
         P.set_mcast_nobody(self.bufs.ps, [False])   # the frames go to the tx ring, as on 3 nodes
         self.bufs.ps[P.P_INTAKE_BYTES] = P.intake_bytes(cfg.window_size, cfg.netmtu)
         self.bufs.ps[P.P_COMMAND] = P.CMD_START
-        self.pump = P.bind_pump(self.st, P.padded([r["rx"]]), P.padded([r["sub"]]),
-                                P.padded([r["tx"]]), P.padded([r["dl"]]), self.bufs, 64, 1 << 20)
+        links, engines = P.LINK_SLOTS, P.ENGINE_SLOTS      # the ring process's pump
+        self.pump = P.bind_pump(self.st, P.padded([r["rx"]], links), P.padded([r["sub"]], engines),
+                                P.padded([r["tx"]], links), P.padded([r["dl"]], engines),
+                                self.bufs, 64, 1 << 20)
         self.now = 0
         self.calls = 0
         self.delivered = 0
@@ -190,18 +195,33 @@ def _call_with_arrays(st, n):
     return r
 
 
-def call_costs(st) -> tuple[float, float]:
-    """ns per call of a jitted helper taking the whole state, and taking two arrays."""
+@structref.register
+class _StateRefType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class _StateRef(structref.StructRefProxy):
+    """The state's arrays behind one reference: what passing it would cost instead."""
+
+
+structref.define_proxy(_StateRef, _StateRefType, list(TotemState._fields))
+
+
+def call_costs(st) -> tuple[float, float, float]:
+    """ns per call of a jitted helper taking the whole state, taking two of its arrays,
+    and taking the same arrays as one StructRef."""
+    ref = _StateRef(*st)
     out = []
-    for fn in (_call_with_state, _call_with_arrays):
-        fn(st, 10)
+    for fn, arg in ((_call_with_state, st), (_call_with_arrays, st), (_call_with_state, ref)):
+        fn(arg, 10)
         best = float("inf")
         for _ in range(3):
             t0 = time.perf_counter()
-            fn(st, CALLS)
+            fn(arg, CALLS)
             best = min(best, time.perf_counter() - t0)
         out.append(best / CALLS * 1e9)
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
 def main() -> int:
@@ -218,7 +238,7 @@ def main() -> int:
             res = [node.run(size, n) for _ in range(runs)]
             rows.append((size, n, statistics.median(r[0] for r in res),
                          statistics.median(r[1] for r in res)))
-        with_state, with_arrays = call_costs(node.st)
+        with_state, with_arrays, with_ref = call_costs(node.st)
     finally:
         node.close()
     nrt = "non-atomic (measurement only)" if args.nonatomic_nrt else "atomic (as shipped)"
@@ -233,6 +253,7 @@ def main() -> int:
     print("|---|---:|")
     print(f"| the core's state (a tuple of {len(node.st)} arrays) | {with_state:.1f} |")
     print(f"| two of its arrays | {with_arrays:.1f} |")
+    print(f"| the same arrays as one numba StructRef (not how the core runs) | {with_ref:.1f} |")
     return 0
 
 

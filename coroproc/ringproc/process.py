@@ -100,10 +100,11 @@ class RingProcess:
         P.set_ring_counts(self.bufs.ps, len(self.rx), len(self.sub), len(self.tx), len(self.dl))
         P.set_mcast_nobody(self.bufs.ps, [l.spec.multicast_reaches_nobody() for l in plan.links])
         self.bufs.ps[P.P_INTAKE_BYTES] = P.intake_bytes(cfg.window_size, cfg.netmtu)
-        self._rx_t = P.padded(self.rx)
-        self._sub_t = P.padded(self.sub)
-        self._tx_t = P.padded(self.tx)
-        self._dl_t = P.padded(self.dl)
+        link_slots, engine_slots = pump_slots(len(self.rx), len(self.sub))
+        self._rx_t = P.padded(self.rx, link_slots)
+        self._sub_t = P.padded(self.sub, engine_slots)
+        self._tx_t = P.padded(self.tx, link_slots)
+        self._dl_t = P.padded(self.dl, engine_slots)
         self.headroom_bytes = min(min((r.capacity_bytes for r in self.dl), default=1 << 30) // 2,
                                   cfg.queue_slots * cfg.frame_bytes * 2)
         self._pump_at = P.bind_pump(self.st, self._rx_t, self._sub_t, self._tx_t, self._dl_t,
@@ -339,7 +340,13 @@ def warm_up(cfg, n_links: int, n_engines: int) -> None:
     reading them."""
     st = new_state(cfg.to_array(), 1, 0, 1 << 16)
     bufs = P.new_pump_bufs(2, 1024, cfg.netmtu)
-    hdr, data = P.padded([])  # a placeholder ring has the real rings' numba types
-    link_t = (hdr * max(n_links, 1), data * max(n_links, 1))
-    eng_t = (hdr * max(n_engines, 1), data * max(n_engines, 1))
+    link_slots, engine_slots = pump_slots(n_links, n_engines)
+    # placeholder rings have the real rings' numba types
+    link_t, eng_t = P.padded([], link_slots), P.padded([], engine_slots)
     P.pump(st, 0, *link_t, *eng_t, *link_t, *eng_t, bufs, 0, 0)
+
+
+def pump_slots(n_links: int, n_engines: int) -> tuple[int, int]:
+    """The pump's ring-tuple lengths for a node (see pump.LINK_SLOTS): the ring process
+    and warm_up must agree, or the ring process compiles a pump of its own."""
+    return P.ring_slots(n_links, P.LINK_SLOTS), P.ring_slots(n_engines, P.ENGINE_SLOTS)

@@ -182,11 +182,30 @@ def route_table(entries) -> np.ndarray:
     return table
 
 
-def padded(rings) -> tuple[tuple, tuple]:
-    """(hdr tuple, data tuple) of ShmRings, or of one unused placeholder when there are none."""
-    if not rings:
-        return (np.zeros(64, np.int64),), (np.zeros(4096, np.uint8),)
-    return tuple(r.hdr for r in rings), tuple(r.data for r in rings)
+def padded(rings, slots: int = 1) -> tuple[tuple, tuple]:
+    """(hdr tuple, data tuple) of ShmRings, padded with an unused placeholder ring up to
+    `slots` entries (at least one: numba cannot type an empty tuple). The pump reads only
+    the first ps[P_N_*] of them."""
+    hdrs, datas = [r.hdr for r in rings], [r.data for r in rings]
+    if len(hdrs) < slots:
+        hdr, data = np.zeros(64, np.int64), np.zeros(4096, np.uint8)
+        hdrs += [hdr] * (slots - len(hdrs))
+        datas += [data] * (slots - len(datas))
+    return tuple(hdrs), tuple(datas)
+
+
+# The pump is compiled once per tuple length of each ring group, and a compile takes
+# 1-2 minutes on a 2-vCPU VM. So the ring process pads its groups to these sizes and
+# every node with at most 2 links and 8 engines runs the one pump `make warm` compiled
+# (before, the 4-, 5- and 6-engine nodes of the tests each compiled their own on first
+# start, in parallel, and the first daemon tests timed out waiting for it).
+LINK_SLOTS = 2
+ENGINE_SLOTS = 8
+
+
+def ring_slots(n: int, at_least: int) -> int:
+    """Tuple length for a group of n rings: at_least, else the next power of two."""
+    return at_least if n <= at_least else 1 << (n - 1).bit_length()
 
 
 def set_ring_counts(ps, n_rx: int, n_sub: int, n_tx: int, n_dl: int) -> None:

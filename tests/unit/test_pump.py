@@ -46,8 +46,10 @@ def _one_node(rings, cfg: TotemConfig, subs=None, start: bool = True):
     P.set_ring_counts(bufs.ps, 1, len(subs), 1, 1)
     if start:
         bufs.ps[P.P_COMMAND] = P.CMD_START
-    args = (*P.padded([rings["rx"]]), *P.padded(subs), *P.padded([rings["tx"]]),
-            *P.padded([rings["dl"]]))
+    # padded as the ring process pads them: the pump `make warm` compiled
+    links, engines = P.LINK_SLOTS, P.ENGINE_SLOTS
+    args = (*P.padded([rings["rx"]], links), *P.padded(subs, engines),
+            *P.padded([rings["tx"]], links), *P.padded([rings["dl"]], engines))
     return st, bufs, args
 
 

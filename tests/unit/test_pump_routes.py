@@ -50,8 +50,9 @@ def _run(rings, entries):
     bufs.ps[P.P_COMMAND] = P.CMD_START
     for group, msg in SENT:
         assert rings["sub"].push(RT_SUBMIT, pg.build_group_message(group, msg).tobytes())
-    args = (*P.padded([rings["rx"]]), *P.padded([rings["sub"]]), *P.padded([rings["tx"]]),
-            *P.padded(rings["dl"]))
+    links, engines = P.LINK_SLOTS, P.ENGINE_SLOTS      # as the ring process pads them
+    args = (*P.padded([rings["rx"]], links), *P.padded([rings["sub"]], engines),
+            *P.padded([rings["tx"]], links), *P.padded(rings["dl"], engines))
     got = [[], [], []]
     now = 0
     for _ in range(20_000):
