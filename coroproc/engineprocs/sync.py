@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional
 
-from .api import (CONFIG_REGULAR, EXEC_HEADER, EXEC_HEADER_BYTES, SERVICES_COUNT_MAX, Configuration,
+from .api import (EXEC_HEADER, EXEC_HEADER_BYTES, SERVICES_COUNT_MAX, Configuration,
                   Engine, RingId)
 
 MESSAGE_REQ_SYNC_BARRIER = 0

@@ -1,7 +1,9 @@
 """Counters of one link process: what was moved, and every reason something was dropped.
 
-Plain attributes (an attribute increment is the cheapest counter Python has) on the hot
-path; `as_dict()` is what `LinkProcess.counters()` and the supervisor's stats show.
+COUNTER_NAMES is the list both kinds of link report. The secure links count in a Counters
+object: plain attributes (an attribute increment is the cheapest counter Python has) on
+the hot path; `as_dict()` is what their `counters()` and the supervisor's stats show. The
+plain links' jitted loop counts in an int64 array in this order (jit/link_loop.py C_*).
 Socket errors are counted per errno name (tx_error_ENOBUFS, rx_error_ECONNREFUSED, ...)
 in a dict bounded by the number of errno values.
 """

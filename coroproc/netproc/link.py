@@ -1,33 +1,64 @@
-"""LinkProcess: the main loop of one network process (one link).
+"""LinkProcess: one network process of a plain (udpu / udp) link.
 
-Owns the link's sockets and moves frames between them and two shm rings:
-socket → rx ring (RxPath, rx.py) and tx ring → socket (TxPath, tx.py). It never
-interprets Totem beyond the framing check in rx.py and the frame-type byte that decides
-when the ring process is woken (ringwake.py).
+Owns the link's sockets and moves frames between them and two shm rings: socket → rx
+ring and tx ring → socket. It never interprets Totem beyond the framing checks and the
+frame-type byte that decides when the ring process is woken (ringwake.py).
 
-Loop: drain every socket (bounded per wake so a flood can't starve tx), drain the tx ring
-(bounded), call control.poll(); pay a deferred wake-up of the ring process that fell due
-(ringwake.py); if nothing hit a bound, sleep on the tx doorbell with the
-socket and control fds as extra fds (Doorbell.wait implements the sleeping-flag protocol
-so the ring process only pays an eventfd write when we sleep). The sleep is at most
-control.tick_s, so heartbeats and commands are served even on a silent link.
+The loop itself is jitted (jit/link_loop.py: the turn, the checks, the counters, the
+sleep); this class builds its arrays once from the LinkSpec and the open sockets, and
+runs it between calls of control.poll() — when a control fd is readable, when
+control.tick_s (the next heartbeat) has passed, or after a signal.
 
 The `control` object (the supervisor's, or control.PipeControl in tests) provides
 `tick_s`, `fds() -> list[int]` and `poll() -> bool` (False = stop).
 """
 from __future__ import annotations
 
-from coroproc.netproc.counters import Counters
-from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US
-from coroproc.netproc.rx import RxPath
-from coroproc.netproc.sockets import open_link_sockets
+import errno as _errno
+import ipaddress
+import socket
+import struct
+import time
+
+import numpy as np
+
+from coroproc.netproc.addresses import canonical_host, sockaddr
+from coroproc.netproc.counters import COUNTER_NAMES
+from coroproc.netproc.jit import link_loop as L
+from coroproc.shm.syscalls import pollfd_array
+from coroproc.netproc.jit.waker import new_waker
+from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US, waker_counters
+from coroproc.netproc.sockets import link_scope_id, open_link_sockets
 from coroproc.netproc.spec import LinkSpec
-from coroproc.netproc.tx import TxPath
 from coroproc.shm.doorbell import Doorbell
+from coroproc.shm.errors import ShmError
 from coroproc.shm.ring import ShmRing
 
 RX_BATCH_DATAGRAMS_MAX = 64     # per socket per wake: then tx gets its turn
 TX_BATCH_RECORDS_MAX = 256      # per wake: then the sockets get theirs
+SOCKADDR_SRC_BYTES = 128        # sockaddr_storage: whatever the kernel hands recvfrom
+
+assert L.C_WORDS == len(COUNTER_NAMES) and COUNTER_NAMES[L.C_SLEEPS] == "sleeps"
+
+
+def packed_address(host: str) -> np.ndarray:
+    """A host's address as link_loop compares it: 16 bytes, then their length (4 or 16)."""
+    raw = ipaddress.ip_address(canonical_host(host)).packed
+    slot = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
+    slot[:len(raw)] = np.frombuffer(raw, np.uint8)
+    slot[16] = len(raw)
+    return slot
+
+
+def sockaddr_bytes(family: int, sa: tuple) -> bytes:
+    """struct sockaddr_in / sockaddr_in6 of a Python sockaddr tuple."""
+    if family == socket.AF_INET:
+        return (struct.pack("=H", socket.AF_INET) + struct.pack("!H", sa[1])
+                + socket.inet_pton(socket.AF_INET, sa[0]) + bytes(8))
+    host, port, flowinfo, scope_id = sa
+    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flowinfo)
+            + socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+            + struct.pack("=I", scope_id))
 
 
 class LinkProcess:
@@ -35,41 +66,107 @@ class LinkProcess:
                  tx_doorbell: Doorbell):
         """Opens and binds the sockets now, so a bad address fails before run()."""
         self.spec = spec
-        self._tx_ring = tx_ring
+        self._rx_ring, self._tx_ring = rx_ring, tx_ring
         self._doorbell = tx_doorbell
-        self._counters = Counters()
         self._socks = open_link_sockets(spec)
         try:
-            self._rx = RxPath(spec, rx_ring, self._counters, self._socks.own_mcast_source,
-                              RX_BATCH_DATAGRAMS_MAX, MCAST_WAKE_DEFER_US)
-            self._tx = TxPath(spec, tx_ring, self._socks, self._counters,
-                              TX_BATCH_RECORDS_MAX)
+            self._build(spec, rx_ring)
         except BaseException:
             self._socks.close()
             raise
         self._closed = False
 
+    def _build(self, spec: LinkSpec, rx_ring: ShmRing) -> None:
+        limit = spec.rx_limit_bytes
+        if rx_ring.max_payload_bytes < limit:
+            raise ValueError(
+                f"rx ring {rx_ring.name!r} of {rx_ring.capacity_bytes} bytes cannot hold a "
+                f"frame of netmtu + 64 = {limit} bytes; use a capacity >= {4 * limit} bytes")
+        socks = self._socks
+        io = np.zeros(L.IO_WORDS, np.int64)
+        io[L.IO_SENDER_FD] = socks.sender.fileno()
+        io[L.IO_N_RECV] = len(socks.receivers)
+        io[L.IO_RING_WAKE_FD] = -1 if rx_ring.wake_fd is None else rx_ring.wake_fd
+        io[L.IO_LIMIT_BYTES] = limit
+        io[L.IO_FILTER] = int(spec.block_unlisted_ips)
+        io[L.IO_RX_BATCH] = RX_BATCH_DATAGRAMS_MAX
+        io[L.IO_TX_BATCH] = TX_BATCH_RECORDS_MAX
+        own = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
+        io[L.IO_OWN_PORT] = -1
+        if socks.own_mcast_source is not None:
+            own = packed_address(socks.own_mcast_source[0])
+            io[L.IO_OWN_PORT] = socks.own_mcast_source[1]
+        self._io = io
+        self._rx_mcast = np.array([int(m) for _s, m in socks.receivers], np.uint8)
+        self._allowed = np.array([packed_address(a) for a, _p in spec.peers.values()],
+                                 np.uint8).reshape(-1, L.ADDR_SLOT_BYTES)
+        self._own = own
+        # destinations: every nodelist member by nodeid, then (udp) the group as node 0
+        scope_id = link_scope_id(spec)
+        nodes = sorted(spec.peers)
+        addrs = [sockaddr(spec.family, *spec.peers[n], scope_id) for n in nodes]
+        if spec.transport == "udp":
+            nodes.append(0)
+            addrs.append(socks.group)
+            fanout = [len(nodes) - 1]
+        else:
+            fanout = [nodes.index(n) for n in spec.multicast_peers()]
+        self._dests = np.zeros((len(nodes), L.SOCKADDR_BYTES), np.uint8)
+        self._dest_len = np.zeros(len(nodes), np.int64)
+        for row, sa in enumerate(addrs):
+            raw = sockaddr_bytes(spec.family, sa)
+            self._dests[row, :len(raw)] = np.frombuffer(raw, np.uint8)
+            self._dest_len[row] = len(raw)
+        self._dest_node = np.array(nodes, np.int64)
+        self._fanout = np.array(fanout, np.int64)
+        self._buf = np.zeros(limit + 1, np.uint8)
+        self._src = np.zeros(SOCKADDR_SRC_BYTES, np.uint8)
+        self._src_len = np.zeros(1, np.uint32)
+        self._cnt = np.zeros(L.C_WORDS, np.int64)
+        self._errs = np.zeros((2, L.ERRNO_SLOTS), np.int64)
+        self._wk = new_waker(rx_ring.wake_fd is not None, rx_ring.capacity_bytes,
+                             MCAST_WAKE_DEFER_US)
+        self._ts = np.zeros(2, np.int64)
+        self._u64 = np.zeros(1, np.uint64)
+
+    def loop_args(self, control_fds) -> tuple:
+        """run_link's arguments but the deadline, for these control fds."""
+        ctrl = [f if isinstance(f, int) else f.fileno() for f in control_fds]
+        pfd = pollfd_array([self._doorbell.fd, *self._socks.fds(), *ctrl])
+        self._io[L.IO_N_CTRL] = len(ctrl)
+        return (self._io, pfd, self._rx_mcast, self._rx_ring.hdr, self._rx_ring.data,
+                self._tx_ring.hdr, self._tx_ring.data, self._buf, self._src, self._src_len,
+                self._allowed, self._own, self._dests, self._dest_len, self._dest_node,
+                self._fanout, self._cnt, self._errs, self._wk, self._ts, self._u64)
+
     def run(self, control) -> None:
         """Move frames until control.poll() returns False; closes the sockets on the way out."""
-        receivers = self._socks.receivers
-        extra_fds = self._socks.fds() + list(control.fds())
-        rx, tx, c = self._rx, self._tx, self._counters
+        args = self.loop_args(control.fds())
         try:
             while control.poll():
-                more = False
-                for sock, is_mcast in receivers:
-                    more |= rx.drain(sock, is_mcast)
-                more |= tx.drain()
-                wait_s = rx.waker.settle(control.tick_s)
-                if not more:
-                    c.sleeps += 1
-                    self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)
+                deadline_ns = time.monotonic_ns() + int(control.tick_s * 1e9)
+                ret = L.run_link(*args, deadline_ns)
+                if ret == L.RET_TX_CORRUPT:
+                    io = self._io
+                    raise ShmError(
+                        f"tx ring {self._tx_ring.name!r}: corrupt record at position "
+                        f"{io[L.IO_CORRUPT_POS]} (offset {io[L.IO_CORRUPT_OFF]}, length "
+                        f"{io[L.IO_CORRUPT_LEN]}); the producer (ring process) wrote outside "
+                        f"the ring protocol")
+                if ret == L.RET_POLL_FAILED:
+                    e = int(self._io[L.IO_POLL_ERRNO])
+                    raise OSError(e, f"link {self.spec.linknumber}: poll() on the link's "
+                                     f"fds failed: {_errno.errorcode.get(e, e)}")
         finally:
             self.close()
 
     def counters(self) -> dict:
-        d = self._counters.as_dict()
-        d.update(self._rx.waker.counters())
+        d = {name: int(v) for name, v in zip(COUNTER_NAMES, self._cnt)}
+        for direction, row in (("rx", L.ERR_RX), ("tx", L.ERR_TX)):
+            for e in np.flatnonzero(self._errs[row]):
+                name = _errno.errorcode.get(int(e), str(int(e)))
+                d[f"{direction}_error_{name}"] = int(self._errs[row, e])
+        d.update(waker_counters(self._wk))
         d.update({f"socket_{k}_bytes": v for k, v in self._socks.buffer_bytes.items()})
         return d
 
@@ -78,10 +175,33 @@ class LinkProcess:
         return [s.getsockname() for s, _ in self._socks.receivers]
 
     def close(self) -> None:
-        """Close sockets and drop views of the rings (the rings themselves are the caller's)."""
+        """Close the sockets (the rings themselves are the caller's)."""
         if self._closed:
             return
         self._closed = True
-        self._tx.close()
-        self._rx.close()
         self._socks.close()
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the jitted loop with the argument types LinkProcess
+    passes it: one turn of a udpu link on loopback over two scratch shm rings."""
+    import os
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = LinkSpec(linknumber=0, transport="udpu", family=socket.AF_INET, local_nodeid=1,
+                    bind_addr="127.0.0.1", port=port, peers={1: ("127.0.0.1", port)})
+    rings = []
+    try:
+        for role in ("rx", "tx"):
+            rings.append(ShmRing.create(f"/coroproc-warm.{os.getpid()}.{role}", 1 << 18))
+        with Doorbell() as bell:
+            proc = LinkProcess(spec, rings[0], rings[1], bell)
+            try:
+                L.run_link(*proc.loop_args([]), 0)
+            finally:
+                proc.close()
+    finally:
+        for r in rings:
+            r.close()
+            r.unlink()

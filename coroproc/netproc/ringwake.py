@@ -27,70 +27,75 @@ Two bounds keep the debt small, whatever arrives:
 The producer side of the ring's wake handshake has already cleared the sleeping flag
 when the push said PUSH_OK_WAKE: later pushes say PUSH_OK, so the debt must be
 remembered here until paid.
+
+The policy itself is jitted (jit/waker.py), so the plain links' jitted loop
+(jit/link_loop.py) runs it with no Python in between; RingWaker is the secure links'
+Python face of it.
 """
 from __future__ import annotations
 
 import os
 import time
 
+from coroproc.netproc.jit.waker import (
+    W_DEFERRED,
+    W_OWED_SINCE_NS,
+    W_PAID_LATE,
+    new_waker,
+    waker_note_drain,
+    waker_paid,
+    waker_pushed,
+    waker_settle,
+)
 from coroproc.ringproc import wire
 from coroproc.shm.ring import PUSH_OK_WAKE, ShmRing
 
-O_TYPE, T_MCAST = wire.O_TYPE, wire.T_MCAST
+O_TYPE = wire.O_TYPE
 # how long an mcast's wake-up of the ring process may wait for a token (the link
 # processes' default): far above a token hop, far below any Totem timer
 MCAST_WAKE_DEFER_US = 10_000
-# a link is busy while its wake-ups bring this many datagrams on average (1 / 8 weight)
-BUSY_FRAMES_PER_DRAIN = 2.0
+
+
+def waker_counters(wk) -> dict:
+    return {"ring_wakes_deferred": int(wk[W_DEFERRED]),
+            "ring_wakes_paid_late": int(wk[W_PAID_LATE])}
 
 
 class RingWaker:
     def __init__(self, ring: ShmRing, defer_us: int):
-        assert defer_us >= 0
         self._fd = ring.wake_fd
-        self.owed_since_ns = 0        # 0: nothing owed
-        self._owed_bytes = 0
-        self._owed_bytes_max = ring.capacity_bytes // 4
-        self._defer_ns = int(defer_us) * 1000
-        self.deferred = 0              # counters: wake-ups owed, and paid late
-        self.paid_late = 0
-        self.frames_per_drain = 1.0    # moving average over drains that got any
+        self.wk = new_waker(self._fd is not None, ring.capacity_bytes, defer_us)
+
+    @property
+    def owed_since_ns(self) -> int:
+        """When the wake-up now owed was incurred (monotonic ns); 0: nothing owed."""
+        return int(self.wk[W_OWED_SINCE_NS])
 
     def note_drain(self, frames: int) -> None:
         """After each receive drain: how many frames it pushed."""
         if frames:
-            self.frames_per_drain += (frames - self.frames_per_drain) / 8
+            waker_note_drain(self.wk, frames)
 
     def pushed(self, rc: int, frame, n: int) -> None:
         """After a successful push of an n-byte frame with result rc."""
-        if self._fd is None or (rc != PUSH_OK_WAKE and not self.owed_since_ns):
-            return
-        if (frame[O_TYPE] == T_MCAST and self._defer_ns
-                and self.frames_per_drain >= BUSY_FRAMES_PER_DRAIN):
-            if not self.owed_since_ns:
-                self.owed_since_ns = time.monotonic_ns()
-                self.deferred += 1
-            self._owed_bytes += n
-            if self._owed_bytes <= self._owed_bytes_max:
-                return
-        self.pay()
+        if rc != PUSH_OK_WAKE and not self.wk[W_OWED_SINCE_NS]:
+            return           # the common case, without a call into compiled code
+        if waker_pushed(self.wk, rc, frame[O_TYPE], n, time.monotonic_ns()):
+            self.pay()
 
     def settle(self, wait_s: float) -> float:
         """Before the link process sleeps: pay a wake-up that fell due; returns the sleep
         bounded by when an owed one falls due."""
-        if not self.owed_since_ns:
+        if not self.wk[W_OWED_SINCE_NS]:
             return wait_s
-        due_s = (self.owed_since_ns + self._defer_ns - time.monotonic_ns()) / 1e9
-        if due_s <= 0:
-            self.paid_late += 1
+        pay, wait_ns = waker_settle(self.wk, time.monotonic_ns(), int(wait_s * 1e9))
+        if pay:
             self.pay()
-            return wait_s
-        return min(wait_s, due_s)
+        return wait_ns / 1e9
 
     def counters(self) -> dict:
-        return {"ring_wakes_deferred": self.deferred, "ring_wakes_paid_late": self.paid_late}
+        return waker_counters(self.wk)
 
     def pay(self) -> None:
         os.eventfd_write(self._fd, 1)
-        self.owed_since_ns = 0
-        self._owed_bytes = 0
+        waker_paid(self.wk)

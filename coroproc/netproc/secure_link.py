@@ -32,7 +32,7 @@ from coroproc.netproc.linktable import LinkTable
 from coroproc.netproc.peerstats import PeerStats
 from coroproc.netproc.pmtud import PathMtu
 from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US, RingWaker
-from coroproc.netproc.rx import MAGIC_BYTE0, MAGIC_BYTE1, RTYPE_FRAME
+from coroproc.netproc.jit.link_loop import MAGIC_BYTE0, MAGIC_BYTE1, RTYPE_FRAME
 from coroproc.netproc.secure.codec import LinkCodec
 from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as FT_PING,
                                            FTYPE_PMTU_PROBE as FT_PMTU_PROBE,

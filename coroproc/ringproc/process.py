@@ -3,27 +3,32 @@
 Python here only sleeps, reads the clock, persists ring ids, writes operator log lines and
 talks to the supervisor; every frame and every message is handled inside `pump` (numba).
 One loop iteration: pump until idle, wake the consumers the pump filled, then sleep on the
-doorbell (rx and submit rings + the control socket) until the next Totem deadline.
+doorbell (rx and submit rings + the control socket) until the next Totem deadline. That
+loop is jitted as a whole (loop.py); it comes back here for the pump's rows for Python,
+the control socket, the heartbeat and the scheduling check.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 
 import numpy as np
 
 from coroproc.shm.ring import ShmRing
+from coroproc.shm.syscalls import pollfd_array
 
 from . import config as C
 from . import events as E
 from . import pump as P
 from . import totempg as pg
 from .records import RT_RING_START
+from .loop import LOOP_POLL_FAILED, pay_wakes, ring_loop
 from .state import COUNTER_NAMES, EV_CONFIG, EV_LOG, EV_RINGID, OPERATIONAL, S_STATE, S_WAITING_TRANS_ACK, new_state
 
 PUMP_BUDGET = 4096
 # How long a pump stalled on a full delivery ring sleeps before it looks again.
-STALL_SLEEP_S = 0.002
+STALL_SLEEP_US = 2000
 SCHEDMISS_EVENTS_MAX = 10  # Corosync keeps the last 10 (stats.schedmiss.N.*)
 
 
@@ -109,6 +114,21 @@ class RingProcess:
                                   cfg.queue_slots * cfg.frame_bytes * 2)
         self._pump_at = P.bind_pump(self.st, self._rx_t, self._sub_t, self._tx_t, self._dl_t,
                                     self.bufs, PUMP_BUDGET, self.headroom_bytes)
+        # the consumers' eventfds, in the pump's ring order, and the sleep's pollfds: the
+        # doorbell, then the control socket
+        self._tx_fds = np.array([l.wake_fd for l in plan.links] or [-1], np.int64)
+        self._dl_fds = np.array([e.wake_fd for e in plan.engines] or [-1], np.int64)
+        self._u64 = np.zeros(1, np.uint64)
+        ctrl = [f if isinstance(f, int) else f.fileno() for f in control.fds()]
+        self._pfd = pollfd_array([doorbell.fd, *ctrl])
+        self._ts = np.zeros(2, np.int64)
+        self._err = np.zeros(1, np.int64)
+        self._pay = P.compiled_entry(pay_wakes, (self.bufs.ps, self._tx_fds, self._dl_fds,
+                                                 self._u64))
+        self._loop_args = (self.st, *self._rx_t, *self._sub_t, *self._tx_t, *self._dl_t,
+                           self.bufs, PUMP_BUDGET, self.headroom_bytes, self._pfd,
+                           self._tx_fds, self._dl_fds, self._u64, self._ts, self._err)
+        self._loop_entry = P.compiled_entry(ring_loop, (*self._loop_args, 0, 0))
         self.members: tuple[int, ...] = ()
         self.ring_id = (0, 0)
         self.operational_once = False
@@ -125,72 +145,51 @@ class RingProcess:
         self.bufs.ps[P.P_COMMAND] = P.CMD_START
         sched_prev_us = now_us()
         while True:
-            ret = self._pump()
-            if not self.control.poll():
+            # the jitted loop turns until Python is needed (ringproc/loop.py): rows of the
+            # pump for Python, the control socket, the next heartbeat or scheduling check
+            token_us = int(self.st.cfg[C.C_TOKEN_US])     # a reload may change it
+            sched_period_us = token_us // 3
+            until_us = min(sched_prev_us + sched_period_us,
+                           now_us() + int(self.control.tick_s * 1e6))
+            ret = self._loop(until_us)
+            if ret in (P.RET_EVENTS, P.RET_PERSIST):
+                self._python_events()
+                if ret == P.RET_PERSIST:
+                    self.bufs.ps[P.P_PERSIST_PENDING] = 0
+            elif ret == P.RET_CORRUPT:
+                raise RuntimeError(
+                    f"input ring {int(self.bufs.ps[P.P_CORRUPT_RING])} has corrupt framing")
+            elif ret == LOOP_POLL_FAILED:
+                e = -int(self._err[0])
+                raise OSError(e, f"ring process: poll() on the doorbell and control fds "
+                                 f"failed: {errno.errorcode.get(e, e)}")
+            if not self.control.poll():      # LOOP_INTERRUPTED: a signal handler ran by now
                 self._leave()
                 return 0
             t = now_us()
-            token_us = int(self.st.cfg[C.C_TOKEN_US])     # a reload may change it
-            sched_period_us = token_us // 3
             if t - sched_prev_us >= sched_period_us:
                 self._check_schedmiss(t - sched_prev_us, token_us)
                 sched_prev_us = t
-            if ret == P.RET_BUDGET:
-                continue
-            deadline = int(self.bufs.ps[P.P_DEADLINE_US])
-            if ret == P.RET_IDLE and self.bufs.ps[P.P_LOOP_N] > 0:
-                # an idle token waits to go round again (a stalled pump retries anyway)
-                loop_due = int(self.bufs.ps[P.P_LOOP_DUE_US])
-                deadline = loop_due if deadline < 0 else min(deadline, loop_due)
-            wait_us = min(sched_period_us - (t - sched_prev_us),
-                          int(self.control.tick_s * 1e6))    # the next heartbeat
-            if deadline >= 0:
-                wait_us = min(wait_us, deadline - t)
-            if ret == P.RET_STALLED:
-                wait_us = min(wait_us, int(STALL_SLEEP_S * 1e6))
-            self.doorbell.wait(self._wake_rings(ret), max(wait_us, 0) / 1e6,
-                               extra_fds=self.control.fds())
 
-    def _wake_rings(self, ret: int) -> list:
-        """The input rings whose new records should end this sleep. A stalled pump waits
-        for an engine to drain its delivery ring (no doorbell tells it: it polls); a full
-        core queue ignores further submissions until a token frees room."""
-        if ret == P.RET_STALLED:
-            return []
-        if self.bufs.ps[P.P_SUBMIT_BLOCKED]:
-            return self.rx
-        return self.rx + self.sub
-
-    def _pump(self) -> int:
-        b = self.bufs
-        ret = P.RET_EVENTS
-        while ret in (P.RET_EVENTS, P.RET_PERSIST):
-            ret = self._pump_at(now_us())
-            self._wake()
-            self._python_events()
-            if ret == P.RET_PERSIST:
-                b.ps[P.P_PERSIST_PENDING] = 0
-            elif ret == P.RET_CORRUPT:
-                raise RuntimeError(f"input ring {int(b.ps[P.P_CORRUPT_RING])} has corrupt framing")
-        return ret
-
-    def _wake(self) -> None:
-        mask = int(self.bufs.ps[P.P_WAKE_MASK])
-        if not mask:
-            return
-        self.bufs.ps[P.P_WAKE_MASK] = 0
-        for i, link in enumerate(self.plan.links):
-            if mask >> i & 1:
-                os.eventfd_write(link.wake_fd, 1)
-        for i, eng in enumerate(self.plan.engines):
-            if mask >> (P.WAKE_DLV_SHIFT + i) & 1:
-                os.eventfd_write(eng.wake_fd, 1)
+    def _loop(self, until_us: int) -> int:
+        return self._loop_entry(*self._loop_args, until_us, STALL_SLEEP_US)
 
     def _leave(self) -> None:
         """SIGTERM path: tell the ring we go (no token timeout for the others)."""
         self.bufs.ps[P.P_COMMAND] = P.CMD_LEAVE
-        self._pump()
+        self._pump_once()
         self.log.notice("TOTEM", "Leaving the ring (clean shutdown).")
+
+    def _pump_once(self) -> None:
+        """pump until it has nothing more for Python, waking the consumers it fills (the
+        leave's frames must reach the link processes before this process exits)."""
+        ret = P.RET_EVENTS
+        while ret in (P.RET_EVENTS, P.RET_PERSIST):
+            ret = self._pump_at(now_us())
+            self._pay(self.bufs.ps, self._tx_fds, self._dl_fds, self._u64)
+            self._python_events()
+            if ret == P.RET_PERSIST:
+                self.bufs.ps[P.P_PERSIST_PENDING] = 0
 
     def _announce_start(self) -> None:
         stamp = np.array([self.plan.incarnation_us, now_us()], np.int64).tobytes()
@@ -344,6 +343,15 @@ def warm_up(cfg, n_links: int, n_engines: int) -> None:
     # placeholder rings have the real rings' numba types
     link_t, eng_t = P.padded([], link_slots), P.padded([], engine_slots)
     P.pump(st, 0, *link_t, *eng_t, *link_t, *eng_t, bufs, 0, 0)
+    # the wake-ups (none asked for), and the loop for one turn: until_us 0 has passed
+    fds, u64 = np.array([-1], np.int64), np.zeros(1, np.uint64)
+    pay_wakes(bufs.ps, fds, fds, u64)
+    fd = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+        ring_loop(st, *link_t, *eng_t, *link_t, *eng_t, bufs, 0, 0, pollfd_array([fd]), fds,
+                  fds, u64, np.zeros(2, np.int64), np.zeros(1, np.int64), 0, 0)
+    finally:
+        os.close(fd)
 
 
 def pump_slots(n_links: int, n_engines: int) -> tuple[int, int]:

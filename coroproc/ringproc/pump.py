@@ -639,17 +639,23 @@ def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, bud
     return RET_BUDGET
 
 
-def bind_pump(st, rx_t, sub_t, tx_t, dl_t, bufs, budget: int, headroom_bytes: int):
-    """pump() for one process's fixed arguments: a function of the clock alone.
+def compiled_entry(fn, example_args):
+    """numba's compiled entry point of the jitted `fn` for the types of example_args.
 
-    It calls numba's compiled entry point instead of the dispatcher. The dispatcher types
-    every argument on every call, and a TotemState and PumpBufs hold some fifty arrays:
-    7.7 µs per call of an idle pump against 2.9 µs through the entry point (measured on
-    this 2-vCPU VM), paid on every wake-up of the ring process. The types are taken once,
-    here, from these very objects, which the caller must keep and not replace."""
+    The dispatcher types every argument on every call, and the ring tuples, a TotemState
+    and PumpBufs hold some fifty arrays: 7.7 µs per call of an idle pump against 2.9 µs
+    through the entry point (measured on this 2-vCPU VM), paid on every wake-up of the
+    ring process. The caller must keep passing arguments of the same types (the very
+    objects, for tuples of arrays). Under NUMBA_DISABLE_JIT, fn itself."""
+    compile_ = getattr(fn, "compile", None)
+    if compile_ is None:
+        return fn
+    return compile_(tuple(fn.typeof_pyval(a) for a in example_args))
+
+
+def bind_pump(st, rx_t, sub_t, tx_t, dl_t, bufs, budget: int, headroom_bytes: int):
+    """pump() for one process's fixed arguments, through its compiled entry point: a
+    function of the clock alone. The caller keeps these objects and does not replace them."""
     rest = (*rx_t, *sub_t, *tx_t, *dl_t, bufs, budget, headroom_bytes)
-    compile_ = getattr(pump, "compile", None)
-    if compile_ is None:                       # NUMBA_DISABLE_JIT: a plain function
-        return lambda now_us: pump(st, now_us, *rest)
-    entry = compile_(tuple(pump.typeof_pyval(a) for a in (st, 0, *rest)))
+    entry = compiled_entry(pump, (st, 0, *rest))
     return lambda now_us: entry(st, now_us, *rest)

@@ -3,7 +3,9 @@
 Run it before parallel workers start (``make warm``), so they load numba's cache instead
 of all compiling at once. It forms a three-node ring over a lossless in-process exchange,
 orders agreed, safe and fragmented messages, and has one node leave: that reaches every
-entry point with the argument types the simulator and the ring process use.
+entry point with the argument types the simulator and the ring process use. Then the
+ring process's pump and the plain link processes' loop (netproc/jit), which the daemons
+compile on first start otherwise.
 """
 import heapq
 import time
@@ -69,6 +71,10 @@ def main() -> None:
     from coroproc.ringproc.process import warm_up
     warm_up(TotemConfig(nodelist=(1, 2, 3)), n_links=1, n_engines=1)
     print(f"ring process pump ready in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    from coroproc.netproc.link import warm_up as warm_link
+    warm_link()
+    print(f"link process loop ready in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

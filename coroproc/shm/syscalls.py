@@ -1,0 +1,115 @@
+"""The libc calls jitted loops make (the plain link loop, the ring process's sleep and
+wake-ups), declared by symbol name.
+
+numba resolves an ExternalFunction by name when it links the compiled code, so functions
+that call these are cached like any other (a ctypes function pointer would be a constant
+address, which numba refuses to cache). Every call here is a plain syscall wrapper of the
+C library the interpreter itself links.
+
+Errors come back as (-1, errno): `errno()` reads the calling thread's errno right after
+the call, before anything else can change it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+EAGAIN = 11
+EINTR = 4
+CLOCK_MONOTONIC = 1
+POLLIN = 0x001
+MSG_DONTWAIT = 0x40
+POLLFD_WORDS = 2          # struct pollfd as two int32: fd, events | revents << 16
+
+_poll = types.ExternalFunction(
+    "poll", types.int32(types.voidptr, types.uint64, types.int32))
+_recvfrom = types.ExternalFunction(
+    "recvfrom", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
+                           types.voidptr, types.voidptr))
+_sendto = types.ExternalFunction(
+    "sendto", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
+                         types.voidptr, types.uint32))
+_read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, types.uintp))
+_write = types.ExternalFunction("write", types.intp(types.int32, types.voidptr, types.uintp))
+_clock_gettime = types.ExternalFunction(
+    "clock_gettime", types.int32(types.int32, types.voidptr))
+_errno_location = types.ExternalFunction("__errno_location", types.CPointer(types.int32)())
+
+
+@njit(cache=True, inline="always")
+def errno():
+    return _errno_location()[0]
+
+
+@njit(cache=True, inline="always")
+def monotonic_ns(scratch):
+    """CLOCK_MONOTONIC in ns (time.monotonic_ns's clock); scratch: int64[2] for the timespec."""
+    _clock_gettime(CLOCK_MONOTONIC, scratch.ctypes.data)
+    return scratch[0] * 1_000_000_000 + scratch[1]
+
+
+@njit(cache=True, inline="always")
+def eventfd_write_one(fd, scratch):
+    """Add 1 to an eventfd counter (wakes its reader); scratch: uint64[1]."""
+    scratch[0] = 1
+    return _write(fd, scratch.ctypes.data, 8)
+
+
+@njit(cache=True, inline="always")
+def eventfd_drain(fd, scratch):
+    """Reset an eventfd counter (non-blocking fd: nothing to read is fine)."""
+    return _read(fd, scratch.ctypes.data, 8)
+
+
+@njit(cache=True, inline="always")
+def poll(pfd, first, count, timeout_ms):
+    """poll() over pollfds first..first+count-1 of pfd (int32 pairs); revents cleared
+    before. Returns ready count, or -errno."""
+    for i in range(first, first + count):
+        pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
+    rc = _poll(pfd.ctypes.data + 4 * POLLFD_WORDS * first, count, timeout_ms)
+    if rc < 0:
+        return -errno()
+    return rc
+
+
+@njit(cache=True, inline="always")
+def readable(pfd, i):
+    return (pfd[POLLFD_WORDS * i + 1] >> 16) != 0
+
+
+@njit(cache=True, inline="always")
+def recvfrom(fd, buf, n_max, src, src_len):
+    """One datagram into buf[:n_max] (non-blocking); its source sockaddr into src
+    (src_len: uint32[1]). Returns its length (> n_max means cut off), or -errno."""
+    while True:
+        src_len[0] = src.shape[0]
+        n = _recvfrom(fd, buf.ctypes.data, n_max, MSG_DONTWAIT | 0x20,   # 0x20: MSG_TRUNC
+                      src.ctypes.data, src_len.ctypes.data)
+        if n >= 0:
+            return n
+        e = errno()
+        if e != EINTR:
+            return -e
+
+
+@njit(cache=True, inline="always")
+def sendto(fd, data, off, n, dests, row, dest_len):
+    """Send data[off:off+n] to the sockaddr in dests[row, :dest_len]; sent bytes or -errno."""
+    while True:
+        rc = _sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
+                     dests.ctypes.data + row * dests.shape[1], dest_len)
+        if rc >= 0:
+            return rc
+        e = errno()
+        if e != EINTR:
+            return -e
+
+
+def pollfd_array(fds) -> np.ndarray:
+    """struct pollfd[] for numba code: (fd, POLLIN) per fd."""
+    pfd = np.zeros(POLLFD_WORDS * len(fds), np.int32)
+    for i, fd in enumerate(fds):
+        pfd[POLLFD_WORDS * i] = fd
+        pfd[POLLFD_WORDS * i + 1] = POLLIN
+    return pfd
