@@ -42,6 +42,15 @@ def unique_tag() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def kill_child(pid: int) -> None:
+    """SIGKILL a forked child of ours (gone already is fine) and reap it."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
 def enter_netns(name: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
@@ -165,11 +174,7 @@ class LinkHarness:
 
     def close(self) -> None:
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
+            kill_child(self.pid)
             self.pid = None
         for fd in (self._stop_w, self._res_r):
             try:

@@ -17,7 +17,7 @@ import traceback
 
 import numpy as np
 import pytest
-from netproc_harness import GUARD_TIMEOUT_S, frame, unique_tag
+from netproc_harness import GUARD_TIMEOUT_S, frame, kill_child, unique_tag
 
 from coroproc.netproc.control import PipeControl
 from coroproc.netproc.link import RX_BATCH_DATAGRAMS_MAX, LinkProcess
@@ -80,11 +80,7 @@ class Link:
 
     def close(self) -> None:
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
+            kill_child(self.pid)
             os.close(self._res_r)
         self.proc.close()
         for r in (self.rx, self.tx):
