@@ -17,7 +17,7 @@ import traceback
 
 import numpy as np
 import pytest
-from netproc_harness import GUARD_TIMEOUT_S, frame, kill_child, unique_tag
+from netproc_harness import GUARD_TIMEOUT_S, frame, free_udp_port, kill_child, unique_tag
 
 from coroproc.netproc.control import PipeControl
 from coroproc.netproc.link import RX_BATCH_DATAGRAMS_MAX, LinkProcess
@@ -28,20 +28,14 @@ from coroproc.shm.ring import ShmRing
 NEVER_S = 3600.0          # a heartbeat tick that never comes during a test
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Link:
     """A udpu LinkProcess on 127.0.0.1 whose rx ring nobody drains."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = free_udp_port()
         spec = LinkSpec(linknumber=0, transport="udpu", family=socket.AF_INET,
                         local_nodeid=1, bind_addr="127.0.0.1", port=self.port,
-                        peers={1: ("127.0.0.1", self.port), 2: ("127.0.0.1", free_port())})
+                        peers={1: ("127.0.0.1", self.port), 2: ("127.0.0.1", free_udp_port())})
         tag = unique_tag()
         self.bell = Doorbell()
         self.rx = ShmRing.create(f"/coroproc-test.loop.{tag}.rx", 1 << 16, role="producer")
