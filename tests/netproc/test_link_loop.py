@@ -78,8 +78,8 @@ class Link:
             os.close(self._res_r)
         self.proc.close()
         for r in (self.rx, self.tx):
+            r.unlink()         # first: a close that raises must not leave the name
             r.close()
-            r.unlink()
         self.bell.close()
 
 

@@ -33,8 +33,8 @@ def node():
     os.close(bell)
     for group in rings.values():
         for r in group:
+            r.unlink()         # first: a close that raises must not leave the name
             r.close()
-            r.unlink()
 
 
 def _sleep(ps, rings, bell, which, timeout_ms=0):
@@ -169,8 +169,8 @@ def loop_node(node):
     os.close(ctrl_w)
     for group in extra.values():
         for r in group:
+            r.unlink()         # first: a close that raises must not leave the name
             r.close()
-            r.unlink()
 
 
 def test_ring_loop_orders_a_submission_and_wakes_its_engine(loop_node):
