@@ -158,6 +158,9 @@ class LinkProcess:
                     raise OSError(e, f"link {self.spec.linknumber}: poll() on the link's "
                                      f"fds failed: {_errno.errorcode.get(e, e)}")
         finally:
+            # the ring views in args must not outlive this call, not even in the frame a
+            # traceback keeps: the caller unmaps the rings next
+            del args
             self.close()
 
     def counters(self) -> dict:

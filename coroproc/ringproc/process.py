@@ -327,7 +327,9 @@ class RingProcess:
                 "counters": self.counters()}
 
     def close(self) -> None:
+        # every holder of ring views first: a ring with live views cannot be unmapped
         self._rx_t = self._sub_t = self._tx_t = self._dl_t = self._pump_at = None
+        self._loop_args = self._loop_entry = None
         for r in self.rx + self.tx + self.sub + self.dl:
             r.close()
 
