@@ -91,7 +91,12 @@ def test_sigterm_leaves_cleanly(cluster):
     # a clean leave: no token timeout, no "failed" node
     assert not any("A processor failed" in ln for ln in lines)
     assert not any("failed: 2" in ln for ln in lines)
+    assert c.procs[2].wait(timeout=60) == 0
     assert node_segments(c.cluster, 2) == []
+    # every child of node 2 went without an error on the way out (its stdout and stderr)
+    with open(os.path.join(c.dir, "node2.out"), errors="replace") as f:
+        out = f.read()
+    assert "Traceback" not in out, out[-3000:]
 
 
 @pytest.mark.parametrize("node,title", [(2, "coroproc: ring"), (1, "coroproc: net link0")],
