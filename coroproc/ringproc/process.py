@@ -75,7 +75,6 @@ class RingProcess:
         self.plan = plan
         self.log = log
         self.control = control
-        self.doorbell = doorbell
         self.rx = [ShmRing.attach(l.rx_name, role="consumer") for l in plan.links]
         self.tx = [ShmRing.attach(l.tx_name, wake_fd=l.wake_fd, role="producer")
                    for l in plan.links]
