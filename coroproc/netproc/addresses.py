@@ -1,13 +1,12 @@
-"""Address plumbing for one link: numeric sockaddrs, IPv6 interface indexes, source matching.
-
-Everything here runs once at link start-up, except `SourceFilter.allowed`, which runs per
-received datagram and is therefore a set lookup on the host string exactly as the kernel
-hands it to recvfrom (slow normalisation only on a miss).
+"""Address plumbing for one link: numeric sockaddrs (as tuples, and as the raw structs the
+jitted link loop hands sendto), packed addresses (what it compares a source with), IPv6
+interface indexes. Everything here runs once, at link start-up.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 
 
 def sockaddr(family: int, addr: str, port: int, default_scope_id: int = 0) -> tuple:
@@ -35,6 +34,23 @@ def canonical_host(host: str) -> str:
     return str(ipaddress.ip_address(host.split("%", 1)[0]))
 
 
+def packed_host(host: str) -> bytes:
+    """The address bytes of a host (4 or 16), as a received sockaddr carries them."""
+    return ipaddress.ip_address(canonical_host(host)).packed
+
+
+def sockaddr_bytes(family: int, sa: tuple) -> bytes:
+    """struct sockaddr_in / sockaddr_in6 of a Python sockaddr tuple (from `sockaddr`), for
+    code that calls sendto(2) itself (the jitted link loop)."""
+    if family == socket.AF_INET:
+        return (struct.pack("=H", socket.AF_INET) + struct.pack("!H", sa[1])
+                + socket.inet_pton(socket.AF_INET, sa[0]) + bytes(8))
+    host, port, flowinfo, scope_id = sa
+    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flowinfo)
+            + socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+            + struct.pack("=I", scope_id))
+
+
 def ipv6_ifindex(addr: str) -> int:
     """Index of the interface that holds IPv6 address `addr` (0 = let the kernel choose).
 
@@ -54,32 +70,3 @@ def ipv6_ifindex(addr: str) -> int:
     except OSError:
         pass
     return 0
-
-
-class SourceFilter:
-    """Which source IPs may talk to this link (block_unlisted_ips) — by IP, not port, as
-    Corosync's find_member_by_sockaddr: a peer sends from whatever port its socket has."""
-
-    def __init__(self, hosts):
-        self._canonical = frozenset(canonical_host(h) for h in hosts)
-        # The kernel's spelling of each address: what recvfrom returns, so the hit path is
-        # one set lookup with no parsing.
-        self._fast = set(self._canonical)
-        self._misses_cached_max = 64
-        self._known_bad: set[str] = set()
-
-    def allowed(self, host: str) -> bool:
-        if host in self._fast:
-            return True
-        if host in self._known_bad:
-            return False
-        try:
-            ok = canonical_host(host) in self._canonical
-        except ValueError:
-            ok = False
-        if ok:
-            if len(self._fast) < 4 * len(self._canonical) + 16:
-                self._fast.add(host)       # another spelling (e.g. with a scope) of a peer
-        elif len(self._known_bad) < self._misses_cached_max:
-            self._known_bad.add(host)      # bounded so a spoofing flood can't grow memory
-        return ok

@@ -15,17 +15,14 @@ The `control` object (the supervisor's, or control.PipeControl in tests) provide
 from __future__ import annotations
 
 import errno as _errno
-import ipaddress
 import socket
-import struct
 import time
 
 import numpy as np
 
-from coroproc.netproc.addresses import canonical_host, sockaddr
+from coroproc.netproc.addresses import packed_host, sockaddr, sockaddr_bytes
 from coroproc.netproc.counters import COUNTER_NAMES
 from coroproc.netproc.jit import link_loop as L
-from coroproc.shm.syscalls import pollfd_array
 from coroproc.netproc.jit.waker import new_waker
 from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US, waker_counters
 from coroproc.netproc.sockets import link_scope_id, open_link_sockets
@@ -33,6 +30,7 @@ from coroproc.netproc.spec import LinkSpec
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.errors import ShmError
 from coroproc.shm.ring import ShmRing
+from coroproc.shm.syscalls import pollfd_array
 
 RX_BATCH_DATAGRAMS_MAX = 64     # per socket per wake: then tx gets its turn
 TX_BATCH_RECORDS_MAX = 256      # per wake: then the sockets get theirs
@@ -43,22 +41,11 @@ assert L.C_WORDS == len(COUNTER_NAMES) and COUNTER_NAMES[L.C_SLEEPS] == "sleeps"
 
 def packed_address(host: str) -> np.ndarray:
     """A host's address as link_loop compares it: 16 bytes, then their length (4 or 16)."""
-    raw = ipaddress.ip_address(canonical_host(host)).packed
+    raw = packed_host(host)
     slot = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
     slot[:len(raw)] = np.frombuffer(raw, np.uint8)
     slot[16] = len(raw)
     return slot
-
-
-def sockaddr_bytes(family: int, sa: tuple) -> bytes:
-    """struct sockaddr_in / sockaddr_in6 of a Python sockaddr tuple."""
-    if family == socket.AF_INET:
-        return (struct.pack("=H", socket.AF_INET) + struct.pack("!H", sa[1])
-                + socket.inet_pton(socket.AF_INET, sa[0]) + bytes(8))
-    host, port, flowinfo, scope_id = sa
-    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flowinfo)
-            + socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
-            + struct.pack("=I", scope_id))
 
 
 class LinkProcess:

@@ -4,7 +4,7 @@ import socket
 import pytest
 from netproc_harness import free_udp_port
 
-from coroproc.netproc.addresses import SourceFilter, sockaddr
+from coroproc.netproc.addresses import packed_host, sockaddr, sockaddr_bytes
 from coroproc.netproc.sockets import LinkSocketError, open_link_sockets
 from coroproc.netproc.spec import LinkSpec, LinkSpecError
 
@@ -85,13 +85,27 @@ def test_socket_buffers_are_granted():
         socks.close()
 
 
-def test_source_filter_matches_any_spelling_of_a_listed_ip():
-    f = SourceFilter(["127.0.0.1", "fe80::1%1", "2001:db8::1"])
-    assert f.allowed("127.0.0.1")
-    assert f.allowed("2001:DB8:0:0::1")
-    assert f.allowed("fe80::1%lo")
-    assert not f.allowed("127.0.0.2")
-    assert not f.allowed("not an address")
+def test_packed_host_is_one_value_for_every_spelling_of_an_ip():
+    # what the jitted link loop compares a received source with (block_unlisted_ips)
+    assert packed_host("2001:DB8:0:0::1") == packed_host("2001:db8::1")
+    assert packed_host("fe80::1%lo") == packed_host("fe80::1")
+    assert packed_host("127.0.0.1") == bytes([127, 0, 0, 1])
+    assert packed_host("127.0.0.2") != packed_host("127.0.0.1")
+    with pytest.raises(ValueError):
+        packed_host("not an address")
+
+
+def test_sockaddr_bytes_are_what_the_kernel_reports():
+    # a socket bound by the tuple reports, via getsockname's raw form, the same bytes
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind(sockaddr(family, host, 0))
+            raw = sockaddr_bytes(family, s.getsockname())
+            want = 16 if family == socket.AF_INET else 28
+            assert len(raw) == want
+            assert int.from_bytes(raw[:2], "little") == family
+            assert int.from_bytes(raw[2:4], "big") == s.getsockname()[1]
+            assert packed_host(host) in raw
 
 
 def test_ipv6_scope_is_resolved():
