@@ -3,8 +3,8 @@
 numba's on-disk cache checks only the timestamp of the file that defines a function, not
 of the modules it calls into: a change to ``shm/kernels.py`` would leave stale machine
 code of ``ringproc/pump.py`` (which inlines it) in the cache. The cache therefore lives in
-a directory named after a hash of every source file of the jitted packages (ringproc, shm
-and netproc/jit) and the numba version: any change starts a fresh cache, and a cache is never shared
+a directory named after a hash of every source file of the jitted packages
+(JITTED_PACKAGES) and the numba version: any change starts a fresh cache, and a cache is never shared
 between different sources. ``COROPROC_NUMBA_CACHE`` overrides the parent directory
 (default ``~/.cache/coroproc/numba``). Each of those packages imports this module first.
 """
@@ -14,7 +14,7 @@ import pathlib
 
 import numba
 
-JITTED_PACKAGES = ("ringproc", "shm", "netproc/jit")
+JITTED_PACKAGES = ("ringproc", "shm", "netproc/jit", "ipc/jit", "engineprocs/cpg/jit")
 
 
 def _cache_dir() -> str:

@@ -110,11 +110,23 @@ class Engine:
     # Run in the process of that engine (by name) instead of a process of its own, as
     # Corosync's quorum service shares votequorum's state: ctx.sibling() reaches it
     hosted_with: ClassVar[Optional[str]] = None
+    # Give this engine's IPC connections array-backed event queues (ipc/evqueue.py) and
+    # ask it for a fast lane (fast_lane below); the service option `fast_lane: off`
+    # keeps the plain Python path
+    ipc_event_queues: ClassVar[bool] = False
     # Answer for a request id without a handler, as Corosync's cs_ipcs_msg_process
     unknown_request_reply: ClassVar[tuple[int, int]] = (0, 7)   # id 0, CS_ERR_INVALID_PARAM
 
     def __init__(self, ctx: "EngineContext"):
         self.ctx = ctx
+
+    # ---- a jitted fast lane (optional) ------------------------------------------------------
+    def fast_lane(self, event_queues) -> "Optional[object]":
+        """The engine process host offers the IPC server's array-backed event queues
+        (ipc/evqueue.py); an engine with a jitted lane for its hot traffic returns it (see
+        engineprocs/cpg/lane.py for what the host calls), others None. Called once, after
+        the IPC server exists."""
+        return None
 
     # ---- handler tables (built once at start) -------------------------------------------
     def lib_handlers(self) -> dict[int, LibHandler]:

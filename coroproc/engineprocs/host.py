@@ -45,6 +45,7 @@ from .snapshots import SnapshotStore
 from .submit_delay import SubmitDelay
 
 BATCH_MAX = 4096                 # delivery records handled per loop turn
+LANE_STOP_PYTHON, LANE_STOP_CORRUPT = 2, 3   # engineprocs/cpg/jit/deliver.py R_PYTHON, R_CORRUPT
 SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit record
 # Submit-ring room only sync traffic may use. While the node waits for a sync to end, the
 # ring process takes sync records from behind application ones that cannot move yet; the
@@ -180,8 +181,25 @@ class _Ipc(IpcHandler):
         self.host = host
         self.unit = unit
 
+    def read_fast(self, conn, buf, limit: int, avail: int):
+        """The engine's lane takes what requests it can (IpcServer._read_requests)."""
+        host, lane = self.host, self.unit.lane
+        if lane is None or host.replay_until > host.cursor:
+            return None
+        limit_bytes = host.delay.limit_bytes if not host.fc_level else 1 << 62
+        result = lane.read_requests(conn, buf, limit, avail,
+                                    min(host._roomy_used_bytes, limit_bytes))
+        if result is None:
+            return None
+        taken, pending, flow = result
+        self.unit.core.stats["lib_requests"] += taken
+        if flow:
+            host.check_submit_delay()
+        return taken, pending
+
     def on_connect(self, conn):
         host, unit = self.host, self.unit
+        unit.invalidate_lane()
         if not unit.ctx.first_sync_done:
             host.stats["ipc_not_ready"] += 1
             return -errno.EAGAIN       # Corosync: "Denied connection, corosync is not ready"
@@ -193,10 +211,13 @@ class _Ipc(IpcHandler):
         return verdict
 
     def on_request(self, conn, msg_id, payload):
-        return self.unit.core.on_lib_request(conn, msg_id, payload,
-                                             EXEC_HEADER_BYTES + len(payload))
+        unit = self.unit
+        if unit.lane is not None and msg_id not in unit.lane.stateless_requests:
+            unit.lane.invalidate()
+        return unit.core.on_lib_request(conn, msg_id, payload, EXEC_HEADER_BYTES + len(payload))
 
     def on_disconnect(self, conn):
+        self.unit.invalidate_lane()
         self.host.stats["ipc_closed"] += 1
         self.unit.engine.on_disconnect(conn)
 
@@ -221,16 +242,30 @@ class Unit:
                                leader_service=sync_leader(plan))
         self.core.sync._log = lambda prio, msg: log.log(prio, "SYNC", msg)
         self.ipc = None
+        self.lane = None
         if cls.ipc_service:
+            queues = None
+            if cls.ipc_event_queues and str(options.get("fast_lane", "on")).lower() \
+                    not in ("off", "no", "0", "false"):
+                from coroproc.ipc.evqueue import EventQueues   # numba: only when used
+                queues = EventQueues()
             self.ipc = IpcServer(cls.ipc_service, _Ipc(host, self), suffix=plan.service_suffix,
                                  max_msg_bytes=cls.ipc_max_msg_bytes,
-                                 authorize=lambda creds: host.authorize(self, creds))
+                                 authorize=lambda creds: host.authorize(self, creds),
+                                 event_queues=queues)
+            self.lane = self.engine.fast_lane(queues) if queues is not None else None
+
+    def invalidate_lane(self) -> None:
+        """Engine code other than an MCAST delivery or send ran: its lane's table may be
+        stale (engineprocs/cpg/lane.py)."""
+        if self.lane is not None:
+            self.lane.invalidate()
 
     def ipc_counters(self) -> dict:
         conns = {}
         for conn in self.ipc.connections.values():
             conns[f"{conn.creds.pid}.{id(conn):x}"] = {
-                "procname": getattr(conn, "procname", "?"), **dict(conn.stats),
+                "procname": getattr(conn, "procname", "?"), **conn.counters(),
                 "queued": conn.events_queued, "flow_control": conn.flow_control_level}
         return {"service_id": self.cls.service_id, "service": self.cls.ipc_service,
                 "connections": conns,
@@ -294,6 +329,9 @@ class EngineHost:
         self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
                       for i, cls in enumerate(classes)]
         self.by_service = {u.cls.service_id: u for u in self.units}
+        for u in self.units:
+            if u.lane is not None:
+                u.lane.bind_submit(self.submit, plan.ring_wake_fd, self.max_message_bytes)
         self._ipc_servers = [u.ipc for u in self.units if u.ipc is not None]
         for u in self.units:
             u.ctx.siblings = {s: x.engine for s, x in self.by_service.items() if x is not u}
@@ -318,6 +356,7 @@ class EngineHost:
 
     # ---- restart without losing state ------------------------------------------------
     def _restore(self) -> None:
+        self._invalidate_lanes()
         if self.store is None:
             return
         snap, handled = self.store.load()
@@ -344,6 +383,10 @@ class EngineHost:
         self.log.notice(self.primary.subsys, f"engine restarted: state restored from its "
                         f"snapshot; replaying {self.replay_until - self.cursor} bytes of "
                         f"ordered messages it had handled")
+
+    def _invalidate_lanes(self) -> None:
+        for u in self.units:
+            u.invalidate_lane()
 
     def _replay_done(self) -> None:
         for u in self.units:
@@ -415,10 +458,13 @@ class EngineHost:
         if not self.submit.push(RT_SUBMIT, b"".join((prefix, head, body)), flags):
             self.stats["submit_full"] += 1
             return False
+        self.check_submit_delay()
+        return True
+
+    def check_submit_delay(self) -> None:
         hdr = self.submit.hdr
         if not self.fc_level and hdr.item(W_HEAD) - hdr.item(W_TAIL) >= self.delay.limit_bytes:
             self._flow_control()     # a burst between loop turns: stop it now
-        return True
 
     def _push_trans_ack(self) -> None:
         """Tell the ring process this node's sync of a ring completed (Corosync's
@@ -442,7 +488,8 @@ class EngineHost:
                 self._push_trans_ack()
                 for u in self.units:
                     u.core.run_sync()
-                    u.ctx.run_timers()
+                    if u.ctx.run_timers() or u.ctx.sync_in_progress:
+                        u.invalidate_lane()
                     if u.ipc is not None:
                         u.ipc.process(0)
                 # a sync message sent from here (not from a record) must not be sent
@@ -514,11 +561,48 @@ class EngineHost:
                 s.uncork()
 
     def _drain(self) -> None:
+        """Up to BATCH_MAX records: through the engine's delivery lane while it takes
+        them (never while replaying: its multicasts must be suppressed), else Python."""
+        budget = BATCH_MAX
+        while budget > 0:
+            lane = self.primary.lane
+            if lane is not None and self.replay_until <= self.cursor:
+                taken, pos, reason = lane.run(self.delivery.hdr, self.delivery.data,
+                                              self.cursor, budget)
+                if taken:
+                    self._lane_took(taken, pos)
+                    budget -= taken
+                if reason == LANE_STOP_CORRUPT:
+                    raise RuntimeError(f"delivery ring {self.delivery.name} has corrupt "
+                                       f"framing at position {pos}")
+                if reason != LANE_STOP_PYTHON or budget == 0:
+                    break
+                handled = self._drain_python(1)
+                self.primary.invalidate_lane()
+            else:
+                handled = self._drain_python(budget)
+            budget -= handled
+            if not handled:
+                break
+        if self.store is not None and self.replay_until <= self.cursor:
+            self.store.handled(self.cursor)
+            self._maybe_snapshot()
+
+    def _lane_took(self, records: int, pos: int) -> None:
+        self.stats["deliveries"] += records
+        self.primary.core.stats["exec_rx"] += records
+        self.cursor = pos
+        if self.store is None:
+            ring_release(self.delivery.hdr, pos)
+
+    def _drain_python(self, max_records: int) -> int:
+        """Handle up to max_records records in Python; how many."""
         h, view = self.delivery.hdr, self._delivery_view
         # one jitted call finds the whole batch (a ring_peek per record cost the dispatcher
         # ~1 µs each, in the process that bounds a one-node flood)
-        n, status, _end = ring_peek_batch(h, self.delivery.data, self.cursor, self._peek_rows)
-        for off, ln, rtype, _flags, pos in self._peek_rows[:n].tolist():
+        rows = self._peek_rows if max_records >= BATCH_MAX else self._peek_rows[:max_records]
+        n, status, _end = ring_peek_batch(h, self.delivery.data, self.cursor, rows)
+        for off, ln, rtype, _flags, pos in rows[:n].tolist():
             self._record(rtype, view[off:off + ln])
             if self.replay_until > pos:
                 self.stats["replayed"] += 1
@@ -530,9 +614,7 @@ class EngineHost:
                 ring_release(h, pos)
         if status == PEEK_CORRUPT:
             raise RuntimeError(f"delivery ring {self.delivery.name} has corrupt framing")
-        if self.store is not None and self.replay_until <= self.cursor:
-            self.store.handled(self.cursor)
-            self._maybe_snapshot()
+        return n
 
     def _record(self, rtype: int, rec: memoryview) -> None:
         if rtype == RT_DELIVER and rec[DLV_HDR_BYTES:_EXEC_ONLY_END] == EXEC_ONLY_PREFIX:
@@ -653,6 +735,7 @@ class EngineHost:
 
     def _reload(self, msg: dict):
         """The supervisor re-read and checked corosync.conf: hand it to every engine."""
+        self._invalidate_lanes()
         from coroproc.config.loader import load
         try:
             config, _warnings = load(self.plan.config_path, self.plan.nodeid)
@@ -679,6 +762,7 @@ class EngineHost:
     def _node_state(self, msg: dict):
         """The supervisor's answer to our hello: when this engine (re)starts on a node that
         already finished a sync (and no snapshot told it more), clients are admitted now."""
+        self._invalidate_lanes()
         if not msg.get("ready"):
             return None
         for u in self.units:

@@ -109,6 +109,10 @@ class IpcConnection:
         self.stats = collections.Counter()
         self.flow_control_level = 0
         self.deferred = None      # (msg_id, payload) the service asked to see again
+        # the array-backed queue (evqueue.py) that replaces _events when the server has
+        # event_queues and a slot was free; attached with the channels
+        self.evq = None
+        self._evq_sent_before_release = 0
 
     # ---- creation and teardown -------------------------------------------------------
 
@@ -134,11 +138,29 @@ class IpcConnection:
             set_buffer_sizes(sock, self.max_msg_bytes)
         self.client_response_address = names.channel_address(self.base, names.CLIENT_RESPONSE)
         self.client_event_address = names.channel_address(self.base, names.CLIENT_EVENT)
+        self._attach_event_queue()
         return {"request": self.control.path, "response": self.base}
+
+    def _attach_event_queue(self) -> None:
+        queues = getattr(self.server, "event_queues", None)
+        if queues is None:
+            return
+        self.evq = queues.attach(self.event_queue_max, self.event_queue_max_bytes)
+        if self.evq is None:
+            return
+        while self._events:     # queued by on_connect, before the channels existed
+            message = self._events.popleft()
+            self._events_bytes -= len(message)
+            if not self.evq.push(message):
+                self.stats["events_refused"] += 1
 
     def release(self) -> None:
         """Close sockets, unmap and remove the files; safe to call twice."""
         self.closed = True
+        if self.evq is not None:
+            self._evq_sent_before_release = self.evq.sent
+            self.evq.detach()
+            self.evq = None
         for sock in (self.request_sock, self.event_sock, self.setup_sock):
             if sock is not None:
                 _close_quietly(sock)
@@ -169,6 +191,8 @@ class IpcConnection:
         if self.closed or self in server._doomed:
             return False
         message = self._message(msg_id, error, payload, "event")
+        if self.evq is not None:
+            return self._queue_event(message)
         if not self._events and self._event_connected and not server.corked:
             # the common uncorked case, kept short: nothing queued, send it now
             try:
@@ -206,6 +230,41 @@ class IpcConnection:
         self._events.append(message)
         self._events_bytes += len(message)
         return self._flush_or_doom(self.flush_events)
+
+    def _queue_event(self, message: bytes) -> bool:
+        """send_event through the array-backed queue: queued behind whatever an engine's
+        kernel queued there, sent now unless corked or the client's socket is full."""
+        if not self.evq.push(message):
+            self.stats["events_refused"] += 1
+            return False
+        self.check_backlog()
+        if self._event_sock_full and self._event_connected:
+            return True                    # EPOLLOUT sends it
+        if self.server.corked:
+            self.server._corked[self] = None
+            return True
+        return self._flush_or_doom(self.flush_events)
+
+    def check_backlog(self) -> None:
+        """EVENT_BACKLOG_ON / _OFF for the array-backed queue, as for the deque. (Not by
+        bytes: a client blocked in a send that flow control refuses does not read, so a
+        flag raised by a few large events would never come down.)"""
+        n = self.evq.count
+        if not self._backlogged:
+            if n >= EVENT_BACKLOG_ON:
+                self._backlogged = True
+                self.stats["event_backlog_flow_control"] += 1
+                self._apply_flow_control()
+        elif n <= EVENT_BACKLOG_OFF:
+            self._backlogged = False
+            self._apply_flow_control()
+
+    def counters(self) -> dict:
+        """This connection's counters (events sent through a kernel included)."""
+        out = dict(self.stats)
+        sent = self.evq.sent if self.evq is not None else self._evq_sent_before_release
+        out["events"] = out.get("events", 0) + sent
+        return out
 
     def send_response(self, msg_id: int, error: int, payload: bytes = b"") -> None:
         """Answer a request; normally done by returning a reply from on_request."""
@@ -245,7 +304,7 @@ class IpcConnection:
 
     @property
     def events_queued(self) -> int:
-        return len(self._events)
+        return self.evq.count if self.evq is not None else len(self._events)
 
     @property
     def responses_queued(self) -> int:
@@ -281,7 +340,7 @@ class IpcConnection:
         self.server._update_interest(self)
 
     def flush_events(self) -> None:
-        if not self._events or self.closed or self.event_sock is None:
+        if not self.events_queued or self.closed or self.event_sock is None:
             return  # event_sock is None until the handshake (events from on_connect wait)
         if not self._event_connected:
             try:
@@ -298,11 +357,35 @@ class IpcConnection:
                 self.server._retry_later(self)
                 return
             self._event_connected = True
+            if self.evq is not None:
+                self.evq.connected(self.event_sock.fileno(), self.control.address("event"))
+        if self.evq is not None:
+            self._send_evq()
+            self.check_backlog()
+            self.server._update_interest(self)
+            return
         self._send_queued_events()
         if self._backlogged and len(self._events) <= EVENT_BACKLOG_OFF:
             self._backlogged = False
             self._apply_flow_control()
         self.server._update_interest(self)
+
+    def _send_evq(self) -> None:
+        """Send the array-backed queue from its head until empty or the socket is full."""
+        sent, err = self.evq.flush()
+        while err:
+            if err in _RETRY_LATER:
+                self._event_sock_full = True
+                return
+            if err != errno.EMSGSIZE:
+                raise ClientGone(f"send on event channel failed: {os.strerror(err)}")
+            size = self.evq.drop_head()
+            log.error("IPC: dropped a %d-byte event for client pid %d: larger than one "
+                      "AF_UNIX datagram may be on this host (see docs/ipc.md)",
+                      size, self.creds.pid)
+            self.stats["events_too_big"] += 1
+            sent, err = self.evq.flush()
+        self._event_sock_full = False
 
     def _send_queued_events(self) -> None:
         """Send from the head of the queue until it is empty or the client's socket is
@@ -335,11 +418,11 @@ class IpcConnection:
 
     @property
     def wants_event_out(self) -> bool:
-        return bool(self._events) and self._event_connected
+        return self._event_connected and bool(self.events_queued)
 
     @property
     def waits_for_event_socket(self) -> bool:
-        return bool(self._events) and not self._event_connected and not self.closed
+        return not self._event_connected and not self.closed and bool(self.events_queued)
 
     def _connect(self, sock, address, channel):
         try:

@@ -94,6 +94,11 @@ class ControlFile:
             value = _INT32.unpack_from(self._map, offset)[0] + delta
             _INT32.pack_into(self._map, offset, ((value + 2**31) % 2**32) - 2**31)
 
+    def address(self, channel: str) -> int:
+        """The address of a channel's `sent` int32 in this process (for jitted code that
+        counts sends itself); valid until close()."""
+        return self._base_addr + CONTROL_SENT_OFFSET[channel]
+
     def sent(self, channel: str) -> int:
         return _INT32.unpack_from(self._map, CONTROL_SENT_OFFSET[channel])[0]
 

@@ -75,6 +75,10 @@ def main() -> None:
     from coroproc.netproc.link import warm_up as warm_link
     warm_link()
     print(f"link process loop ready in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    from coroproc.engineprocs.cpg.lane import warm_up as warm_lane
+    warm_lane()
+    print(f"cpg delivery lane ready in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

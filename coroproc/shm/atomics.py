@@ -109,6 +109,22 @@ def _cas(typingctx, arr, idx, expected, desired):
     return types.int64(arr, idx, expected, desired), codegen
 
 
+@intrinsic
+def _fetch_add_i32_at(typingctx, addr, val):
+    """atomicrmw add on the int32 at a raw address (a mapped file that is not a numpy
+    array of the loop, e.g. a libqb control file's `sent` counter)."""
+    if not isinstance(addr, types.Integer):
+        raise TypeError(f"atomic int32 add: address must be an integer, got {addr}")
+
+    def codegen(context, builder, sig, args):
+        a = context.cast(builder, args[0], sig.args[0], types.int64)
+        ptr = builder.inttoptr(a, ir.PointerType(ir.IntType(32)))
+        v = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.atomic_rmw("add", ptr, v, "seq_cst")
+
+    return types.int32(addr, val), codegen
+
+
 #: load_acquire(arr, idx) -> int64: no later read/write moves before it.
 load_acquire = _make_load("acquire")
 #: load_seq_cst(arr, idx) -> int64: total order with every other seq_cst op.
@@ -129,6 +145,8 @@ fetch_add = _make_rmw("add")
 fence_seq_cst = _fence_seq_cst
 #: compare_exchange(arr, idx, expected, desired) -> value found (== expected on success).
 compare_exchange = _cas
+#: fetch_add_i32_at(addr, val) -> old value; seq_cst add on the int32 at address addr.
+fetch_add_i32_at = _fetch_add_i32_at
 
 
 def _py_load(arr, idx):
@@ -151,6 +169,14 @@ def _py_fetch_add(arr, idx, val):
     return old
 
 
+def _py_fetch_add_i32_at(addr, val):
+    import ctypes
+    cell = ctypes.c_int32.from_address(addr)
+    old = cell.value
+    cell.value = ((old + val + 2**31) % 2**32) - 2**31
+    return old
+
+
 def _py_fence():
     pass
 
@@ -166,3 +192,4 @@ if config.DISABLE_JIT:
     load_acquire = load_seq_cst = load_relaxed = _py_load
     store_release = store_seq_cst = store_relaxed = _py_store
     exchange, fetch_add, fence_seq_cst, compare_exchange = _py_exchange, _py_fetch_add, _py_fence, _py_cas
+    fetch_add_i32_at = _py_fetch_add_i32_at

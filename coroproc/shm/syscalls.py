@@ -19,7 +19,13 @@ EINTR = 4
 CLOCK_MONOTONIC = 1
 POLLIN = 0x001
 MSG_DONTWAIT = 0x40
+MSG_TRUNC = 0x20          # recvfrom returns a datagram's full length, even when cut off
 POLLFD_WORDS = 2          # struct pollfd as two int32: fd, events | revents << 16
+# struct mmsghdr as eight int64 words: msg_name, msg_namelen, msg_iov, msg_iovlen,
+# msg_control, msg_controllen, msg_flags, msg_len (x86-64 layout, 64 bytes)
+MMSGHDR_WORDS = 8
+MMSG_IOV, MMSG_IOVLEN = 2, 3
+IOVEC_WORDS = 2           # struct iovec: iov_base, iov_len
 
 _poll = types.ExternalFunction(
     "poll", types.int32(types.voidptr, types.uint64, types.int32))
@@ -29,6 +35,8 @@ _recvfrom = types.ExternalFunction(
 _sendto = types.ExternalFunction(
     "sendto", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
                          types.voidptr, types.uint32))
+_sendmmsg = types.ExternalFunction(
+    "sendmmsg", types.int32(types.int32, types.voidptr, types.uint32, types.int32))
 _read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, types.uintp))
 _write = types.ExternalFunction("write", types.intp(types.int32, types.voidptr, types.uintp))
 _clock_gettime = types.ExternalFunction(
@@ -84,7 +92,7 @@ def recvfrom(fd, buf, n_max, src, src_len):
     (src_len: uint32[1]). Returns its length (> n_max means cut off), or -errno."""
     while True:
         src_len[0] = src.shape[0]
-        n = _recvfrom(fd, buf.ctypes.data, n_max, MSG_DONTWAIT | 0x20,   # 0x20: MSG_TRUNC
+        n = _recvfrom(fd, buf.ctypes.data, n_max, MSG_DONTWAIT | MSG_TRUNC,
                       src.ctypes.data, src_len.ctypes.data)
         if n >= 0:
             return n
@@ -99,6 +107,19 @@ def sendto(fd, data, off, n, dests, row, dest_len):
     while True:
         rc = _sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
                      dests.ctypes.data + row * dests.shape[1], dest_len)
+        if rc >= 0:
+            return rc
+        e = errno()
+        if e != EINTR:
+            return -e
+
+
+@njit(cache=True, inline="always")
+def sendmmsg(fd, mm, count):
+    """sendmmsg(fd, mm, count, MSG_DONTWAIT) on a connected socket: messages sent (the
+    first `count` mmsghdr rows of mm, see MMSGHDR_WORDS), or -errno."""
+    while True:
+        rc = _sendmmsg(fd, mm.ctypes.data, count, MSG_DONTWAIT)
         if rc >= 0:
             return rc
         e = errno()

@@ -59,9 +59,9 @@ def connection_dirs(server_pid):
 
 
 class ServerProcess:
-    def __init__(self, argv, name):
+    def __init__(self, argv, name, env_extra=None):
         self.name = name
-        env = dict(os.environ, PYTHONPATH=REPO)
+        env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
         ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_GUARD_S)
@@ -89,8 +89,9 @@ class ServerProcess:
         return self.proc.returncode, left
 
 
-def _serve(argv, name):
-    server = ServerProcess(argv, name)
+def _serve(argv, name, event_queues=None):
+    env = {"ECHO_EVENT_QUEUES": "1"} if event_queues == "arrays" else None
+    server = ServerProcess(argv, name, env)
     try:
         yield server
     finally:
@@ -106,27 +107,36 @@ def _serve(argv, name):
             assert "Traceback" not in server.stderr, server.stderr
 
 
+# Every Python-server test runs twice: events queued in the connection's deque, and in
+# the array-backed queues of ipc/evqueue.py (what the CPG engine uses).
+@pytest.fixture(params=["deque", "arrays"])
+def event_queues(request):
+    return request.param
+
+
 @pytest.fixture
-def py_server(service_name):
+def py_server(service_name, event_queues):
     """coroproc's IpcServer running the echo service in its own process."""
-    yield from _serve([sys.executable, ECHO_SERVICE, service_name], service_name)
+    yield from _serve([sys.executable, ECHO_SERVICE, service_name], service_name, event_queues)
 
 
 @pytest.fixture
-def py_server_small_queue(service_name):
-    yield from _serve([sys.executable, ECHO_SERVICE, service_name, "100"], service_name)
+def py_server_small_queue(service_name, event_queues):
+    yield from _serve([sys.executable, ECHO_SERVICE, service_name, "100"], service_name,
+                      event_queues)
 
 
 @pytest.fixture
-def py_server_big_queue(service_name):
-    yield from _serve([sys.executable, ECHO_SERVICE, service_name, "100000"], service_name)
+def py_server_big_queue(service_name, event_queues):
+    yield from _serve([sys.executable, ECHO_SERVICE, service_name, "100000"], service_name,
+                      event_queues)
 
 
 @pytest.fixture
-def py_server_welcome(service_name):
+def py_server_welcome(service_name, event_queues):
     """Echo service that queues an event from on_connect, before the client is bound."""
     yield from _serve([sys.executable, ECHO_SERVICE, service_name, "1024", "welcome"],
-                      service_name)
+                      service_name, event_queues)
 
 
 @pytest.fixture

@@ -6,12 +6,14 @@ reversed(P), and then one event (id N + 1000, payload P). Request id 70999 makes
 service send `int(P)` events at once (to fill a client's queue); id 70998 raises inside
 the handler (to prove a handler bug costs only that client); id 70997 sets the
 connection's flow-control flag to `int(P)`. With "welcome", every client gets an
-event (id 70996, b"welcome") queued from on_connect. Prints "READY <pid>"
+event (id 70996, b"welcome") queued from on_connect. With ECHO_EVENT_QUEUES=1 in the
+environment, events go through the array-backed queues of coroproc/ipc/evqueue.py. Prints "READY <pid>"
 once listening, and on SIGTERM closes everything and prints the server stats as
 "STATS k=v ..." before exiting 0.
 """
 
 import logging
+import os
 import signal
 import sys
 
@@ -53,7 +55,11 @@ def main():
     name = sys.argv[1]
     queue_max = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     welcome = len(sys.argv) > 3 and sys.argv[3] == "welcome"
-    server = IpcServer(name, Echo(welcome), event_queue_max=queue_max)
+    queues = None
+    if os.environ.get("ECHO_EVENT_QUEUES") == "1":
+        from coroproc.ipc.evqueue import EventQueues
+        queues = EventQueues(slots=8, region_bytes=8 << 20, rows_per_slot=1 << 16)
+    server = IpcServer(name, Echo(welcome), event_queue_max=queue_max, event_queues=queues)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     print("READY", server.pid, flush=True)

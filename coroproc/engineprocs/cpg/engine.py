@@ -39,6 +39,7 @@ class CpgEngine(Engine):
     ipc_service: ClassVar[str] = "cpg"
     log_subsys: ClassVar[str] = "CPG"
     has_sync: ClassVar[bool] = True
+    ipc_event_queues: ClassVar[bool] = True
     # cpg_lib_engine[].flow_control == CS_LIB_FLOW_CONTROL_REQUIRED: join, leave, mcast,
     # finalize, zc_alloc/free/execute, partial_mcast
     flow_controlled_requests: ClassVar[frozenset] = frozenset(
@@ -64,6 +65,14 @@ class CpgEngine(Engine):
         self._warned_no_view = False
         self._fence = persist.RestartFence(self)
         self._ev_deliver = lib.DeliverEventPacker()
+        self.lane = None
+
+    def fast_lane(self, event_queues):
+        if event_queues is None:
+            return None
+        from .lane import CpgLane     # numba: only engine processes compile it
+        self.lane = CpgLane(self, event_queues)
+        return self.lane
 
     # ---- tables -----------------------------------------------------------------------------
     def lib_handlers(self):
@@ -315,6 +324,8 @@ class CpgEngine(Engine):
                    joinlist_overflow=self.sync.joinlist_overflow,
                    restart_fence_pending=int(self._fence.pending),
                    restart_orphans_left=self._fence.orphans_left)
+        if self.lane is not None:
+            out["fast_lane"] = dict(self.lane.stats)
         for key in ("messages_sent", "messages_received", "messages_delivered",
                     "deliver_events", "confchg_events", "events_dropped",
                     "mcast_dropped_ring_full", "mcast_dropped_not_joined",

@@ -1,0 +1,241 @@
+"""The CPG fast lane's Python side: MCAST traffic through jit/deliver.py (ordered
+messages to local readers) and jit/requests.py (clients' requests to the submit ring).
+
+Requests: `read_requests` runs the request kernel for one readable connection when the
+connection may multicast and nothing about it needs Python (see jit/requests.py), and
+counts what it took where the Python path counts it.
+
+Deliveries: the table jit/deliver.py runs on, and what to do with a run's results.
+
+The table is a copy of Python state: the groups that have local connections, each
+group's receiving connections (state JOIN_COMPLETED or LEAVE_STARTED, as
+notify.Notifier.deliver picks them) by event-queue slot, and the nodes with a process in
+the group (the "known node" test). It is rebuilt before a run whenever it may be stale:
+the engine host calls `invalidate()` after anything that runs engine code other than
+delivering or sending an MCAST (a record or request handled in Python, a connect or
+disconnect, a timer, a sync step), and the event queues count their attaches and
+detaches. A connection without an event-queue slot, a group with more readers or nodes
+than the table holds, or more groups than it holds, sends that traffic through Python.
+"""
+from __future__ import annotations
+
+import errno
+
+import numpy as np
+
+from coroproc.ipc.evqueue import EventQueues
+from coroproc.ipc.jit.evqueue import Q_IN_USE
+
+from . import lib_msgs as lib
+from .conn_state import RECEIVES_EVENTS, CpdState, CpgConn
+from .jit import deliver as K
+from .jit import requests as R
+
+MCAST_STATES = (CpdState.JOIN_STARTED, CpdState.JOIN_COMPLETED)    # conn_state.MCAST_ANSWER OK
+
+GROUPS_MAX = 256
+RECEIVERS_MAX = 64          # local connections in one group
+NODES_MAX = 384             # exec_msgs.PROCESSOR_COUNT_MAX
+
+
+class CpgLane:
+    # lib requests that change nothing the table holds (host.py invalidates on the rest)
+    stateless_requests = frozenset({lib.MESSAGE_REQ_CPG_MCAST})
+
+    def __init__(self, engine, queues: EventQueues, groups_max: int = GROUPS_MAX,
+                 receivers_max: int = RECEIVERS_MAX, nodes_max: int = NODES_MAX):
+        self.engine = engine
+        self.queues = queues
+        slots = queues.qs.shape[0]
+        self.gmeta = np.zeros((groups_max, K.GM_WORDS), np.int64)
+        self.gnames = np.zeros((groups_max, K.NAME_MAX), np.uint8)
+        self.grecv = np.zeros((groups_max, receivers_max), np.int64)
+        self.gnodes = np.zeros((groups_max, nodes_max), np.int64)
+        self.slot_msg_max = np.zeros(slots, np.int64)
+        self.touched = np.zeros((slots, K.T_WORDS), np.int64)
+        self.out = np.zeros(K.OUT_WORDS, np.int64)
+        self.ngroups = 0
+        self.complete = True
+        self.generation = 0
+        self._built = (-1, -1)
+        self._slot_conn: dict[int, object] = {}
+        self.stats = {"runs": 0, "records": 0, "rebuilds": 0, "stops_for_python": 0,
+                      "request_runs": 0, "requests": 0, "requests_to_python": 0}
+        self._submit = None
+        self._group_arrays: dict[bytes, np.ndarray] = {}
+        self._rq_out = np.zeros(R.OUT_WORDS, np.int64)
+        self._src = np.zeros(128, np.uint8)
+        self._src_len = np.zeros(1, np.uint32)
+        self._scratch = np.zeros(1, np.uint64)
+
+    def bind_submit(self, ring, wake_fd, max_message_bytes: int) -> None:
+        """The submit ring MCAST requests go to, the ring process's doorbell (None: none)
+        and Totem's largest message."""
+        from coroproc.engineprocs.host import roomy_used_bytes
+        self._submit = ring
+        self._wake_fd = -1 if wake_fd is None else int(wake_fd)
+        self._max_message_bytes = int(max_message_bytes)
+        self._roomy_used_bytes = roomy_used_bytes(ring.capacity_bytes, max_message_bytes)
+
+    # ---- requests -------------------------------------------------------------------------
+    def read_requests(self, conn, buf, limit: int, avail: int, stop_used_bytes: int):
+        """(requests taken, length of a datagram left in buf for Python (0: none, -1: a
+        read failed), whether the submit ring reached stop_used_bytes); None when this
+        connection's requests are not for the lane now (Python reads them)."""
+        cpd = conn.context
+        ctx = self.engine.ctx
+        if (self._submit is None or not isinstance(cpd, CpgConn) or cpd.state not in MCAST_STATES
+                or ctx.sync_in_progress or ctx.replaying):
+            return None
+        group = self._group_arrays.get(cpd.group)
+        if group is None:
+            if len(self._group_arrays) >= GROUPS_MAX:
+                self._group_arrays.clear()
+            group = self._group_arrays[cpd.group] = np.frombuffer(cpd.group, np.uint8)
+        out, ring = self._rq_out, self._submit
+        R.mcast_requests(conn.request_sock.fileno(), np.frombuffer(buf, np.uint8), limit, avail,
+                         conn.control.address("request"), group, cpd.pid, ctx.nodeid,
+                         cpd.source_id, ring.hdr, ring.data, self._wake_fd,
+                         self._max_message_bytes, self._roomy_used_bytes, stop_used_bytes,
+                         self._src, self._src_len, self._scratch, out)
+        taken, pending, reason = int(out[R.OUT_TAKEN]), int(out[R.OUT_PENDING]), int(out[R.OUT_REASON])
+        st = self.stats
+        st["request_runs"] += 1
+        if taken:
+            st["requests"] += taken
+            conn.stats["requests"] += taken
+            eng = self.engine
+            eng.stats["messages_sent"] += taken
+            eng.flow.check()
+        if pending:
+            st["requests_to_python"] += 1
+        if reason == R.RQ_ERROR:
+            pending = -1       # Python reads again and says what is wrong
+        return taken, pending, reason == R.RQ_FLOW
+
+    def invalidate(self) -> None:
+        self.generation += 1
+
+    # ---- the table ------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        eng = self.engine
+        self.stats["rebuilds"] += 1
+        self._slot_conn = {}
+        self.slot_msg_max[:] = 0
+        groups = list(eng._by_group.items())
+        self.complete = len(groups) <= self.gmeta.shape[0]
+        self.ngroups = g = 0
+        for group, conns in groups[:self.gmeta.shape[0]]:
+            meta = self.gmeta[g]
+            meta[:] = 0
+            meta[K.GM_NAME_LEN] = len(group)
+            self.gnames[g, :len(group)] = np.frombuffer(group, np.uint8)
+            receivers = [c for c in conns if c.state in RECEIVES_EVENTS]
+            slow = len(receivers) > self.grecv.shape[1]
+            for i, cpd in enumerate(receivers[:self.grecv.shape[1]]):
+                conn = cpd.conn
+                evq = getattr(conn, "evq", None)
+                if evq is None or conn.closed or conn in conn.server._doomed:
+                    slow = True
+                    break
+                self.grecv[g, i] = evq.slot
+                self.slot_msg_max[evq.slot] = conn.max_msg_bytes
+                self._slot_conn[evq.slot] = conn
+            nodes = sorted({n for n, _p in eng.procs.members(group)})
+            slow = slow or len(nodes) > self.gnodes.shape[1]
+            self.gnodes[g, :min(len(nodes), self.gnodes.shape[1])] = \
+                nodes[:self.gnodes.shape[1]]
+            meta[K.GM_RECV] = len(receivers)
+            meta[K.GM_NODES] = len(nodes)
+            meta[K.GM_SLOW] = int(slow)
+            g += 1
+        self.ngroups = g
+        self._built = (self.generation, self.queues.generation)
+
+    # ---- a run ----------------------------------------------------------------------------
+    def run(self, dhdr, ddata, pos: int, max_records: int) -> tuple[int, int, int]:
+        """Deliver MCAST records from cursor pos: (records handled, cursor after them,
+        K.R_* reason it stopped)."""
+        if self._built != (self.generation, self.queues.generation):
+            self._rebuild()
+        q = self.queues
+        out = self.out
+        K.deliver_run(dhdr, ddata, pos, max_records, self.gmeta, self.gnames, self.grecv,
+                      self.gnodes, self.ngroups, self.complete, self.slot_msg_max, q.qs,
+                      q.rows, q.arena, q.mm, q.iov, self.touched, out)
+        records, reason = int(out[K.OUT_RECORDS]), int(out[K.OUT_REASON])
+        st = self.stats
+        st["runs"] += 1
+        st["records"] += records
+        if reason == K.R_PYTHON:
+            st["stops_for_python"] += 1
+        if records:
+            es = self.engine.stats
+            es["messages_received"] += records
+            es["messages_delivered"] += int(out[K.OUT_DELIVERED])
+            es["deliver_events"] += int(out[K.OUT_EVENTS])
+        for i in range(int(out[K.OUT_TOUCHED])):
+            self._after_flush(int(self.touched[i, K.T_SLOT]), int(self.touched[i, K.T_ERRNO]))
+        return records, int(out[K.OUT_POS]), reason
+
+    def _after_flush(self, slot: int, err: int) -> None:
+        """What connection.flush_events does after a send, for a queue the kernel sent."""
+        conn = self._slot_conn.get(slot)
+        if conn is None or conn.closed or q_free(self.queues, slot):
+            return
+        server = conn.server
+        if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS):
+            conn._event_sock_full = True
+        elif err:
+            conn._flush_or_doom(conn.flush_events)    # says what went wrong, or dooms it
+            self.invalidate()                         # a doomed reader gets nothing more
+        else:
+            conn._event_sock_full = False
+        conn.check_backlog()
+        if conn.waits_for_event_socket:
+            server._retry_later(conn)
+        server._update_interest(conn)
+
+
+def q_free(queues: EventQueues, slot: int) -> bool:
+    return queues.qs[slot, Q_IN_USE] == 0
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the lane's kernels with the argument types the
+    engine passes them: one run over a scratch delivery ring with one MCAST record, to a
+    connected socket pair, and a Python-side push and flush."""
+    import os
+    import socket
+
+    from coroproc.shm.ring import ShmRing
+
+    queues = EventQueues(slots=2, region_bytes=1 << 16, rows_per_slot=64)
+    lane = CpgLane(_WarmEngine(), queues, groups_max=2, receivers_max=2, nodes_max=2)
+    ring = ShmRing.create(f"/coroproc-warm.{os.getpid()}.lane", 1 << 16)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        q = queues.attach(16, 1 << 15)
+        q.connected(a.fileno(), 0)
+        q.push(b"warm")
+        q.flush()
+        q.drop_head()
+        lane.run(ring.hdr, ring.data, 0, 1)
+        q.detach()
+        lane.bind_submit(ring, None, 1 << 20)
+        b.setblocking(False)
+        R.mcast_requests(b.fileno(), np.frombuffer(bytearray(64), np.uint8), 63, 1, 0,
+                         np.frombuffer(b"warm", np.uint8), 1, 1, 1, ring.hdr, ring.data,
+                         lane._wake_fd, lane._max_message_bytes, lane._roomy_used_bytes,
+                         1 << 62, lane._src, lane._src_len, lane._scratch, lane._rq_out)
+    finally:
+        a.close()
+        b.close()
+        ring.close()
+        ring.unlink()
+
+
+class _WarmEngine:
+    """The little of a CpgEngine the table reads: no groups."""
+    _by_group: dict = {}
+    stats: dict = {}
