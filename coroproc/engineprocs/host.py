@@ -324,6 +324,7 @@ class EngineHost:
         self._unread, self._unread_at_s = 0, 0.0  # clients' requests not read yet, and when
         self._poller = None               # kept between sleeps while its fds stay the same
         self._poller_fds: tuple = ()
+        self._ready_fds = None            # fds the last sleep's poll returned (None: no poll)
         self.ring_started = False
         options = hosted_options or {}
         self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
@@ -490,7 +491,7 @@ class EngineHost:
                     u.core.run_sync()
                     if u.ctx.run_timers() or u.ctx.sync_in_progress:
                         u.invalidate_lane()
-                    if u.ipc is not None:
+                    if u.ipc is not None and self._ipc_may_have_work(u.ipc):
                         u.ipc.process(0)
                 # a sync message sent from here (not from a record) must not be sent
                 # twice after a restart: snapshot the state that says it went out
@@ -503,7 +504,16 @@ class EngineHost:
             return EXIT_NODE_FATAL
         return 0
 
+    def _ipc_may_have_work(self, ipc) -> bool:
+        """process() only when the last sleep saw the server's epoll fd readable, did not
+        poll at all, or the server asked to be called (its fd is level-triggered: what
+        came in since is seen by the next sleep). A wake-up for deliveries alone then
+        costs no epoll_wait and no Python of the IPC server."""
+        ready = self._ready_fds
+        return ready is None or ipc.fileno() in ready or ipc.next_wakeup_ms() is not None
+
     def _sleep(self) -> None:
+        self._ready_fds = None          # unknown until the poll below runs
         timeout = self.control.tick_s
         fds = list(self.control.fds())
         for u in self.units:
@@ -530,9 +540,10 @@ class EngineHost:
             if int(ring_head(h)) != self.cursor:
                 return
             bell = self.doorbell.fd
-            for fd, _ev in self._poll_set(bell, fds).poll(int(timeout * 1000.0 + 0.999)):
-                if fd == bell:
-                    self.doorbell.drain()
+            ready = self._ready_fds = [fd for fd, _ev in
+                                       self._poll_set(bell, fds).poll(int(timeout * 1000.0 + 0.999))]
+            if bell in ready:
+                self.doorbell.drain()
         finally:
             ring_cancel_sleep(h)
 

@@ -18,6 +18,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from coroproc.jitcache import compiled_entry  # noqa: F401  (callers use P.compiled_entry)
 from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PEEK_RECORD, PUSH_OK_WAKE,
                                   ring_commit, ring_head, ring_peek, ring_release, ring_reserve,
                                   ring_tail)
@@ -637,20 +638,6 @@ def pump(st, now_us, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, bud
         if not took:
             return RET_IDLE
     return RET_BUDGET
-
-
-def compiled_entry(fn, example_args):
-    """numba's compiled entry point of the jitted `fn` for the types of example_args.
-
-    The dispatcher types every argument on every call, and the ring tuples, a TotemState
-    and PumpBufs hold some fifty arrays: 7.7 µs per call of an idle pump against 2.9 µs
-    through the entry point (measured on this 2-vCPU VM), paid on every wake-up of the
-    ring process. The caller must keep passing arguments of the same types (the very
-    objects, for tuples of arrays). Under NUMBA_DISABLE_JIT, fn itself."""
-    compile_ = getattr(fn, "compile", None)
-    if compile_ is None:
-        return fn
-    return compile_(tuple(fn.typeof_pyval(a) for a in example_args))
 
 
 def bind_pump(st, rx_t, sub_t, tx_t, dl_t, bufs, budget: int, headroom_bytes: int):

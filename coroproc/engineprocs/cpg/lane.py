@@ -24,6 +24,7 @@ import errno
 import numpy as np
 
 from coroproc.ipc.evqueue import EventQueues
+from coroproc.jitcache import compiled_entry
 from coroproc.ipc.jit.evqueue import Q_IN_USE
 
 from . import lib_msgs as lib
@@ -62,6 +63,8 @@ class CpgLane:
         self.stats = {"runs": 0, "records": 0, "rebuilds": 0, "stops_for_python": 0,
                       "request_runs": 0, "requests": 0, "requests_to_python": 0}
         self._submit = None
+        # the kernels' compiled entry points (jitcache.compiled_entry), made at first use
+        self._deliver_entry = self._requests_entry = None
         self._group_arrays: dict[bytes, np.ndarray] = {}
         self._rq_out = np.zeros(R.OUT_WORDS, np.int64)
         self._src = np.zeros(128, np.uint8)
@@ -93,11 +96,14 @@ class CpgLane:
                 self._group_arrays.clear()
             group = self._group_arrays[cpd.group] = np.frombuffer(cpd.group, np.uint8)
         out, ring = self._rq_out, self._submit
-        R.mcast_requests(conn.request_sock.fileno(), np.frombuffer(buf, np.uint8), limit, avail,
-                         conn.control.address("request"), group, cpd.pid, ctx.nodeid,
-                         cpd.source_id, ring.hdr, ring.data, self._wake_fd,
-                         self._max_message_bytes, self._roomy_used_bytes, stop_used_bytes,
-                         self._src, self._src_len, self._scratch, out)
+        args = (conn.request_sock.fileno(), np.frombuffer(buf, np.uint8), limit, avail,
+                conn.control.address("request"), group, cpd.pid, ctx.nodeid, cpd.source_id,
+                ring.hdr, ring.data, self._wake_fd, self._max_message_bytes,
+                self._roomy_used_bytes, stop_used_bytes, self._src, self._src_len,
+                self._scratch, out)
+        if self._requests_entry is None:
+            self._requests_entry = compiled_entry(R.mcast_requests, args)
+        self._requests_entry(*args)
         taken, pending, reason = int(out[R.OUT_TAKEN]), int(out[R.OUT_PENDING]), int(out[R.OUT_REASON])
         st = self.stats
         st["request_runs"] += 1
@@ -160,9 +166,12 @@ class CpgLane:
             self._rebuild()
         q = self.queues
         out = self.out
-        K.deliver_run(dhdr, ddata, pos, max_records, self.gmeta, self.gnames, self.grecv,
-                      self.gnodes, self.ngroups, self.complete, self.slot_msg_max, q.qs,
-                      q.rows, q.arena, q.mm, q.iov, self.touched, out)
+        args = (dhdr, ddata, pos, max_records, self.gmeta, self.gnames, self.grecv,
+                self.gnodes, self.ngroups, self.complete, self.slot_msg_max, q.qs, q.rows,
+                q.arena, q.mm, q.iov, self.touched, out)
+        if self._deliver_entry is None:
+            self._deliver_entry = compiled_entry(K.deliver_run, args)
+        self._deliver_entry(*args)
         records, reason = int(out[K.OUT_RECORDS]), int(out[K.OUT_REASON])
         st = self.stats
         st["runs"] += 1
