@@ -248,7 +248,13 @@ class Unit:
             if cls.ipc_event_queues and str(options.get("fast_lane", "on")).lower() \
                     not in ("off", "no", "0", "false"):
                 from coroproc.ipc.evqueue import EventQueues   # numba: only when used
-                queues = EventQueues()
+                try:
+                    queues = EventQueues()
+                except MemoryError:
+                    # strict overcommit (vm.overcommit_memory=2) may refuse the reserve:
+                    # the engine runs, on its Python path
+                    log.warning(self.subsys, "no address space for the IPC event queues; "
+                                "the fast lane is off")
             self.ipc = IpcServer(cls.ipc_service, _Ipc(host, self), suffix=plan.service_suffix,
                                  max_msg_bytes=cls.ipc_max_msg_bytes,
                                  authorize=lambda creds: host.authorize(self, creds),
