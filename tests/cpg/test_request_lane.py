@@ -57,7 +57,7 @@ class Rig:
         return int(self.out[R.OUT_TAKEN]), int(self.out[R.OUT_PENDING]), int(self.out[R.OUT_REASON])
 
     def records(self):
-        return [(rtype, flags, payload) for rtype, flags, payload in self.ring.pop_batch()]
+        return self.ring.pop_batch()
 
     def close(self):
         self.server.close()
