@@ -89,6 +89,10 @@ class Configuration:
         return self.kind == CONFIG_REGULAR
 
 
+# Why a fast lane's run() stopped (Engine.fast_lane): the budget is taken or nothing more
+# waits; the record at the cursor is for the Python path; the ring's framing is broken there
+LANE_DONE, LANE_PYTHON, LANE_CORRUPT = 0, 1, 2
+
 # (response_id, cs_error, body) or None (no reply: e.g. cpg MCAST)
 LibReply = Optional[tuple[int, int, bytes]]
 LibHandler = Callable[["object", memoryview], LibReply]     # (conn, body)
@@ -123,9 +127,14 @@ class Engine:
     # ---- a jitted fast lane (optional) ------------------------------------------------------
     def fast_lane(self, event_queues) -> "Optional[object]":
         """The engine process host offers the IPC server's array-backed event queues
-        (ipc/evqueue.py); an engine with a jitted lane for its hot traffic returns it (see
-        engineprocs/cpg/lane.py for what the host calls), others None. Called once, after
-        the IPC server exists."""
+        (ipc/evqueue.py); an engine with a jitted lane for its hot traffic returns it,
+        others None. Called once, after the IPC server exists. The host then calls:
+        `bind_submit(ring, wake_fd, max_message_bytes, roomy_used_bytes)` once;
+        `run(hdr, data, cursor, budget)` on the delivery ring → (records taken, cursor
+        after them, LANE_DONE | LANE_PYTHON | LANE_CORRUPT); `read_requests(conn, buf,
+        limit, avail, stop_used_bytes)` for a readable connection (see IpcHandler's
+        read_fast); `invalidate()` after anything else ran engine code. engineprocs/cpg/
+        lane.py is the one there is."""
         return None
 
     # ---- handler tables (built once at start) -------------------------------------------

@@ -37,15 +37,14 @@ from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_ROW, ring_cancel_sleep, rin
 from coroproc.shm.layout import W_BYTES_PUSHED, W_HEAD, W_RECORDS_PUSHED, W_TAIL
 from coroproc.shm.ring import ShmRing
 
-from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, SYNC_GROUP, Engine, NodeFatal, RingId,
-                  exec_id)
+from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, LANE_CORRUPT, LANE_PYTHON,
+                  SYNC_GROUP, Engine, NodeFatal, RingId, exec_id)
 from .context import BaseContext
 from .core import EngineCore
 from .snapshots import SnapshotStore
 from .submit_delay import SubmitDelay
 
 BATCH_MAX = 4096                 # delivery records handled per loop turn
-LANE_STOP_PYTHON, LANE_STOP_CORRUPT = 2, 3   # engineprocs/cpg/jit/deliver.py R_PYTHON, R_CORRUPT
 SUBMIT_MARGIN_BYTES = 64         # record header + alignment of one submit record
 # Submit-ring room only sync traffic may use. While the node waits for a sync to end, the
 # ring process takes sync records from behind application ones that cannot move yet; the
@@ -338,7 +337,8 @@ class EngineHost:
         self.by_service = {u.cls.service_id: u for u in self.units}
         for u in self.units:
             if u.lane is not None:
-                u.lane.bind_submit(self.submit, plan.ring_wake_fd, self.max_message_bytes)
+                u.lane.bind_submit(self.submit, plan.ring_wake_fd, self.max_message_bytes,
+                                   self._roomy_used_bytes)
         self._ipc_servers = [u.ipc for u in self.units if u.ipc is not None]
         for u in self.units:
             u.ctx.siblings = {s: x.engine for s, x in self.by_service.items() if x is not u}
@@ -589,10 +589,10 @@ class EngineHost:
                 if taken:
                     self._lane_took(taken, pos)
                     budget -= taken
-                if reason == LANE_STOP_CORRUPT:
+                if reason == LANE_CORRUPT:
                     raise RuntimeError(f"delivery ring {self.delivery.name} has corrupt "
                                        f"framing at position {pos}")
-                if reason != LANE_STOP_PYTHON or budget == 0:
+                if reason != LANE_PYTHON or budget == 0:
                     break
                 handled = self._drain_python(1)
                 self.primary.invalidate_lane()

@@ -218,10 +218,7 @@ class IpcConnection:
                 return False
             self._events.append(message)
             self._events_bytes += len(message)
-            if not self._backlogged and len(self._events) >= EVENT_BACKLOG_ON:
-                self._backlogged = True
-                self.stats["event_backlog_flow_control"] += 1
-                self._apply_flow_control()
+            self.check_backlog()
             if server.corked and not self._event_sock_full:
                 if len(self._events) >= BATCH_MAX:
                     return self._flush_or_doom(self.flush_events)
@@ -246,10 +243,10 @@ class IpcConnection:
         return self._flush_or_doom(self.flush_events)
 
     def check_backlog(self) -> None:
-        """EVENT_BACKLOG_ON / _OFF for the array-backed queue, as for the deque. (Not by
-        bytes: a client blocked in a send that flow control refuses does not read, so a
-        flag raised by a few large events would never come down.)"""
-        n = self.evq.count
+        """EVENT_BACKLOG_ON / _OFF, for either queue. (By count, not bytes: a client blocked
+        in a send that its flag refuses does not read, so a flag raised by a few large
+        events would never come down.)"""
+        n = self.events_queued
         if not self._backlogged:
             if n >= EVENT_BACKLOG_ON:
                 self._backlogged = True
@@ -361,30 +358,22 @@ class IpcConnection:
                 self.evq.connected(self.event_sock.fileno(), self.control.address("event"))
         if self.evq is not None:
             self._send_evq()
-            self.check_backlog()
-            self.server._update_interest(self)
-            return
-        self._send_queued_events()
-        if self._backlogged and len(self._events) <= EVENT_BACKLOG_OFF:
-            self._backlogged = False
-            self._apply_flow_control()
+        else:
+            self._send_queued_events()
+        self.check_backlog()
         self.server._update_interest(self)
 
     def _send_evq(self) -> None:
         """Send the array-backed queue from its head until empty or the socket is full."""
-        sent, err = self.evq.flush()
+        _sent, err = self.evq.flush()
         while err:
             if err in _RETRY_LATER:
                 self._event_sock_full = True
                 return
             if err != errno.EMSGSIZE:
                 raise ClientGone(f"send on event channel failed: {os.strerror(err)}")
-            size = self.evq.drop_head()
-            log.error("IPC: dropped a %d-byte event for client pid %d: larger than one "
-                      "AF_UNIX datagram may be on this host (see docs/ipc.md)",
-                      size, self.creds.pid)
-            self.stats["events_too_big"] += 1
-            sent, err = self.evq.flush()
+            self._dropped_too_big(self.evq.drop_head(), "event")
+            _sent, err = self.evq.flush()
         self._event_sock_full = False
 
     def _send_queued_events(self) -> None:
@@ -439,16 +428,19 @@ class IpcConnection:
             if exc.errno in _RETRY_LATER:
                 return False
             if exc.errno == errno.EMSGSIZE:
-                # Dropping is the only non-blocking answer; the size passed the negotiated
-                # maximum, so the kernel's datagram limit is below it (docs/ipc.md).
-                log.error("IPC: dropped a %d-byte %s for client pid %d: larger than one "
-                          "AF_UNIX datagram may be on this host (see docs/ipc.md)",
-                          len(message), channel, self.creds.pid)
-                self.stats[f"{channel}s_too_big"] += 1
+                self._dropped_too_big(len(message), channel)
                 return True
             raise ClientGone(f"send on {channel} channel failed: {exc}") from None
         self.control.add_sent(channel, 1)
         return True
+
+    def _dropped_too_big(self, size: int, channel: str) -> None:
+        # Dropping is the only non-blocking answer; the size passed the negotiated
+        # maximum, so the kernel's datagram limit is below it (docs/ipc.md).
+        log.error("IPC: dropped a %d-byte %s for client pid %d: larger than one AF_UNIX "
+                  "datagram may be on this host (see docs/ipc.md)", size, channel,
+                  self.creds.pid)
+        self.stats[f"{channel}s_too_big"] += 1
 
 
 class _NotYetBound(Exception):

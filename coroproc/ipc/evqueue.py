@@ -4,7 +4,8 @@ kernels and the layout).
 An IpcServer made with `event_queues=EventQueues(...)` gives each new connection a slot
 here (while slots last; the rest keep the deque of connection.py). The connection then
 queues and sends every event through its slot, and an engine's jitted delivery code may
-append to the same slot (`arrays()`), so one queue keeps the order of all its events.
+append to the same slot (the arrays qs, rows, arena), so one queue keeps the order of all
+its events.
 
 Memory: `slots × region_bytes` of address space, reserved at once but backed by pages
 only as the queues use them (numpy's zeroed allocation is a lazy anonymous mapping).
@@ -41,9 +42,8 @@ class EventQueues:
         self._free = list(range(slots - 1, -1, -1))
         self.generation = 0       # attaches and detaches: a table of slots may be stale
 
-    def arrays(self) -> tuple:
-        """(qs, rows, arena, mm, iov): what the kernels take."""
-        return self.qs, self.rows, self.arena, self.mm, self.iov
+    def in_use(self, slot: int) -> bool:
+        return bool(self.qs[slot, K.Q_IN_USE])
 
     def attach(self, events_max: int, bytes_max: int):
         """A queue for one connection, bounded by events_max events and bytes_max bytes
@@ -90,10 +90,6 @@ class EventQueue:
     @property
     def sent(self) -> int:
         return int(self._qs[K.Q_SENT])
-
-    @property
-    def bytes_max(self) -> int:
-        return int(self._qs[K.Q_BYTES_MAX])
 
     def connected(self, fd: int, ctrl_sent_addr: int) -> None:
         """The event socket is connected: flushes may send on fd and count in the

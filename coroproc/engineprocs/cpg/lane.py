@@ -23,9 +23,9 @@ import errno
 
 import numpy as np
 
+from coroproc.engineprocs.api import LANE_CORRUPT, LANE_DONE, LANE_PYTHON
 from coroproc.ipc.evqueue import EventQueues
 from coroproc.jitcache import compiled_entry
-from coroproc.ipc.jit.evqueue import Q_IN_USE
 
 from . import lib_msgs as lib
 from .conn_state import RECEIVES_EVENTS, CpdState, CpgConn
@@ -33,6 +33,8 @@ from .jit import deliver as K
 from .jit import requests as R
 
 MCAST_STATES = (CpdState.JOIN_STARTED, CpdState.JOIN_COMPLETED)    # conn_state.MCAST_ANSWER OK
+_LANE_STOP = {K.R_EMPTY: LANE_DONE, K.R_LIMIT: LANE_DONE, K.R_PYTHON: LANE_PYTHON,
+              K.R_CORRUPT: LANE_CORRUPT}
 
 GROUPS_MAX = 256
 RECEIVERS_MAX = 64          # local connections in one group
@@ -71,14 +73,14 @@ class CpgLane:
         self._src_len = np.zeros(1, np.uint32)
         self._scratch = np.zeros(1, np.uint64)
 
-    def bind_submit(self, ring, wake_fd, max_message_bytes: int) -> None:
-        """The submit ring MCAST requests go to, the ring process's doorbell (None: none)
-        and Totem's largest message."""
-        from coroproc.engineprocs.host import roomy_used_bytes
+    def bind_submit(self, ring, wake_fd, max_message_bytes: int, roomy_used_bytes: int) -> None:
+        """The submit ring MCAST requests go to, the ring process's doorbell (None: none),
+        Totem's largest message, and the ring's level up to which the host's room checks
+        need no arithmetic (host.roomy_used_bytes)."""
         self._submit = ring
         self._wake_fd = -1 if wake_fd is None else int(wake_fd)
         self._max_message_bytes = int(max_message_bytes)
-        self._roomy_used_bytes = roomy_used_bytes(ring.capacity_bytes, max_message_bytes)
+        self._roomy_used_bytes = int(roomy_used_bytes)
 
     # ---- requests -------------------------------------------------------------------------
     def read_requests(self, conn, buf, limit: int, avail: int, stop_used_bytes: int):
@@ -161,7 +163,7 @@ class CpgLane:
     # ---- a run ----------------------------------------------------------------------------
     def run(self, dhdr, ddata, pos: int, max_records: int) -> tuple[int, int, int]:
         """Deliver MCAST records from cursor pos: (records handled, cursor after them,
-        K.R_* reason it stopped)."""
+        api.LANE_* why it stopped)."""
         if self._built != (self.generation, self.queues.generation):
             self._rebuild()
         q = self.queues
@@ -185,12 +187,12 @@ class CpgLane:
             es["deliver_events"] += int(out[K.OUT_EVENTS])
         for i in range(int(out[K.OUT_TOUCHED])):
             self._after_flush(int(self.touched[i, K.T_SLOT]), int(self.touched[i, K.T_ERRNO]))
-        return records, int(out[K.OUT_POS]), reason
+        return records, int(out[K.OUT_POS]), _LANE_STOP[reason]
 
     def _after_flush(self, slot: int, err: int) -> None:
         """What connection.flush_events does after a send, for a queue the kernel sent."""
         conn = self._slot_conn.get(slot)
-        if conn is None or conn.closed or q_free(self.queues, slot):
+        if conn is None or conn.closed or not self.queues.in_use(slot):
             return
         server = conn.server
         if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS):
@@ -204,10 +206,6 @@ class CpgLane:
         if conn.waits_for_event_socket:
             server._retry_later(conn)
         server._update_interest(conn)
-
-
-def q_free(queues: EventQueues, slot: int) -> bool:
-    return queues.qs[slot, Q_IN_USE] == 0
 
 
 def warm_up() -> None:
@@ -231,7 +229,7 @@ def warm_up() -> None:
         q.drop_head()
         lane.run(ring.hdr, ring.data, 0, 1)
         q.detach()
-        lane.bind_submit(ring, None, 1 << 20)
+        lane.bind_submit(ring, None, 1 << 20, 1 << 15)
         b.setblocking(False)
         R.mcast_requests(b.fileno(), np.frombuffer(bytearray(64), np.uint8), 63, 1, 0,
                          np.frombuffer(b"warm", np.uint8), 1, 1, 1, ring.hdr, ring.data,
