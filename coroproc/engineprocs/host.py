@@ -36,6 +36,7 @@ from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_ROW, ring_cancel_sleep, rin
                                   ring_peek_batch, ring_prepare_sleep, ring_release, ring_tail)
 from coroproc.shm.layout import W_BYTES_PUSHED, W_HEAD, W_RECORDS_PUSHED, W_TAIL
 from coroproc.shm.ring import ShmRing
+from coroproc.shm.syscalls import pollfd_array
 
 from .api import (EXEC_GROUP, EXEC_HEADER, EXEC_HEADER_BYTES, LANE_CORRUPT, LANE_PYTHON,
                   SYNC_GROUP, Engine, NodeFatal, RingId, exec_id)
@@ -62,6 +63,7 @@ SYNC_RETRY_S = 0.001             # a sync message waits for submit room
 EXIT_NODE_FATAL = 3              # the supervisor stops the node (NodeFatal)
 SNAPSHOT_EVERY_S = 1.0           # at most this old, while records arrive
 SNAPSHOT_FRACTION = 8            # ... or once 1/8 of the delivery ring is unreleased
+LANE_NO_LIMIT = 1 << 62          # a delivery-loop bound that never comes
 UIDGID_QUERY_TIMEOUT_MS = 1000
 _GROUP_COUNT = struct.Struct("<H")
 
@@ -330,6 +332,7 @@ class EngineHost:
         self._poller = None               # kept between sleeps while its fds stay the same
         self._poller_fds: tuple = ()
         self._ready_fds = None            # fds the last sleep's poll returned (None: no poll)
+        self._lane_pfd, self._lane_pfd_key = None, ()
         self.ring_started = False
         options = hosted_options or {}
         self.units = [Unit(self, cls, eng.options if i == 0 else options.get(cls.name, {}))
@@ -518,8 +521,9 @@ class EngineHost:
         ready = self._ready_fds
         return ready is None or ipc.fileno() in ready or ipc.next_wakeup_ms() is not None
 
-    def _sleep(self) -> None:
-        self._ready_fds = None          # unknown until the poll below runs
+    def _sleep_plan(self) -> tuple[float, list]:
+        """(timeout in s, fds besides the doorbell) of the next sleep: the control socket,
+        the IPC servers, due timers and retries, the next snapshot and flow-control check."""
         timeout = self.control.tick_s
         fds = list(self.control.fds())
         for u in self.units:
@@ -538,6 +542,13 @@ class EngineHost:
         recheck = self.delay.recheck_s()
         if recheck is not None:
             timeout = min(timeout, recheck)
+        return max(timeout, 0.0), fds
+
+    def _sleep(self) -> None:
+        self._ready_fds = None          # unknown until the poll below runs
+        if self._lane_sleep():
+            return
+        timeout, fds = self._sleep_plan()
         h = self.delivery.hdr
         # Records stay in the ring until the next snapshot, so "empty" means "nothing after
         # our cursor": raise the sleeping flag (with its fence), then look at head.
@@ -552,6 +563,49 @@ class EngineHost:
                 self.doorbell.drain()
         finally:
             ring_cancel_sleep(h)
+
+    def _lane_sleep(self) -> bool:
+        """Sleep in the engine lane's jitted delivery loop (engineprocs/cpg/jit/loop.py)
+        when nothing but deliveries needs this process until the next timer: it delivers
+        MCASTs and sleeps again without a turn of this loop per wake-up. False: not now
+        (no such lane, a replay, a sync, flow control, a hosted engine, a reader the lane
+        leaves to Python)."""
+        u = self.primary
+        lane = u.lane
+        if (lane is None or not hasattr(lane, "loop") or len(self.units) != 1
+                or self.replay_until > self.cursor or self.fc_level
+                or self._trans_ack_pending is not None or u.core.sync.wants_run
+                or u.ctx.sync_in_progress):
+            return False
+        timeout, fds = self._sleep_plan()
+        now_us = time.monotonic_ns() // 1000
+        until_us = now_us + int(timeout * 1e6)
+        if self.store is None:
+            pos_limit, moved_until_us = LANE_NO_LIMIT, LANE_NO_LIMIT
+        else:
+            pos_limit = self.snap_pos + self.delivery.capacity_bytes // SNAPSHOT_FRACTION
+            moved_until_us = int((self.snap_at + SNAPSHOT_EVERY_S) * 1e6)
+        result = lane.loop(self.delivery.hdr, self.delivery.data, self.cursor, pos_limit,
+                           self.store is None, BATCH_MAX, self._lane_pollfds(fds), until_us,
+                           moved_until_us)
+        if result is None:
+            return False
+        records, pos, self._ready_fds = result
+        if records:
+            self.stats["deliveries"] += records
+            u.core.stats["exec_rx"] += records
+            self.cursor = pos         # released by the loop when there is no store
+            if self.store is not None:
+                self.store.handled(pos)
+        return True
+
+    def _lane_pollfds(self, fds: list) -> np.ndarray:
+        """The delivery loop's pollfds: the doorbell, then fds (kept while they stay)."""
+        key = (self.doorbell.fd, *fds)
+        if key != self._lane_pfd_key:
+            self._lane_pfd = pollfd_array(key)
+            self._lane_pfd_key = key
+        return self._lane_pfd
 
     def _poll_set(self, bell: int, fds: list) -> "select.poll":
         """The poll object of this sleep. Built again only when its fds change: a busy

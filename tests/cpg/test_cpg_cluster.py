@@ -99,7 +99,8 @@ def test_three_nodes_join_send_and_leave(cluster):
             assert (r.nodeid, pid, 1) in own[4], r.events
             # the initial totem confchg (cpg.c sends it at the first confchg of any group
             # after the join request, so it may precede the own join confchg)
-            assert [e for e in r.events if e[0] == "totem"][-1][2] == [1, 2, 3]
+            totems = [e for e in r.events if e[0] == "totem"]
+            assert totems and totems[-1][2] == [1, 2, 3], (r.nodeid, r.events)
             assert sorted((a.nodeid, a.pid) for a in r.cpg.membership_get(GROUP)) == everyone
             assert r.cpg.local_get() == r.nodeid
         listed = {(d.group, d.nodeid, d.pid) for d in recs[0].cpg.iteration(ITERATION_ALL)}

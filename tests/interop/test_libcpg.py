@@ -81,7 +81,8 @@ def _fast_lane(daemon) -> dict:
 def _assert_fast_lane_carried(daemons, send):
     """The probes' traffic went through the jitted lane (not only through Python): every
     coroproc node delivered most of the 3 x send messages there, and took its own
-    probe's requests there (a few may stop for Python, e.g. behind a join)."""
+    probe's requests there (a few may stop for Python, e.g. behind a join); its engine
+    slept in the jitted delivery loop (jit/loop.py) at least once."""
     for i, d in daemons.items():
         if isinstance(d, CorosyncNode):
             continue
@@ -89,6 +90,7 @@ def _assert_fast_lane_carried(daemons, send):
                  timeout_s=30)
         lane = _fast_lane(d)
         assert lane["requests"] >= send // 2, (i, lane)
+        assert lane["loops"] >= 1 and lane["loop_sleeps"] >= 1, (i, lane)
 
 
 def _start(daemons):

@@ -26,10 +26,12 @@ import numpy as np
 from coroproc.engineprocs.api import LANE_CORRUPT, LANE_DONE, LANE_PYTHON
 from coroproc.ipc.evqueue import EventQueues
 from coroproc.jitcache import compiled_entry
+from coroproc.shm.syscalls import pollfd_array
 
 from . import lib_msgs as lib
 from .conn_state import RECEIVES_EVENTS, CpdState, CpgConn
 from .jit import deliver as K
+from .jit import loop as L
 from .jit import requests as R
 
 MCAST_STATES = (CpdState.JOIN_STARTED, CpdState.JOIN_COMPLETED)    # conn_state.MCAST_ANSWER OK
@@ -63,10 +65,14 @@ class CpgLane:
         self._built = (-1, -1)
         self._slot_conn: dict[int, object] = {}
         self.stats = {"runs": 0, "records": 0, "rebuilds": 0, "stops_for_python": 0,
-                      "request_runs": 0, "requests": 0, "requests_to_python": 0}
+                      "request_runs": 0, "requests": 0, "requests_to_python": 0,
+                      "loops": 0, "loop_sleeps": 0}
         self._submit = None
         # the kernels' compiled entry points (jitcache.compiled_entry), made at first use
-        self._deliver_entry = self._requests_entry = None
+        self._deliver_entry = self._requests_entry = self._loop_entry = None
+        self._acc = np.zeros(L.A_WORDS, np.int64)
+        self._u64 = np.zeros(1, np.uint64)
+        self._ts = np.zeros(2, np.int64)
         self._group_arrays: dict[bytes, np.ndarray] = {}
         self._rq_out = np.zeros(R.OUT_WORDS, np.int64)
         self._src = np.zeros(128, np.uint8)
@@ -189,6 +195,47 @@ class CpgLane:
             self._after_flush(int(self.touched[i, K.T_SLOT]), int(self.touched[i, K.T_ERRNO]))
         return records, int(out[K.OUT_POS]), _LANE_STOP[reason]
 
+    def loop(self, dhdr, ddata, pos: int, pos_limit: int, release: bool, max_records: int,
+             pfd, until_us: int, moved_until_us: int):
+        """Deliver and sleep in jit/loop.py until Python is needed: (records handled, cursor
+        after them, the fds of pfd[1:] the last poll saw readable, or None when that is
+        not known). None when a reader's socket was full or its backlog flag is up: those
+        want the Python path after every send (connection.flush_events)."""
+        if self._built != (self.generation, self.queues.generation):
+            self._rebuild()
+        for conn in self._slot_conn.values():
+            if conn._event_sock_full or conn._backlogged:
+                return None
+        q, acc = self.queues, self._acc
+        args = (dhdr, ddata, pos, pos_limit, release, max_records, self.gmeta, self.gnames,
+                self.grecv, self.gnodes, self.ngroups, self.complete, self.slot_msg_max,
+                q.qs, q.rows, q.arena, q.mm, q.iov, self.touched, self.out, pfd, self._u64,
+                self._ts, until_us, moved_until_us, acc)
+        if self._loop_entry is None:
+            self._loop_entry = compiled_entry(L.lane_loop, args)
+        why = self._loop_entry(*args)
+        records = int(acc[L.A_RECORDS])
+        st = self.stats
+        st["loops"] += 1
+        st["loop_sleeps"] += int(acc[L.A_SLEEPS])
+        if records:
+            st["records"] += records
+            es = self.engine.stats
+            es["messages_received"] += records
+            es["messages_delivered"] += int(acc[L.A_DELIVERED])
+            es["deliver_events"] += int(acc[L.A_EVENTS])
+        if why == L.LOOP_FLUSH:
+            for i in range(int(acc[L.A_TOUCHED])):
+                self._after_flush(int(self.touched[i, K.T_SLOT]),
+                                  int(self.touched[i, K.T_ERRNO]))
+        elif why == L.LOOP_POLL_FAILED:
+            e = -int(acc[L.A_ERR])
+            raise OSError(e, f"CPG delivery loop: poll() failed: {errno.errorcode.get(e, e)}")
+        ready = None
+        if why == L.LOOP_FDS:
+            ready = L.readable_fds(pfd)
+        return records, int(acc[L.A_POS]), ready
+
     def _after_flush(self, slot: int, err: int) -> None:
         """What connection.flush_events does after a send, for a queue the kernel sent."""
         conn = self._slot_conn.get(slot)
@@ -214,6 +261,7 @@ def warm_up() -> None:
     connected socket pair, and a Python-side push and flush."""
     import os
     import socket
+    import time
 
     from coroproc.shm.ring import ShmRing
 
@@ -228,6 +276,12 @@ def warm_up() -> None:
         q.flush()
         q.drop_head()
         lane.run(ring.hdr, ring.data, 0, 1)
+        bell = os.eventfd(0, os.EFD_NONBLOCK)
+        try:    # until_us now: one turn, then back (the types are the engine host's)
+            lane.loop(ring.hdr, ring.data, 0, 1 << 62, True, 1, pollfd_array((bell,)),
+                      time.monotonic_ns() // 1000, 1 << 62)
+        finally:
+            os.close(bell)
         q.detach()
         lane.bind_submit(ring, None, 1 << 20, 1 << 15)
         b.setblocking(False)

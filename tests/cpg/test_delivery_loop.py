@@ -1,0 +1,160 @@
+"""The CPG engine's jitted delivery loop (engineprocs/cpg/jit/loop.py) over a real shm
+delivery ring, a real eventfd doorbell, real event queues and real datagram sockets.
+
+It must deliver what the delivery kernel delivers, sleep when the ring has nothing after
+the cursor, wake on the doorbell for records pushed while it sleeps, and come back to
+Python — with the cursor at the right record — for each reason the host relies on: a
+record for Python, another fd readable, a failed send, until_us, the snapshot bounds.
+No timing is asserted: waits only bound a hang.
+"""
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+from test_delivery_lane import GROUP, NODE_A, NODE_B, Rig, mcast_record, python_event
+
+from coroproc.engineprocs.cpg.jit import deliver as K
+from coroproc.engineprocs.cpg.jit import loop as L
+from coroproc.ringproc.records import RT_CONFIG, RT_DELIVER
+from coroproc.shm.kernels import ring_peek
+from coroproc.shm.layout import W_TAIL
+from coroproc.shm.ring import ShmRing
+from coroproc.shm.syscalls import pollfd_array
+
+NO_LIMIT = 1 << 62
+HANG_GUARD_S = 20.0
+
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+class LoopRig(Rig):
+    """Rig with the ring's doorbell and one more fd the loop watches (a socket pair)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bell = os.eventfd(0, os.EFD_NONBLOCK)
+        self.ring.wake_fd = self.bell
+        self.poke_rx, self.poke_tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.pfd = pollfd_array((self.bell, self.poke_rx.fileno()))
+        self.acc = np.zeros(L.A_WORDS, np.int64)
+        self.u64 = np.zeros(1, np.uint64)
+        self.ts = np.zeros(2, np.int64)
+
+    def loop(self, until_us, moved_until_us=NO_LIMIT, pos_limit=NO_LIMIT, release=True,
+             batch=1000):
+        q = self.queues
+        why = L.lane_loop(self.ring.hdr, self.ring.data, self.pos, pos_limit, release, batch,
+                          self.gmeta, self.gnames, self.grecv, self.gnodes, self.ngroups,
+                          self.complete, self.slot_msg_max, q.qs, q.rows, q.arena, q.mm,
+                          q.iov, self.touched, self.out, self.pfd, self.u64, self.ts,
+                          until_us, moved_until_us, self.acc)
+        self.pos = int(self.acc[L.A_POS])
+        return why, int(self.acc[L.A_RECORDS])
+
+    def close(self):
+        self.poke_rx.close()
+        self.poke_tx.close()
+        os.close(self.bell)
+        super().close()
+
+
+@pytest.fixture
+def rig():
+    r = LoopRig()
+    r.loop(until_us=0)      # compiled (or loaded) now, not inside a test's until_us
+    yield r
+    r.close()
+
+
+def test_delivers_what_waits_then_sleeps_until_until_us(rig):
+    rig.add_group(GROUP, receivers=[0, 1], nodes=[NODE_A, NODE_B])
+    msgs = [(NODE_A, 10, b"a" * 100), (NODE_B, 20, b"b" * 3000)]
+    for sender, pid, msg in msgs:
+        rig.push(mcast_record(sender, GROUP, pid, msg))
+    why, records = rig.loop(until_us=now_us() + 200_000)
+    assert (why, records) == (L.LOOP_UNTIL, 2)
+    assert rig.acc[L.A_SLEEPS] >= 1           # it slept, then until_us came
+    assert rig.acc[L.A_EVENTS] == 4 and rig.acc[L.A_DELIVERED] == 2
+    want = [python_event(s, GROUP, p, m) for s, p, m in msgs]
+    assert rig.received(0) == want and rig.received(1) == want
+    assert rig.ring.hdr[W_TAIL] == rig.pos         # released (no snapshot store): tail = cursor
+
+
+def test_doorbell_wakes_it_for_records_pushed_while_it_sleeps(rig):
+    # The producer is another process, as the ring process is: the loop holds the GIL
+    # while it sleeps in poll(), as every jitted function does.
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    theirs = rig.clients[0][1]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ring = ShmRing.attach(rig.ring.name, wake_fd=rig.bell, role="producer")
+            time.sleep(0.05)                  # most likely asleep by now; either way works
+            ring.push(RT_DELIVER, mcast_record(NODE_A, GROUP, 7, b"late"))
+            theirs.settimeout(HANG_GUARD_S)
+            got = theirs.recv(1 << 16)        # delivered by the loop, while it runs
+            code = 0 if got == python_event(NODE_A, GROUP, 7, b"late") else 2
+            rig.poke_tx.send(b"!")            # then send it back to Python
+        finally:
+            os._exit(code)
+    why, records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6))
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (why, records) == (L.LOOP_FDS, 1)
+    assert L.readable_fds(rig.pfd) == [rig.poke_rx.fileno()]
+
+
+def test_stops_at_a_record_for_python_with_the_cursor_on_it(rig):
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    rig.push(mcast_record(NODE_A, GROUP, 1, b"first"))
+    rig.push(b"\0" * 40, rtype=RT_CONFIG)
+    rig.push(mcast_record(NODE_A, GROUP, 1, b"after"))
+    why, records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6))
+    assert (why, records) == (L.LOOP_PYTHON, 1)
+    assert rig.received(0) == [python_event(NODE_A, GROUP, 1, b"first")]
+    _st, _off, _n, rtype, _fl, _nxt = ring_peek(rig.ring.hdr, rig.ring.data, rig.pos)
+    assert rtype == RT_CONFIG
+
+
+def test_a_full_client_socket_goes_back_to_python_with_the_slot(rig):
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    theirs = rig.clients[0][1]
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    pushed = 0
+    while pushed < 200:
+        rig.push(mcast_record(NODE_A, GROUP, 1, b"z" * 2000))
+        pushed += 1
+    why, records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6))
+    assert why == L.LOOP_FLUSH
+    assert records == pushed                  # all queued; the socket took only some
+    n = int(rig.acc[L.A_TOUCHED])
+    rows = [(int(rig.touched[i, K.T_SLOT]), int(rig.touched[i, K.T_ERRNO])) for i in range(n)]
+    assert rows == [(rig.qs[0].slot, 11)]     # EAGAIN
+    assert 0 < len(rig.received(0)) < pushed and rig.qs[0].count > 0
+
+
+def test_moved_until_bounds_it_only_once_the_cursor_moved(rig):
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    # nothing arrives: a moved_until_us in the past does not end the sleep early
+    why, records = rig.loop(until_us=now_us() + 100_000, moved_until_us=0)
+    assert (why, records) == (L.LOOP_UNTIL, 0) and rig.acc[L.A_SLEEPS] >= 1
+    # a record arrives: back at once, without a sleep
+    rig.push(mcast_record(NODE_A, GROUP, 1, b"m"))
+    why, records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6), moved_until_us=0)
+    assert (why, records) == (L.LOOP_UNTIL, 1) and rig.acc[L.A_SLEEPS] == 0
+
+
+def test_pos_limit_and_a_kept_ring(rig):
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    for i in range(3):
+        rig.push(mcast_record(NODE_A, GROUP, 1, b"%d" % i))
+    tail = int(rig.ring.hdr[W_TAIL])
+    why, records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6), pos_limit=1,
+                            release=False)
+    assert (why, records) == (L.LOOP_UNTIL, 3)     # one batch, then the limit
+    assert int(rig.ring.hdr[W_TAIL]) == tail            # kept for the snapshot store
