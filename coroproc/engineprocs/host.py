@@ -566,10 +566,10 @@ class EngineHost:
 
     def _lane_sleep(self) -> bool:
         """Sleep in the engine lane's jitted delivery loop (engineprocs/cpg/jit/loop.py)
-        when nothing but deliveries needs this process until the next timer: it delivers
-        MCASTs and sleeps again without a turn of this loop per wake-up. False: not now
-        (no such lane, a replay, a sync, flow control, a hosted engine, a reader the lane
-        leaves to Python)."""
+        when nothing but deliveries and MCAST requests needs this process until the next
+        timer: it delivers, takes requests and sleeps again without a turn of this loop
+        per wake-up. False: not now (no such lane, a replay, a sync, flow control, a
+        hosted engine, a reader the lane leaves to Python)."""
         u = self.primary
         lane = u.lane
         if (lane is None or not hasattr(lane, "loop") or len(self.units) != 1
@@ -585,18 +585,25 @@ class EngineHost:
         else:
             pos_limit = self.snap_pos + self.delivery.capacity_bytes // SNAPSHOT_FRACTION
             moved_until_us = int((self.snap_at + SNAPSHOT_EVERY_S) * 1e6)
+        pfd = self._lane_pollfds(fds)
+        ipc = u.ipc
+        ipc_idx = self._lane_pfd_key.index(ipc.fileno()) if ipc is not None else -1
         result = lane.loop(self.delivery.hdr, self.delivery.data, self.cursor, pos_limit,
-                           self.store is None, BATCH_MAX, self._lane_pollfds(fds), until_us,
-                           moved_until_us)
+                           self.store is None, BATCH_MAX, pfd, until_us, moved_until_us,
+                           ipc, ipc_idx, self.delay.limit_bytes)
         if result is None:
             return False
-        records, pos, self._ready_fds = result
+        records, pos, self._ready_fds, requests, flow = result
         if records:
             self.stats["deliveries"] += records
             u.core.stats["exec_rx"] += records
             self.cursor = pos         # released by the loop when there is no store
             if self.store is not None:
                 self.store.handled(pos)
+        if requests:
+            u.core.stats["lib_requests"] += requests
+        if flow:
+            self.check_submit_delay()
         return True
 
     def _lane_pollfds(self, fds: list) -> np.ndarray:

@@ -379,12 +379,23 @@ class IpcServer:
         if data == b"" or (data is None and events & (select.EPOLLHUP | select.EPOLLERR)):
             raise ClientGone("client closed its setup socket")
 
-    def _read_requests(self, conn):
-        limit = conn.max_msg_bytes
+    def request_buffer(self, limit: int) -> bytearray:
+        """The buffer requests are read into, at least limit + 1 bytes (a handler's own
+        jitted loop reads into it too, see read_pending)."""
         if len(self._recv_buf) < limit + 1:
             self._recv_buf = bytearray(limit + 1)
-        view = memoryview(self._recv_buf)
-        sock, control = conn.request_sock, conn.control
+        return self._recv_buf
+
+    def read_pending(self, conn, length: int) -> None:
+        """A request that the handler's own loop read into request_buffer() and left for
+        the Python path: handle it as _read_requests would have (only it: if more wait,
+        the socket stays readable)."""
+        self._guarded(conn, lambda: self._handle_requests(conn, 1, length))
+
+    def _read_requests(self, conn):
+        limit = conn.max_msg_bytes
+        self.request_buffer(limit)
+        control = conn.control
         # libqb's batch (ipcs.c _request_q_len_get): the requests the client counted into
         # request.sent, at least one per wake-up, at most REQUESTS_PER_WAKEUP_MAX. Reading
         # on until EAGAIN would cost a failing recv on every wake-up of a client that has
@@ -400,6 +411,14 @@ class IpcServer:
                 taken_fast, pending = result
                 # nothing pending: it read until the socket was empty or avail was taken
                 avail = max(avail - taken_fast, 1) if pending else 0
+        self._handle_requests(conn, avail, pending)
+
+    def _handle_requests(self, conn, avail: int, pending: int) -> None:
+        """Up to avail requests in Python; the first is already in the buffer when
+        pending (its length) is not 0."""
+        limit = conn.max_msg_bytes
+        view = memoryview(self._recv_buf)
+        sock, control = conn.request_sock, conn.control
         taken = 0
         try:
             for _ in range(avail):

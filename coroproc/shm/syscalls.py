@@ -26,6 +26,10 @@ POLLFD_WORDS = 2          # struct pollfd as two int32: fd, events | revents << 
 MMSGHDR_WORDS = 8
 MMSG_IOV, MMSG_IOVLEN = 2, 3
 IOVEC_WORDS = 2           # struct iovec: iov_base, iov_len
+# struct epoll_event (packed on x86-64, 12 bytes) as three uint32 words: events, then
+# the 64-bit data; Python's select.epoll puts the fd in data's low half
+EPOLL_EVENT_WORDS = 3
+EPOLLIN = 0x001
 
 _poll = types.ExternalFunction(
     "poll", types.int32(types.voidptr, types.uint64, types.int32))
@@ -37,6 +41,8 @@ _sendto = types.ExternalFunction(
                          types.voidptr, types.uint32))
 _sendmmsg = types.ExternalFunction(
     "sendmmsg", types.int32(types.int32, types.voidptr, types.uint32, types.int32))
+_epoll_wait = types.ExternalFunction(
+    "epoll_wait", types.int32(types.int32, types.voidptr, types.int32, types.int32))
 _read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, types.uintp))
 _write = types.ExternalFunction("write", types.intp(types.int32, types.voidptr, types.uintp))
 _clock_gettime = types.ExternalFunction(
@@ -125,6 +131,16 @@ def sendmmsg(fd, mm, count):
         e = errno()
         if e != EINTR:
             return -e
+
+
+@njit(cache=True, inline="always")
+def epoll_wait(epfd, ev, timeout_ms):
+    """epoll_wait into ev (uint32, EPOLL_EVENT_WORDS per event): events ready, or -errno
+    (EINTR included: the caller decides)."""
+    rc = _epoll_wait(epfd, ev.ctypes.data, ev.shape[0] // EPOLL_EVENT_WORDS, timeout_ms)
+    if rc < 0:
+        return -errno()
+    return rc
 
 
 def pollfd_array(fds) -> np.ndarray:

@@ -1,13 +1,17 @@
-"""The CPG engine's jitted delivery loop (engineprocs/cpg/jit/loop.py) over a real shm
-delivery ring, a real eventfd doorbell, real event queues and real datagram sockets.
+"""The CPG engine's jitted loop (engineprocs/cpg/jit/loop.py) over a real shm delivery
+ring, a real eventfd doorbell, real event queues, a real epoll fd, a real submit ring and
+real datagram sockets.
 
-It must deliver what the delivery kernel delivers, sleep when the ring has nothing after
-the cursor, wake on the doorbell for records pushed while it sleeps, and come back to
-Python — with the cursor at the right record — for each reason the host relies on: a
-record for Python, another fd readable, a failed send, until_us, the snapshot bounds.
-No timing is asserted: waits only bound a hang.
+It must deliver what the delivery kernel delivers, take the MCAST requests the request
+kernel takes (the same submit records), sleep when nothing waits, wake on the doorbell for
+records pushed while it sleeps, and come back to Python — with the cursor at the right
+record, a request left whole in the buffer, other events still ready — for each reason
+the host relies on: a record or request for Python, another fd readable, a failed send,
+the flow-control level, until_us, the snapshot bounds. No timing is asserted: waits only
+bound a hang.
 """
 import os
+import select
 import socket
 import time
 
@@ -15,16 +19,28 @@ import numpy as np
 import pytest
 from test_delivery_lane import GROUP, NODE_A, NODE_B, Rig, mcast_record, python_event
 
+from coroproc.engineprocs.api import EXEC_HEADER, exec_id
+from coroproc.engineprocs.cpg import exec_msgs as xm
 from coroproc.engineprocs.cpg.jit import deliver as K
 from coroproc.engineprocs.cpg.jit import loop as L
+from coroproc.engineprocs.cpg.jit import requests as RQ
+from coroproc.ipc.cpg_structs import REQ_JOIN, REQ_MCAST, pack_req_mcast
+from coroproc.ipc.wire import pack_request
+from coroproc.engineprocs.host import EXEC_ONLY_PREFIX
 from coroproc.ringproc.records import RT_CONFIG, RT_DELIVER
 from coroproc.shm.kernels import ring_peek
 from coroproc.shm.layout import W_TAIL
 from coroproc.shm.ring import ShmRing
-from coroproc.shm.syscalls import pollfd_array
+from coroproc.shm.syscalls import EPOLL_EVENT_WORDS, pollfd_array
 
 NO_LIMIT = 1 << 62
 HANG_GUARD_S = 20.0
+
+
+def request_record(group, pid, nodeid, source, message):
+    """The submit record the Python path makes of one MCAST request (test_request_lane)."""
+    body = xm.pack_mcast_header(group, pid, nodeid, source, len(message)) + message
+    return EXEC_ONLY_PREFIX + EXEC_HEADER.pack(exec_id(2, 3), 16 + len(body)) + body
 
 
 def now_us():
@@ -32,33 +48,72 @@ def now_us():
 
 
 class LoopRig(Rig):
-    """Rig with the ring's doorbell and one more fd the loop watches (a socket pair)."""
+    """Rig with the ring's doorbell, one more fd the loop watches (a socket pair), and an
+    epoll fd as the IPC server's with a request table (empty until add_requester)."""
 
     def __init__(self):
         super().__init__()
         self.bell = os.eventfd(0, os.EFD_NONBLOCK)
         self.ring.wake_fd = self.bell
         self.poke_rx, self.poke_tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.pfd = pollfd_array((self.bell, self.poke_rx.fileno()))
+        self.epoll = select.epoll()
+        self.pfd = pollfd_array((self.bell, self.poke_rx.fileno(), self.epoll.fileno()))
         self.acc = np.zeros(L.A_WORDS, np.int64)
         self.u64 = np.zeros(1, np.uint64)
         self.ts = np.zeros(2, np.int64)
+        self.submit = ShmRing.create(f"/coroproc-loop-submit.{os.getpid()}", 1 << 22)
+        self.rq = np.zeros((4, L.RQ_WORDS), np.int64)
+        self.rq_group = np.zeros((4, K.NAME_MAX), np.uint8)
+        self.nrq = 0
+        self.ev = np.zeros(16 * EPOLL_EVENT_WORDS, np.uint32)
+        self.buf = np.zeros(1 << 17, np.uint8)
+        self.rq_out = np.zeros(RQ.OUT_WORDS, np.int64)
+        self.requesters = []
+
+    def add_requester(self, group, pid, source, control):
+        """A client connection: (client socket, its server-side socket) registered in the
+        epoll fd, a row of the request table; control: int32[>=1], its request count."""
+        server, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        server.setblocking(False)
+        self.epoll.register(server.fileno(), select.EPOLLIN)
+        r = self.nrq
+        self.rq[r] = 0
+        self.rq[r, L.RQ_FD] = server.fileno()
+        self.rq[r, L.RQ_CTRL] = control.ctypes.data
+        self.rq[r, L.RQ_GLEN] = len(group)
+        self.rq_group[r, :len(group)] = np.frombuffer(group, np.uint8)
+        self.rq[r, L.RQ_PID] = pid
+        self.rq[r, L.RQ_SOURCE] = source
+        self.rq[r, L.RQ_LIMIT] = self.buf.shape[0] - 1
+        self.nrq += 1
+        self.requesters.append((client, server))
+        return client, server
 
     def loop(self, until_us, moved_until_us=NO_LIMIT, pos_limit=NO_LIMIT, release=True,
-             batch=1000):
+             batch=1000, stop_used_bytes=NO_LIMIT, nodeid=NODE_A):
         q = self.queues
         why = L.lane_loop(self.ring.hdr, self.ring.data, self.pos, pos_limit, release, batch,
                           self.gmeta, self.gnames, self.grecv, self.gnodes, self.ngroups,
                           self.complete, self.slot_msg_max, q.qs, q.rows, q.arena, q.mm,
                           q.iov, self.touched, self.out, self.pfd, self.u64, self.ts,
-                          until_us, moved_until_us, self.acc)
+                          until_us, moved_until_us, self.acc, 2, self.epoll.fileno(),
+                          self.ev, self.rq, self.rq_group, self.nrq, 50, self.buf, nodeid,
+                          self.submit.hdr, self.submit.data, -1, 1 << 20, NO_LIMIT,
+                          stop_used_bytes, np.zeros(128, np.uint8), np.zeros(1, np.uint32),
+                          np.zeros(1, np.uint64), self.rq_out)
         self.pos = int(self.acc[L.A_POS])
         return why, int(self.acc[L.A_RECORDS])
 
     def close(self):
+        for client, server in self.requesters:
+            client.close()
+            server.close()
+        self.epoll.close()
         self.poke_rx.close()
         self.poke_tx.close()
         os.close(self.bell)
+        self.submit.close()
+        self.submit.unlink()
         super().close()
 
 
@@ -158,3 +213,60 @@ def test_pos_limit_and_a_kept_ring(rig):
                             release=False)
     assert (why, records) == (L.LOOP_UNTIL, 3)     # one batch, then the limit
     assert int(rig.ring.hdr[W_TAIL]) == tail            # kept for the snapshot store
+
+
+# ---- requests ------------------------------------------------------------------------------
+
+def test_takes_mcast_requests_into_the_submit_ring_as_the_request_kernel(rig):
+    control = np.zeros(2, np.int32)
+    client, _server = rig.add_requester(GROUP, 77, 5, control)
+    messages = [b"", b"q" * 1500, bytes(range(256)) * 8]
+    for m in messages:
+        client.send(pack_request(REQ_MCAST, pack_req_mcast(0, m)))
+        control[0] += 1
+    why, _records = rig.loop(until_us=now_us() + 200_000)
+    assert why == L.LOOP_UNTIL                  # took them, slept on, until_us came
+    assert rig.acc[L.A_REQUESTS] == 3 and rig.rq[0, L.RQ_TAKEN] == 3 and control[0] == 0
+    got = rig.submit.pop_batch()
+    assert [r[2] for r in got] == [request_record(GROUP, 77, NODE_A, 5, m) for m in messages]
+
+
+def test_another_request_is_left_in_buf_for_python_with_its_row(rig):
+    control = np.zeros(2, np.int32)
+    rig.add_requester(b"other", 1, 1, np.zeros(2, np.int32))
+    client, _server = rig.add_requester(GROUP, 77, 5, control)
+    join = pack_request(REQ_JOIN, bytes(152))
+    client.send(pack_request(REQ_MCAST, pack_req_mcast(0, b"before")))
+    client.send(join)
+    control[0] += 2
+    why, _records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6))
+    assert why == L.LOOP_PENDING
+    assert rig.acc[L.A_RQ_ROW] == 1 and rig.acc[L.A_REQUESTS] == 1
+    n = int(rig.acc[L.A_RQ_PENDING])
+    assert bytes(rig.buf[:n]) == join
+    assert control[0] == 1                      # the join is Python's to count
+
+
+def test_an_event_it_does_not_take_goes_back_with_the_ipc_fd_readable(rig):
+    other_client, other_server = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        rig.epoll.register(other_server.fileno(), select.EPOLLIN)   # not in the table
+        rig.add_requester(GROUP, 77, 5, np.zeros(2, np.int32))
+        other_client.send(b"for the server")
+        why, _records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6))
+        assert why == L.LOOP_FDS
+        assert L.readable_fds(rig.pfd) == [rig.epoll.fileno()]
+        assert rig.epoll.poll(0) == [(other_server.fileno(), select.EPOLLIN)]   # still ready
+    finally:
+        other_client.close()
+        other_server.close()
+
+
+def test_a_request_that_fills_the_submit_ring_to_the_flow_level_stops_it(rig):
+    control = np.zeros(2, np.int32)
+    client, _server = rig.add_requester(GROUP, 77, 5, control)
+    for _ in range(3):
+        client.send(pack_request(REQ_MCAST, pack_req_mcast(0, b"f" * 100)))
+        control[0] += 1
+    why, _records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6), stop_used_bytes=1)
+    assert why == L.LOOP_FLOW and rig.acc[L.A_REQUESTS] == 1 and control[0] == 2

@@ -26,7 +26,8 @@ import numpy as np
 from coroproc.engineprocs.api import LANE_CORRUPT, LANE_DONE, LANE_PYTHON
 from coroproc.ipc.evqueue import EventQueues
 from coroproc.jitcache import compiled_entry
-from coroproc.shm.syscalls import pollfd_array
+from coroproc.ipc.server import REQUESTS_PER_WAKEUP_MAX
+from coroproc.shm.syscalls import EPOLL_EVENT_WORDS, pollfd_array
 
 from . import lib_msgs as lib
 from .conn_state import RECEIVES_EVENTS, CpdState, CpgConn
@@ -41,6 +42,8 @@ _LANE_STOP = {K.R_EMPTY: LANE_DONE, K.R_LIMIT: LANE_DONE, K.R_PYTHON: LANE_PYTHO
 GROUPS_MAX = 256
 RECEIVERS_MAX = 64          # local connections in one group
 NODES_MAX = 384             # exec_msgs.PROCESSOR_COUNT_MAX
+REQUEST_ROWS_MAX = 256      # connections whose requests the delivery loop takes
+EPOLL_EVENTS_MAX = 64       # IPC server events the delivery loop looks at per wake-up
 
 
 class CpgLane:
@@ -71,6 +74,14 @@ class CpgLane:
         # the kernels' compiled entry points (jitcache.compiled_entry), made at first use
         self._deliver_entry = self._requests_entry = self._loop_entry = None
         self._acc = np.zeros(L.A_WORDS, np.int64)
+        # the loop's request table (jit/loop.py RQ_*) and the IPC server's epoll events
+        self.rq = np.zeros((REQUEST_ROWS_MAX, L.RQ_WORDS), np.int64)
+        self.rq_group = np.zeros((REQUEST_ROWS_MAX, K.NAME_MAX), np.uint8)
+        self._rq_conns: list = []
+        self._ev = np.zeros(EPOLL_EVENTS_MAX * EPOLL_EVENT_WORDS, np.uint32)
+        self._rq_buf0 = np.zeros(1, np.uint8)
+        self._rq_buf_src = None
+        self._rq_buf = self._rq_buf0
         self._u64 = np.zeros(1, np.uint64)
         self._ts = np.zeros(2, np.int64)
         self._group_arrays: dict[bytes, np.ndarray] = {}
@@ -196,21 +207,33 @@ class CpgLane:
         return records, int(out[K.OUT_POS]), _LANE_STOP[reason]
 
     def loop(self, dhdr, ddata, pos: int, pos_limit: int, release: bool, max_records: int,
-             pfd, until_us: int, moved_until_us: int):
-        """Deliver and sleep in jit/loop.py until Python is needed: (records handled, cursor
-        after them, the fds of pfd[1:] the last poll saw readable, or None when that is
-        not known). None when a reader's socket was full or its backlog flag is up: those
-        want the Python path after every send (connection.flush_events)."""
+             pfd, until_us: int, moved_until_us: int, ipc=None, ipc_idx: int = -1,
+             stop_used_bytes: int = 0):
+        """Deliver, take MCAST requests and sleep in jit/loop.py until Python is needed:
+        (records handled, cursor after them, the fds of pfd[1:] the last poll saw readable
+        or None when that is not known, requests taken, whether one reached
+        stop_used_bytes). None when a reader's socket was full or its backlog flag is up:
+        those want the Python path after every send (connection.flush_events). `ipc`
+        (the IPC server, whose epoll fd is pfd row ipc_idx) offers its connections'
+        requests; stop_used_bytes is the host's flow-control level of the submit ring."""
         if self._built != (self.generation, self.queues.generation):
             self._rebuild()
         for conn in self._slot_conn.values():
             if conn._event_sock_full or conn._backlogged:
                 return None
+        nrq, buf = self._request_rows(ipc)
         q, acc = self.queues, self._acc
+        submit = self._submit
         args = (dhdr, ddata, pos, pos_limit, release, max_records, self.gmeta, self.gnames,
                 self.grecv, self.gnodes, self.ngroups, self.complete, self.slot_msg_max,
                 q.qs, q.rows, q.arena, q.mm, q.iov, self.touched, self.out, pfd, self._u64,
-                self._ts, until_us, moved_until_us, acc)
+                self._ts, until_us, moved_until_us, acc,
+                ipc_idx if nrq else -1, ipc.fileno() if ipc is not None else -1, self._ev,
+                self.rq, self.rq_group, nrq, REQUESTS_PER_WAKEUP_MAX, buf,
+                self.engine.ctx.nodeid, submit.hdr, submit.data, self._wake_fd,
+                self._max_message_bytes, self._roomy_used_bytes,
+                min(self._roomy_used_bytes, stop_used_bytes), self._src, self._src_len,
+                self._scratch, self._rq_out)
         if self._loop_entry is None:
             self._loop_entry = compiled_entry(L.lane_loop, args)
         why = self._loop_entry(*args)
@@ -224,17 +247,72 @@ class CpgLane:
             es["messages_received"] += records
             es["messages_delivered"] += int(acc[L.A_DELIVERED])
             es["deliver_events"] += int(acc[L.A_EVENTS])
+        requests = self._count_requests(nrq) if acc[L.A_REQUESTS] else 0
         if why == L.LOOP_FLUSH:
             for i in range(int(acc[L.A_TOUCHED])):
                 self._after_flush(int(self.touched[i, K.T_SLOT]),
                                   int(self.touched[i, K.T_ERRNO]))
+        elif why == L.LOOP_PENDING:
+            st["requests_to_python"] += 1
+            ipc.read_pending(self._rq_conns[int(acc[L.A_RQ_ROW])], int(acc[L.A_RQ_PENDING]))
         elif why == L.LOOP_POLL_FAILED:
             e = -int(acc[L.A_ERR])
             raise OSError(e, f"CPG delivery loop: poll() failed: {errno.errorcode.get(e, e)}")
-        ready = None
-        if why == L.LOOP_FDS:
-            ready = L.readable_fds(pfd)
-        return records, int(acc[L.A_POS]), ready
+        ready = L.readable_fds(pfd) if why == L.LOOP_FDS else None
+        return records, int(acc[L.A_POS]), ready, requests, why == L.LOOP_FLOW
+
+    def _request_rows(self, ipc) -> tuple[int, np.ndarray]:
+        """Fill the loop's request table (jit/loop.py RQ_*) with the connections whose
+        MCAST requests it may take now — what IpcServer._read_requests and read_requests
+        ask before the request kernel runs; (rows, the server's request buffer)."""
+        self._rq_conns = conns = []
+        if ipc is None or self._submit is None:
+            return 0, self._rq_buf0
+        ctx = self.engine.ctx
+        if ctx.sync_in_progress or ctx.replaying:
+            return 0, self._rq_buf0
+        rq, limit_max = self.rq, 0
+        for cpd in self.engine.active_conns():
+            conn = cpd.conn
+            if (cpd.state not in MCAST_STATES or conn.closed or not conn._response_connected
+                    or conn.deferred is not None or conn.wants_response_out
+                    or conn.waits_for_event_socket or conn in conn.server._doomed):
+                continue
+            n = len(conns)
+            if n == rq.shape[0]:
+                break
+            row = rq[n]
+            row[L.RQ_FD] = conn.request_sock.fileno()
+            row[L.RQ_CTRL] = conn.control.address("request")
+            row[L.RQ_GLEN] = len(cpd.group)
+            self.rq_group[n, :len(cpd.group)] = np.frombuffer(cpd.group, np.uint8)
+            row[L.RQ_PID] = cpd.pid
+            row[L.RQ_SOURCE] = cpd.source_id
+            row[L.RQ_LIMIT] = conn.max_msg_bytes
+            row[L.RQ_TAKEN] = 0
+            limit_max = max(limit_max, conn.max_msg_bytes)
+            conns.append(conn)
+        if not conns:
+            return 0, self._rq_buf0
+        raw = ipc.request_buffer(limit_max)
+        if self._rq_buf_src is not raw:
+            self._rq_buf_src, self._rq_buf = raw, np.frombuffer(raw, np.uint8)
+        return len(conns), self._rq_buf
+
+    def _count_requests(self, nrq: int) -> int:
+        """What read_requests counts, for the requests the loop took."""
+        total = 0
+        for i in range(nrq):
+            taken = int(self.rq[i, L.RQ_TAKEN])
+            if taken:
+                self._rq_conns[i].stats["requests"] += taken
+                total += taken
+        if total:
+            self.stats["requests"] += total
+            eng = self.engine
+            eng.stats["messages_sent"] += total
+            eng.flow.check()
+        return total
 
     def _after_flush(self, slot: int, err: int) -> None:
         """What connection.flush_events does after a send, for a queue the kernel sent."""
@@ -276,14 +354,14 @@ def warm_up() -> None:
         q.flush()
         q.drop_head()
         lane.run(ring.hdr, ring.data, 0, 1)
+        lane.bind_submit(ring, None, 1 << 20, 1 << 15)
         bell = os.eventfd(0, os.EFD_NONBLOCK)
         try:    # until_us now: one turn, then back (the types are the engine host's)
             lane.loop(ring.hdr, ring.data, 0, 1 << 62, True, 1, pollfd_array((bell,)),
-                      time.monotonic_ns() // 1000, 1 << 62)
+                      time.monotonic_ns() // 1000, 1 << 62, None, -1, 1 << 62)
         finally:
             os.close(bell)
         q.detach()
-        lane.bind_submit(ring, None, 1 << 20, 1 << 15)
         b.setblocking(False)
         R.mcast_requests(b.fileno(), np.frombuffer(bytearray(64), np.uint8), 63, 1, 0,
                          np.frombuffer(b"warm", np.uint8), 1, 1, 1, ring.hdr, ring.data,
@@ -297,6 +375,15 @@ def warm_up() -> None:
 
 
 class _WarmEngine:
-    """The little of a CpgEngine the table reads: no groups."""
+    """The little of a CpgEngine the table and the loop read: no groups."""
     _by_group: dict = {}
     stats: dict = {}
+
+    class ctx:
+        nodeid = 1
+        sync_in_progress = False
+        replaying = False
+
+    @staticmethod
+    def active_conns():
+        return []

@@ -1,4 +1,4 @@
-"""The CPG engine's delivery loop, jitted: deliver, sleep on the doorbell, deliver again —
+"""The CPG engine's loop, jitted: deliver, take clients' MCAST requests, sleep, again —
 back to Python only for what Python does.
 
 Why: a node that only receives a CPG flood wakes its engine once per batch of deliveries,
@@ -13,6 +13,9 @@ cursor: raise the ring's sleeping flag, re-check head, poll() the doorbell (pfd[
 the host's other fds (pfd[1:]: control socket, IPC epoll fds), drain the doorbell. It
 returns, with why (LOOP_*), when:
 * the delivery kernel stops for Python (a record it does not take) or at corrupt framing;
+* the IPC server has an event the loop does not take, a request of the table was not
+  an MCAST the request kernel takes (LOOP_PENDING: that datagram is in `buf` for the
+  server's Python path), or a request brought the submit ring to `stop_used_bytes`;
 * a send of the kernel's failed or left events queued (the rows of `touched` say which
   connection: Python does what connection.flush_events does after a send);
 * one of pfd[1:] is readable, or a signal interrupted the sleep;
@@ -21,14 +24,25 @@ returns, with why (LOOP_*), when:
 acc[] holds what the turns did (A_*). Nothing here changes what the Python path would
 have done with the same records: it runs the same kernel on the same table, which holds
 because no engine code runs meanwhile.
+
+Requests: when poll() finds the IPC server's epoll fd (pfd row `ipc_idx`) readable and
+no other, the loop takes that epoll's ready events without waiting. A plain EPOLLIN on
+the request socket of a row of the request table (`rq`, filled by lane.py with the
+connections the server would offer its read_fast hook: joined or joining, response
+channel connected, nothing deferred or waiting to be sent) runs jit/requests.py's
+mcast_requests on it, with libqb's batch size from the client's control file; anything
+else is left ready (epoll is level-triggered) for the server's own epoll_wait.
 """
 from __future__ import annotations
 
 from numba import njit
 
+from coroproc.shm.atomics import fetch_add_i32_at
 from coroproc.shm.kernels import ring_cancel_sleep, ring_head, ring_prepare_sleep, ring_release
-from coroproc.shm.syscalls import EINTR, POLLFD_WORDS, eventfd_drain, monotonic_ns, poll, readable
+from coroproc.shm.syscalls import (EINTR, EPOLL_EVENT_WORDS, EPOLLIN, POLLFD_WORDS,
+                                   epoll_wait, eventfd_drain, monotonic_ns, poll, readable)
 
+from . import requests as RQ
 from .deliver import (OUT_DELIVERED, OUT_EVENTS, OUT_POS, OUT_REASON, OUT_RECORDS,
                       OUT_TOUCHED, R_CORRUPT, R_LIMIT, R_PYTHON, T_ERRNO, deliver_run)
 
@@ -39,6 +53,9 @@ LOOP_CORRUPT = 3        # the delivery ring's framing at the cursor is broken
 LOOP_FLUSH = 4          # touched[:acc[A_TOUCHED]] has a send that failed or was cut short
 LOOP_INTERRUPTED = 5    # a signal interrupted poll(): Python runs its handler
 LOOP_POLL_FAILED = 6    # poll() failed: -errno in acc[A_ERR]
+LOOP_PENDING = 7        # a request for Python is in buf[:acc[A_RQ_PENDING]], from row
+                        # acc[A_RQ_ROW] of the request table
+LOOP_FLOW = 8           # a request brought the submit ring to stop_used_bytes
 
 A_POS = 0               # the cursor
 A_RECORDS = 1           # records handled
@@ -47,7 +64,20 @@ A_EVENTS = 3            # events queued
 A_SLEEPS = 4            # poll() calls that slept
 A_TOUCHED = 5           # LOOP_FLUSH: rows of touched from the last run
 A_ERR = 6
-A_WORDS = 7
+A_REQUESTS = 7          # requests taken into the submit ring (per row: rq_taken)
+A_RQ_ROW = 8
+A_RQ_PENDING = 9
+A_WORDS = 10
+
+# the request table (rq_*), one row per connection whose MCAST requests the loop may take:
+RQ_FD = 0               # its request socket
+RQ_CTRL = 1             # address of its control file's request `sent` int32
+RQ_GLEN = 2             # its group name's length (the name: rq_group[row])
+RQ_PID = 3
+RQ_SOURCE = 4           # its mar_message_source_t.conn
+RQ_LIMIT = 5            # its IPC maximum message size
+RQ_TAKEN = 6            # requests taken (the loop adds)
+RQ_WORDS = 7
 
 SLEEP_MAX_MS = 1 << 30   # poll()'s timeout is an int
 
@@ -92,9 +122,72 @@ def _sleep(dhdr, pos, pfd, timeout_ms, u64):
 
 
 @njit(cache=True)
+def _take_requests(epfd, ev, rq, rq_group, nrq, rq_batch_max, buf, nodeid, shdr, sdata,
+                   wake_fd, max_message_bytes, roomy_used_bytes, stop_used_bytes, src,
+                   src_len, scratch, rq_out, acc):
+    """The IPC server's ready events (epoll_wait without waiting): the MCAST requests of
+    the table's connections go to the submit ring here (jit/requests.py). Returns -1 when
+    every event was handled, else why Python is needed (LOOP_*): an event of another fd
+    or kind stays ready for the server's own epoll_wait (level-triggered)."""
+    n = epoll_wait(epfd, ev, 0)
+    if n < 0:
+        return LOOP_FDS
+    unhandled = False
+    for i in range(n):
+        events = ev[EPOLL_EVENT_WORDS * i]
+        fd = ev[EPOLL_EVENT_WORDS * i + 1]
+        row = -1
+        for r in range(nrq):
+            if rq[r, RQ_FD] == fd:
+                row = r
+                break
+        if row < 0 or events != EPOLLIN:
+            unhandled = True
+            continue
+        ctrl = rq[row, RQ_CTRL]
+        # libqb's batch, as the server's Python path: what the client counted, 1 to max
+        avail = min(max(fetch_add_i32_at(ctrl, 0), 1), rq_batch_max)
+        RQ.mcast_requests(fd, buf, rq[row, RQ_LIMIT], avail, ctrl,
+                          rq_group[row, :rq[row, RQ_GLEN]], rq[row, RQ_PID], nodeid,
+                          rq[row, RQ_SOURCE], shdr, sdata, wake_fd, max_message_bytes,
+                          roomy_used_bytes, stop_used_bytes, src, src_len, scratch, rq_out)
+        taken = rq_out[RQ.OUT_TAKEN]
+        rq[row, RQ_TAKEN] += taken
+        acc[A_REQUESTS] += taken
+        reason = rq_out[RQ.OUT_REASON]
+        if reason == RQ.RQ_PYTHON:
+            acc[A_RQ_ROW] = row
+            acc[A_RQ_PENDING] = rq_out[RQ.OUT_PENDING]
+            return LOOP_PENDING
+        if reason == RQ.RQ_FLOW:
+            return LOOP_FLOW
+        if reason == RQ.RQ_ERROR:
+            unhandled = True        # the server's Python path reads again and judges
+    return LOOP_FDS if unhandled else -1
+
+
+@njit(cache=True)
+def _after_poll(pfd, ipc_idx, epfd, ev, rq, rq_group, nrq, rq_batch_max, buf, nodeid, shdr,
+                sdata, wake_fd, max_message_bytes, roomy_used_bytes, stop_used_bytes, src,
+                src_len, scratch, rq_out, acc):
+    """pfd[1:] after a poll that saw one readable: -1 when the loop may go on (only the
+    IPC server's fd was, and the loop took all it had), else LOOP_*."""
+    for i in range(1, pfd.shape[0] // POLLFD_WORDS):
+        if readable(pfd, i) and i != ipc_idx:
+            return LOOP_FDS
+    if nrq == 0 or ipc_idx < 0:
+        return LOOP_FDS
+    return _take_requests(epfd, ev, rq, rq_group, nrq, rq_batch_max, buf, nodeid, shdr,
+                          sdata, wake_fd, max_message_bytes, roomy_used_bytes,
+                          stop_used_bytes, src, src_len, scratch, rq_out, acc)
+
+
+@njit(cache=True)
 def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv, gnodes,
               ngroups, table_complete, slot_msg_max, qs, rows, arena, mm, iov, touched, out,
-              pfd, u64, ts, until_us, moved_until_us, acc):
+              pfd, u64, ts, until_us, moved_until_us, acc, ipc_idx, epfd, ev, rq, rq_group,
+              nrq, rq_batch_max, buf, nodeid, shdr, sdata, wake_fd, max_message_bytes,
+              roomy_used_bytes, stop_used_bytes, src, src_len, scratch, rq_out):
     """Turn until Python is needed; returns why (LOOP_*), acc[] says what was done.
     pfd: int32 pollfds (syscalls.pollfd_array), the doorbell first; u64: uint64[1] and
     ts: int64[2] scratch; acc: int64[A_WORDS]. moved_until_us bounds the loop only once
@@ -132,7 +225,12 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
         if reason == R_LIMIT:
             # more records wait: look at the other fds without sleeping, then go on
             if n_other > 0 and poll(pfd, 1, n_other, 0) > 0:
-                return LOOP_FDS
+                why = _after_poll(pfd, ipc_idx, epfd, ev, rq, rq_group, nrq, rq_batch_max,
+                                  buf, nodeid, shdr, sdata, wake_fd, max_message_bytes,
+                                  roomy_used_bytes, stop_used_bytes, src, src_len, scratch,
+                                  rq_out, acc)
+                if why >= 0:
+                    return why
             continue
         wait_us = until_us - t
         if pos != start:
@@ -145,4 +243,9 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
             return LOOP_POLL_FAILED
         acc[A_SLEEPS] += 1
         if rc > 0 and _any_readable(pfd, 1):
-            return LOOP_FDS
+            why = _after_poll(pfd, ipc_idx, epfd, ev, rq, rq_group, nrq, rq_batch_max, buf,
+                              nodeid, shdr, sdata, wake_fd, max_message_bytes,
+                              roomy_used_bytes, stop_used_bytes, src, src_len, scratch,
+                              rq_out, acc)
+            if why >= 0:
+                return why
