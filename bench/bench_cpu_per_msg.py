@@ -13,14 +13,12 @@ side-by-side bench (bench/sbs_daemons.py: netns hosts, the same corosync.conf te
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sbs_client import Cell, build, run_cell  # noqa: E402
+from sbs_client import Cell, measure_kinds, report_head, run_cell  # noqa: E402
 from sbs_daemons import KINDS, Session  # noqa: E402
 
 SIZE_BYTES = 1024
@@ -49,13 +47,12 @@ def measure(kind: str, nodes: int, rates: list[int], seconds: float, binary: str
 
 
 def report(rows: list[dict], argv: list[str]) -> str:
-    out = ["# CPU per message at a fixed rate (bench/bench_cpu_per_msg.py)", "",
-           f"Command (root): `{' '.join(['python bench/bench_cpu_per_msg.py', *argv])}`  ",
-           f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} (UTC); "
-           f"{SIZE_BYTES}-byte messages, one sender (node 1), all nodes' daemons sampled.", "",
-           "| nodes | rate msgs/s | kind | delivered/s | µs CPU per msg, node 1 | other nodes | "
-           "busiest processes (µs per msg) | own p50 µs | own p99 µs |",
-           "|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+    out = report_head("CPU per message at a fixed rate", "bench/bench_cpu_per_msg.py", argv,
+                      f"{SIZE_BYTES}-byte messages, one sender (node 1), all nodes' daemons "
+                      "sampled.")
+    out += ["| nodes | rate msgs/s | kind | delivered/s | µs CPU per msg, node 1 | other nodes | "
+            "busiest processes (µs per msg) | own p50 µs | own p99 µs |",
+            "|---:|---:|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         others = [f"{v:.0f}" for n, v in sorted(r["node_us"].items()) if n != 1]
         top = ", ".join(f"{name} {v:.0f}" for name, v in r["top"])
@@ -78,12 +75,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rates = [int(x) for x in args.rates.split(",")]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        binary = build(work)
-        for nodes in (int(x) for x in args.nodes.split(",")):
-            for kind in KIND_NAMES:
-                rows += measure(kind, nodes, rates, args.seconds, binary, work)
+    for nodes in (int(x) for x in args.nodes.split(",")):
+        rows += measure_kinds(KIND_NAMES, lambda kind, binary, work, nodes=nodes: measure(
+            kind, nodes, rates, args.seconds, binary, work))
     text = report(rows, argv)
     Path(args.out).write_text(text)
     print(text)

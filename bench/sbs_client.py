@@ -6,10 +6,12 @@ so Corosync and coroproc are driven by the very same binary and library.
 """
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,26 @@ def build(out_dir: Path) -> str:
     binary = str(Path(out_dir) / "sbs_cpgload")
     subprocess.run(["gcc", "-O2", "-Wall", "-o", binary, str(SOURCE), *flags], check=True)
     return binary
+
+
+def measure_kinds(kinds, measure) -> list:
+    """Build the client in a scratch directory, then rows += measure(kind, binary, work)
+    for each daemon kind, in order (the directory goes afterwards)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        binary = build(work)
+        for kind in kinds:
+            rows += measure(kind, binary, work)
+    return rows
+
+
+def report_head(title: str, script: str, argv: list[str], what: str) -> list[str]:
+    """The first lines of a bench's Markdown report: title, command, date and what ran."""
+    return [f"# {title} ({script})", "",
+            f"Command (root): `{' '.join(['python ' + script, *argv])}`  ",
+            f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} (UTC); {what}",
+            ""]
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,10 @@ class Engine:
         `run(hdr, data, cursor, budget)` on the delivery ring → (records taken, cursor
         after them, LANE_DONE | LANE_PYTHON | LANE_CORRUPT); `read_requests(conn, buf,
         limit, avail, stop_used_bytes)` for a readable connection (see IpcHandler's
-        read_fast); `invalidate()` after anything else ran engine code. engineprocs/cpg/
-        lane.py is the one there is."""
+        read_fast); `invalidate()` after anything else ran engine code; and, if the lane
+        has it, `loop(hdr, data, cursor, pos_limit, release, budget, pollfds, until_us,
+        moved_until_us, ipc, ipc_idx, stop_used_bytes)` to sleep in instead of the host's
+        own poll (EngineHost._lane_sleep). engineprocs/cpg/lane.py is the one there is."""
         return None
 
     # ---- handler tables (built once at start) -------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 from numba import njit
 
 from coroproc.shm.kernels import ring_cancel_sleep, ring_prepare_sleep
-from coroproc.shm.syscalls import (EINTR, POLLFD_WORDS, eventfd_drain, eventfd_write_one,
+from coroproc.shm.syscalls import (EINTR, POLLFD_WORDS, doorbell_poll, eventfd_write_one,
                                    monotonic_ns, poll, readable)
 
 from .pump import (P_DEADLINE_US, P_LOOP_DUE_US, P_LOOP_N, P_N_DL, P_N_RX, P_N_SUB, P_N_TX,
@@ -78,14 +78,7 @@ def ring_sleep(ps, rx_h, sub_h, which, pfd, timeout_ms, u64):
     while raised_sub < n_sub and empty:
         empty = ring_prepare_sleep(sub_h[raised_sub]) == 1
         raised_sub += 1
-    rc = 1
-    if empty:
-        rc = poll(pfd, 0, pfd.shape[0] // POLLFD_WORDS, timeout_ms)
-        if rc > 0 and readable(pfd, 0):
-            eventfd_drain(pfd[0], u64)
-    else:
-        for i in range(pfd.shape[0] // POLLFD_WORDS):   # no stale readiness from before
-            pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
+    rc = doorbell_poll(pfd, empty, timeout_ms, u64)
     for i in range(raised_rx):
         ring_cancel_sleep(rx_h[i])
     for i in range(raised_sub):

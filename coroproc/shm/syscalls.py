@@ -143,6 +143,22 @@ def epoll_wait(epfd, ev, timeout_ms):
     return rc
 
 
+@njit(cache=True, inline="always")
+def doorbell_poll(pfd, sleep, timeout_ms, scratch):
+    """The sleep of a consumer that raised its rings' sleeping flags: when `sleep` (the
+    rings were still empty once the flags were up), poll() pfd — its doorbell eventfd
+    first — and drain the doorbell if it rang; else only clear pfd's old revents, so no
+    readiness from before is read as new. poll()'s result, 1 without sleeping."""
+    if not sleep:
+        for i in range(pfd.shape[0] // POLLFD_WORDS):
+            pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
+        return 1
+    rc = poll(pfd, 0, pfd.shape[0] // POLLFD_WORDS, timeout_ms)
+    if rc > 0 and readable(pfd, 0):
+        eventfd_drain(pfd[0], scratch)
+    return rc
+
+
 def pollfd_array(fds) -> np.ndarray:
     """struct pollfd[] for numba code: (fd, POLLIN) per fd."""
     pfd = np.zeros(POLLFD_WORDS * len(fds), np.int32)

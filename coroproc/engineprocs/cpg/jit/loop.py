@@ -40,7 +40,7 @@ from numba import njit
 from coroproc.shm.atomics import fetch_add_i32_at
 from coroproc.shm.kernels import ring_cancel_sleep, ring_head, ring_prepare_sleep, ring_release
 from coroproc.shm.syscalls import (EINTR, EPOLL_EVENT_WORDS, EPOLLIN, POLLFD_WORDS,
-                                   epoll_wait, eventfd_drain, monotonic_ns, poll, readable)
+                                   doorbell_poll, epoll_wait, monotonic_ns, poll, readable)
 
 from . import requests as RQ
 from .deliver import (OUT_DELIVERED, OUT_EVENTS, OUT_POS, OUT_REASON, OUT_RECORDS,
@@ -109,14 +109,7 @@ def _sleep(dhdr, pos, pfd, timeout_ms, u64):
     """Sleep until the ring has a record after pos, a pollfd is readable or the timeout
     passes: 1 without sleeping if a record is there, else poll()'s result."""
     ring_prepare_sleep(dhdr)
-    rc = 1
-    if ring_head(dhdr) == pos:
-        rc = poll(pfd, 0, pfd.shape[0] // POLLFD_WORDS, timeout_ms)
-        if rc > 0 and readable(pfd, 0):
-            eventfd_drain(pfd[0], u64)
-    else:
-        for i in range(pfd.shape[0] // POLLFD_WORDS):   # no stale readiness from before
-            pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
+    rc = doorbell_poll(pfd, ring_head(dhdr) == pos, timeout_ms, u64)
     ring_cancel_sleep(dhdr)
     return rc
 
