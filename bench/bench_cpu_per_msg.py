@@ -12,13 +12,13 @@ side-by-side bench (bench/sbs_daemons.py: netns hosts, the same corosync.conf te
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sbs_client import Cell, measure_kinds, report_head, run_cell  # noqa: E402
+from sbs_client import (Cell, measure_kinds, rate_parser, report_head, run_cell,  # noqa: E402
+                        write_report)
 from sbs_daemons import KINDS, Session  # noqa: E402
 
 SIZE_BYTES = 1024
@@ -66,22 +66,15 @@ def report(rows: list[dict], argv: list[str]) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rates", default="1000,8000")
+    ap = rate_parser(__doc__, "cpu_per_msg.md", "1000,8000")
     ap.add_argument("--nodes", default="1,3")
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
-                                         / "cpu_per_msg.md"))
     args = ap.parse_args(argv)
     rates = [int(x) for x in args.rates.split(",")]
     rows = []
     for nodes in (int(x) for x in args.nodes.split(",")):
         rows += measure_kinds(KIND_NAMES, lambda kind, binary, work, nodes=nodes: measure(
             kind, nodes, rates, args.seconds, binary, work))
-    text = report(rows, argv)
-    Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return write_report(report(rows, argv), args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ side-by-side bench (bench/sbs_daemons.py: netns hosts, the same corosync.conf te
 """
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sbs_client import Cell, measure_kinds, report_head, run_cell  # noqa: E402
+from sbs_client import (Cell, measure_kinds, rate_parser, report_head, run_cell,  # noqa: E402
+                        write_report)
 from sbs_daemons import KINDS, Session  # noqa: E402
 
 NODES = 3
@@ -88,21 +88,14 @@ def report(rows: list[dict], argv: list[str]) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rates", default="1000,0", help="offered msgs/s per run, 0 = flood")
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
-                                         / "token_rotation.md"))
+    ap = rate_parser(__doc__, "token_rotation.md", "1000,0")
     args = ap.parse_args(argv)
     if args.seconds < SETTLE_S + WINDOW_S + 1:
         ap.error(f"--seconds must be at least {SETTLE_S + WINDOW_S + 1:g}")
     rates = [int(x) for x in args.rates.split(",")]
     rows = measure_kinds(KIND_NAMES, lambda kind, binary, work: measure(
         kind, rates, args.seconds, binary, work))
-    text = report(rows, argv)
-    Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return write_report(report(rows, argv), args.out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ so Corosync and coroproc are driven by the very same binary and library.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import itertools
 import json
@@ -40,6 +41,21 @@ def measure_kinds(kinds, measure) -> list:
         for kind in kinds:
             rows += measure(kind, binary, work)
     return rows
+
+
+def rate_parser(doc: str, out_name: str, rates_default: str) -> argparse.ArgumentParser:
+    """The options of a fixed-rate bench: --rates, --seconds, --out (bench/results/...)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--rates", default=rates_default, help="offered msgs/s per run, 0 = flood")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / out_name))
+    return ap
+
+
+def write_report(text: str, out: str) -> int:
+    Path(out).write_text(text)
+    print(text)
+    return 0
 
 
 def report_head(title: str, script: str, argv: list[str], what: str) -> list[str]:
