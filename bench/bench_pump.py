@@ -21,7 +21,9 @@ pay if its state were passed so).
 --nonatomic-nrt builds numba's runtime with plain (not atomic) reference counts before
 anything is compiled or loaded (numba's own switch for measuring that overhead; this
 benchmark is single-threaded): the difference is what the atomic operations cost. It is a
-measurement only; coroproc never runs so.
+measurement only; coroproc never runs so. That switch's decrement returns the old count,
+so NRT_decref never sees zero and every array numba allocates in that mode leaks: the pump
+allocates none per message, but a longer run grows.
 
 prints a Markdown report; bench/results/pump.md records one with its command.
 """
