@@ -595,9 +595,7 @@ class EngineHost:
             return False
         records, pos, self._ready_fds, requests, flow = result
         if records:
-            self.stats["deliveries"] += records
-            u.core.stats["exec_rx"] += records
-            self.cursor = pos         # released by the loop when there is no store
+            self._lane_took(records, pos, released=True)
             if self.store is not None:
                 self.store.handled(pos)
         if requests:
@@ -666,11 +664,13 @@ class EngineHost:
             self.store.handled(self.cursor)
             self._maybe_snapshot()
 
-    def _lane_took(self, records: int, pos: int) -> None:
+    def _lane_took(self, records: int, pos: int, released: bool = False) -> None:
+        """The lane handled records up to pos (and released them already if `released`;
+        with a snapshot store they stay until the next snapshot)."""
         self.stats["deliveries"] += records
         self.primary.core.stats["exec_rx"] += records
         self.cursor = pos
-        if self.store is None:
+        if self.store is None and not released:
             ring_release(self.delivery.hdr, pos)
 
     def _drain_python(self, max_records: int) -> int:

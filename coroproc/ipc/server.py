@@ -386,6 +386,14 @@ class IpcServer:
             self._recv_buf = bytearray(limit + 1)
         return self._recv_buf
 
+    def offers_fast_reads(self, conn) -> bool:
+        """May a handler read this connection's requests itself (read_fast, or its own
+        loop): only the client can send on its request socket (response channel
+        connected) and nothing is deferred, waiting to be sent, or doomed."""
+        return (conn._response_connected and conn.deferred is None
+                and not conn.wants_response_out and not conn.waits_for_event_socket
+                and not conn.closed and conn not in self._doomed)
+
     def read_pending(self, conn, length: int) -> None:
         """A request that the handler's own loop read into request_buffer() and left for
         the Python path: handle it as _read_requests would have (only it: if more wait,
@@ -403,9 +411,7 @@ class IpcServer:
         avail = min(max(control.sent("request"), 1), REQUESTS_PER_WAKEUP_MAX)
         pending = 0
         fast = self.handler.read_fast
-        if fast is not None and conn._response_connected and conn.deferred is None \
-                and not conn.wants_response_out and not conn.waits_for_event_socket \
-                and conn not in self._doomed:
+        if fast is not None and self.offers_fast_reads(conn):
             result = fast(conn, self._recv_buf, limit, avail)
             if result is not None:
                 taken_fast, pending = result

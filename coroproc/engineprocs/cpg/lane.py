@@ -105,9 +105,7 @@ class CpgLane:
         read failed), whether the submit ring reached stop_used_bytes); None when this
         connection's requests are not for the lane now (Python reads them)."""
         cpd = conn.context
-        ctx = self.engine.ctx
-        if (self._submit is None or not isinstance(cpd, CpgConn) or cpd.state not in MCAST_STATES
-                or ctx.sync_in_progress or ctx.replaying):
+        if not (self._requests_open() and self._may_multicast(cpd)):
             return None
         group = self._group_arrays.get(cpd.group)
         if group is None:
@@ -116,7 +114,7 @@ class CpgLane:
             group = self._group_arrays[cpd.group] = np.frombuffer(cpd.group, np.uint8)
         out, ring = self._rq_out, self._submit
         args = (conn.request_sock.fileno(), np.frombuffer(buf, np.uint8), limit, avail,
-                conn.control.address("request"), group, cpd.pid, ctx.nodeid, cpd.source_id,
+                conn.control.address("request"), group, cpd.pid, self.engine.ctx.nodeid, cpd.source_id,
                 ring.hdr, ring.data, self._wake_fd, self._max_message_bytes,
                 self._roomy_used_bytes, stop_used_bytes, self._src, self._src_len,
                 self._scratch, out)
@@ -137,6 +135,15 @@ class CpgLane:
         if reason == R.RQ_ERROR:
             pending = -1       # Python reads again and says what is wrong
         return taken, pending, reason == R.RQ_FLOW
+
+    def _requests_open(self) -> bool:
+        """No request for the lane without a submit ring, during a sync or a replay."""
+        ctx = self.engine.ctx
+        return self._submit is not None and not (ctx.sync_in_progress or ctx.replaying)
+
+    @staticmethod
+    def _may_multicast(cpd) -> bool:
+        return isinstance(cpd, CpgConn) and cpd.state in MCAST_STATES
 
     def invalidate(self) -> None:
         self.generation += 1
@@ -263,20 +270,15 @@ class CpgLane:
 
     def _request_rows(self, ipc) -> tuple[int, np.ndarray]:
         """Fill the loop's request table (jit/loop.py RQ_*) with the connections whose
-        MCAST requests it may take now — what IpcServer._read_requests and read_requests
-        ask before the request kernel runs; (rows, the server's request buffer)."""
+        MCAST requests it may take now — those read_requests would take when the server
+        offers them (IpcServer.offers_fast_reads); (rows, the server's request buffer)."""
         self._rq_conns = conns = []
-        if ipc is None or self._submit is None:
-            return 0, self._rq_buf0
-        ctx = self.engine.ctx
-        if ctx.sync_in_progress or ctx.replaying:
+        if ipc is None or not self._requests_open():
             return 0, self._rq_buf0
         rq, limit_max = self.rq, 0
         for cpd in self.engine.active_conns():
             conn = cpd.conn
-            if (cpd.state not in MCAST_STATES or conn.closed or not conn._response_connected
-                    or conn.deferred is not None or conn.wants_response_out
-                    or conn.waits_for_event_socket or conn in conn.server._doomed):
+            if not (self._may_multicast(cpd) and ipc.offers_fast_reads(conn)):
                 continue
             n = len(conns)
             if n == rq.shape[0]:
