@@ -24,6 +24,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Optional
 
+from coroproc.ipc.server import DEFER  # noqa: F401 (part of the engine API: see LibReply)
+
 # Corosync's service ids (include/corosync/corodefs.h)
 SERVICE_CMAP = 0
 SERVICE_CFG = 1
@@ -93,7 +95,8 @@ class Configuration:
 # waits; the record at the cursor is for the Python path; the ring's framing is broken there
 LANE_DONE, LANE_PYTHON, LANE_CORRUPT = 0, 1, 2
 
-# (response_id, cs_error, body) or None (no reply: e.g. cpg MCAST)
+# (response_id, cs_error, body) or None (no reply: e.g. cpg MCAST), or DEFER: "offer me
+# this request again soon" (the server reads nothing more from that client meanwhile)
 LibReply = Optional[tuple[int, int, bytes]]
 LibHandler = Callable[["object", memoryview], LibReply]     # (conn, body)
 ExecHandler = Callable[[int, memoryview], None]              # (sender nodeid, body)
@@ -234,6 +237,10 @@ class EngineContext:
 
     def mcast_space_bytes(self) -> int:
         """Bytes a message may have right now and still fit the submit ring."""
+        raise NotImplementedError
+
+    def monotonic_s(self) -> float:
+        """The timers' clock (CLOCK_MONOTONIC seconds in a real host)."""
         raise NotImplementedError
 
     def timer_add(self, delay_ms: float, callback: Callable[[], None]) -> "Timer":

@@ -36,6 +36,9 @@ class BaseContext(EngineContext):
         return self.siblings.get(service_id)
 
     # ---- timers -------------------------------------------------------------------------
+    def monotonic_s(self) -> float:
+        return self._clock_s()
+
     def timer_add(self, delay_ms: float, callback: Callable[[], None]) -> Timer:
         if delay_ms < 0:
             raise ValueError(f"timer delay_ms={delay_ms}: must be >= 0")

@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .api import (CONFIG_REGULAR, CONFIG_TRANSITIONAL, EXEC_HEADER, EXEC_HEADER_BYTES, EXEC_GROUP,
+from .api import (DEFER, CONFIG_REGULAR, CONFIG_TRANSITIONAL, EXEC_HEADER, EXEC_HEADER_BYTES, EXEC_GROUP,
                   SYNC_GROUP, Engine, RingId, exec_id)
 from .context import BaseContext
 from .core import EngineCore
@@ -438,13 +438,17 @@ class SimBus:
         return conn
 
     def request(self, conn: SimConn, msg_id: int, body: bytes):
-        """One lib request through the same rules as the engine process; the reply or None."""
+        """One lib request through the same rules as the engine process; the reply or None.
+        A deferred request is offered again after the bus ran (as the IPC server offers
+        it again on a later turn), until the engine takes it or the bus has nothing to run."""
         if conn.closed:
             raise ConnectionError(f"{conn!r} is closed")
         _engine, core = self.nodes[conn.nodeid].engines[conn.service_id]
-        reply = core.on_lib_request(conn, msg_id, memoryview(bytes(body)), 16 + len(body))
         conn.stats["requests"] += 1
-        return reply
+        while True:
+            reply = core.on_lib_request(conn, msg_id, memoryview(bytes(body)), 16 + len(body))
+            if reply is not DEFER or self.run() == 0:
+                return reply
 
     def disconnect(self, conn: SimConn, why: str = "client closed") -> None:
         if conn.closed:

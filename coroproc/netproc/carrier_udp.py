@@ -4,7 +4,9 @@ The carrier moves opaque datagrams between this node and peers named by nodeid; 
 secure link process seals and opens them (secure/). The socket is udpu's (sockets.py:
 bound to the link address and port, 4 MiB buffers, SO_PRIORITY), and a datagram's
 source is mapped back to a nodeid by (address, port) — nodes sharing one address
-(tests on loopback) differ by port — then by address alone. With block_unlisted_ips a
+(tests on loopback) differ by port — then by address alone; the answer is remembered per
+source (a bounded table: parsing an address costs more than the rest of a datagram's
+handling on an idle link). With block_unlisted_ips a
 source that is no nodelist member is dropped before any crypto work (rx_unlisted).
 The RDMA carrier (rdma/) offers the same five calls.
 """
@@ -16,6 +18,9 @@ import socket
 from coroproc.netproc.addresses import canonical_host, sockaddr
 from coroproc.netproc.sockets import link_scope_id, open_link_sockets
 from coroproc.netproc.spec import LinkSpec
+
+# sources remembered by _source_node; a flood of forged sources only empties the table
+SOURCE_CACHE_ENTRIES_MAX = 256
 
 
 class UdpCarrier:
@@ -35,6 +40,7 @@ class UdpCarrier:
         # by several nodes (loopback tests) gives 0 = "some member": the codec's
         # authenticated sender id decides then
         self._by_host = {h: ids[0] if len(ids) == 1 else 0 for h, ids in by_host.items()}
+        self._source_cache: dict[tuple, int | None] = {}
         self._probe_sock = None
         self._spec = spec
         self._block_unlisted = spec.block_unlisted_ips
@@ -71,6 +77,17 @@ class UdpCarrier:
 
     def _source_node(self, src: tuple) -> int | None:
         """The nodeid a source address belongs to, 0 if several share it, None if unlisted."""
+        cache = self._source_cache
+        try:
+            return cache[src]
+        except KeyError:
+            pass
+        if len(cache) >= SOURCE_CACHE_ENTRIES_MAX:
+            cache.clear()
+        nodeid = cache[src] = self._lookup_source(src)
+        return nodeid
+
+    def _lookup_source(self, src: tuple) -> int | None:
         try:
             host = canonical_host(src[0])
         except ValueError:

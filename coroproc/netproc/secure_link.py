@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from coroproc.netproc.counters import Counters
-from coroproc.netproc.health import LinkHealth
+from coroproc.netproc.health import NO_DEADLINE_US, LinkHealth
 from coroproc.netproc.linktable import LinkTable
 from coroproc.netproc.peerstats import PeerStats
 from coroproc.netproc.pmtud import PathMtu
@@ -102,6 +102,9 @@ class SecureLinkProcess:
         # run()); a ping timeout without one means it is stopped or stuck — the same time
         # a peer takes to call a silent link down, and well inside the token timeout
         self._stale_after_us = settings.ping_timeout_ms * 1000
+        # this link's own beat: a third of the stale time leaves room for a late turn
+        self._beat_every_us = self._stale_after_us // 3
+        self._timers_due_us = 0
         self.pmtu = PathMtu(spec.linknumber, me, self._others,
                             max_bytes=settings.mtu_bytes or spec.netmtu,
                             fixed=bool(settings.mtu_bytes),
@@ -134,42 +137,59 @@ class SecureLinkProcess:
         try:
             while control.poll():
                 now_us = time.monotonic_ns() // 1000
-                self._timers(now_us)
+                if now_us >= self._timers_due_us:
+                    self._timers(now_us)
                 more = self._drain_rx()
                 more |= self._drain_tx()
                 wait_s = self.waker.settle(min(control.tick_s, beat_s))
                 if not more:
                     c.sleeps += 1
-                    deadline = min(self.health.next_deadline_us(),
-                                   self.pmtu.next_deadline_us())
-                    wait_s = min(wait_s, max(0.0, (deadline - now_us) / 1e6))
+                    wait_s = min(wait_s, max(0.0, (self._timers_due_us - now_us) / 1e6))
                     self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)
         finally:
             self.close()
 
     def _timers(self, now_us: int) -> None:
+        """Pings, pong and probe timeouts, PMTU runs, this link's beat and the stale-link
+        check; then when they are next due (_timers_due_us). The loop runs this only when
+        that time has come: an idle link wakes ~20 times a second for a token or a ping,
+        and running every timer on each of those turns was most of its CPU. Whatever
+        changes health or PMTU state in between (a ping, pong or probe in, a failed probe
+        send) sets _timers_due_us to 0."""
+        self._timers_due_us = NO_DEADLINE_US
         for peer, payload in self.health.due_pings(now_us):
             if self._send(FT_PING, peer, payload):
                 self._sc["pings_sent"] += 1
-        for event in self.health.tick(now_us):
+        for event in self.health.tick(now_us):     # also this link's beat in the table
             self._note(event_text(event))
-        self._mark_stale_links(now_us)
+        stale_check_us = self._mark_stale_links(now_us)
         for peer, payload in self.pmtu.due_probes(now_us):
             if self._send(FT_PMTU_PROBE, peer, payload, probe=True):
                 self._sc["probes_sent"] += 1
         self.pmtu.tick(now_us)
+        self._timers_due_us = min(self._timers_due_us, self.health.next_deadline_us(),
+                                  self.pmtu.next_deadline_us(), stale_check_us,
+                                  now_us + self._beat_every_us)
 
-    def _mark_stale_links(self, now_us: int) -> None:
+    def _mark_stale_links(self, now_us: int) -> int:
         """Links whose process stopped beating (stopped, stuck) still look connected in
         the table; treat them as unusable so this link takes their traffic. A dead one is
-        reset by the supervisor; a stopped one only shows here."""
+        reset by the supervisor; a stopped one only shows here. Returns when a link that
+        beats now goes stale if it stops (a stale one is seen again at the next beat
+        check)."""
         beats = self.table.snapshot_beats()
         limit_us = self._stale_after_us
         mask = 0
+        next_us = NO_DEADLINE_US
         for link, beat_us in enumerate(beats):
-            if beat_us and now_us - beat_us > limit_us:
+            if not beat_us:
+                continue
+            if now_us - beat_us > limit_us:
                 mask |= 1 << link
+            else:
+                next_us = min(next_us, beat_us + limit_us + 1)
         self.selector.set_stale(mask)
+        return next_us
 
     # -- receive -------------------------------------------------------------------------
     def _drain_rx(self) -> bool:
@@ -222,6 +242,7 @@ class SecureLinkProcess:
 
     def _on_control(self, ftype: int, sender: int, payload) -> None:
         now_us = time.monotonic_ns() // 1000
+        self._timers_due_us = 0       # health or PMTU state moves: deadlines with it
         self._sc["rx_control"] += 1
         if ftype == FT_PING:
             pong = self.health.on_ping(sender, payload, now_us)
@@ -275,6 +296,7 @@ class SecureLinkProcess:
         except OSError as e:
             if probe:
                 self.pmtu.on_send_error(node, len(datagram), e.errno)
+                self._timers_due_us = 0
             self._c.count_errno("tx", e.errno)
             self.peer_stats.send_failed(ftype, node)
             return False

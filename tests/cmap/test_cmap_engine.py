@@ -14,6 +14,8 @@ from coroproc.engineprocs.api import (
 )
 from coroproc.engineprocs.cmap import keys as K
 from coroproc.engineprocs.cmap.conn_state import ITERATORS_MAX, TRACKS_MAX
+from coroproc.engineprocs.cmap.stats_map import STATS_ASK_AGAIN_MS, STATS_WAIT_MS
+from coroproc.ipc.server import DEFER
 from coroproc.ipc.mar import StructError
 
 from .cmap_helpers import (
@@ -38,6 +40,8 @@ def eng():
     engine, ctx = new_engine()
     conn = RecConn()
     engine.on_connect(conn)
+    engine.stats.request()               # a fresh stats snapshot: reads do not wait for one
+    ctx.answer_counters(RING_COUNTERS)
     return engine, ctx, conn
 
 
@@ -231,7 +235,6 @@ def stats_conn(engine):
 
 def test_stats_map_values_and_read_only(eng):
     engine, ctx, _ = eng
-    ctx.answer_counters(RING_COUNTERS)
     conn = stats_conn(engine)
     got = res_get(call(engine, conn, GET, req_get("stats.srp.orf_token_tx", 8))[2])
     assert got == (8, K.UINT64, struct.pack("<Q", 10))
@@ -263,13 +266,12 @@ def test_stats_map_values_and_read_only(eng):
 
 def test_stats_refresh_is_timer_driven_and_tracked(eng):
     engine, ctx, _ = eng
-    ctx.answer_counters(RING_COUNTERS)
     conn = stats_conn(engine)
     assert call(engine, conn, TRACK_ADD, req_track_add("stats.ipcs.", T_ADD | T_PREFIX, 1))[1] \
         == K.CS_ERR_NOT_SUPPORTED
     call(engine, conn, TRACK_ADD, req_track_add("stats.srp.orf_token_tx", T_MOD, 2))
     call(engine, conn, TRACK_ADD, req_track_add("stats.ipcs.", T_ADD | T_DEL | T_PREFIX, 3))
-    assert ctx.counter_callbacks == []          # nothing asked before the next tick
+    assert ctx.counter_callbacks == []          # the snapshot is fresh: nothing asked yet
     ctx.now_s += 1.0
     ctx.run_timers()
     assert len(ctx.counter_callbacks) == 1
@@ -312,3 +314,91 @@ def test_config_version_change_is_multicast(eng):
     ctx.space_ok = False
     call(engine, conn, SET, req_set("totem.config_version", K.UINT64, struct.pack("<Q", 10)))
     assert ("error", "Can't inform other nodes about new config version") in ctx.logs
+
+
+def test_stats_are_refreshed_only_for_readers_and_trackers():
+    """An idle node builds no snapshot nobody reads: not for a connected client (votequorum
+    stays connected for good) that reads other keys, only while a track watches what a
+    refresh changes, and on demand for a read of it."""
+    engine, ctx = new_engine()
+    conn = RecConn()
+    engine.on_connect(conn)
+    ctx.now_s += 10.0
+    ctx.run_timers()
+    call(engine, conn, TRACK_ADD, req_track_add("nodelist.", T_ADD | T_PREFIX, 1))
+    assert call(engine, conn, GET, req_get("runtime.members.1.ip", 8))[1] == K.CS_ERR_NOT_EXIST
+    ctx.now_s += 10.0
+    ctx.run_timers()
+    assert ctx.counter_callbacks == [] and engine.stats.refreshes == 0
+    # a track over the supervisor's keys (in the main map) waits for a first refresh (the
+    # IPC server offers it again), then refreshes every second...
+    track = req_track_add("runtime.", T_ADD | T_MOD | T_PREFIX, 2)
+    assert call(engine, conn, TRACK_ADD, track) is DEFER
+    for tick in range(4):
+        assert len(ctx.counter_callbacks) == 1
+        ctx.answer_counters({"supervisor": {"cmap": {
+            "runtime.coroproc.children.cpg.exits": ("uint32", tick)}}})
+        if tick == 0:
+            assert call(engine, conn, TRACK_ADD, track)[1] == K.CS_OK
+            assert ctx.counter_callbacks == []        # fresh: the timer's tick is a second away
+        ctx.now_s += 1.0
+        ctx.run_timers()
+    assert engine.store.get_value("runtime.coroproc.children.cpg.exits") == 3
+    ctx.answer_counters({})
+    # ...until it is gone: the next tick stops the timer
+    engine.on_disconnect(conn)
+    for _ in range(5):
+        ctx.now_s += 1.0
+        ctx.run_timers()
+    assert ctx.counter_callbacks == [] and engine.stats.refreshes == 5
+
+
+def test_a_read_of_a_stale_snapshot_waits_for_the_refresh():
+    """The first client of an idle node reads counters as fresh as a connected one's: its
+    reads are deferred (the IPC server offers them again) until the refresh is applied."""
+    engine, ctx = new_engine()
+    conn = stats_conn(engine)                          # SET_CURRENT_MAP needs no snapshot
+    get = req_get("stats.srp.orf_token_tx", 8)
+    assert call(engine, conn, GET, get) is DEFER
+    assert call(engine, conn, ITER_INIT, b"\0" * 264) is DEFER
+    assert call(engine, conn, TRACK_ADD, req_track_add("stats.srp.mcast_rx", T_MOD, 1)) is DEFER
+    assert len(ctx.counter_callbacks) == 1            # one request, however many reads wait
+    ctx.now_s += 0.01
+    ctx.answer_counters(RING_COUNTERS)
+    assert res_get(call(engine, conn, GET, get)[2])[2] == struct.pack("<Q", 10)
+    assert engine.counters()["stats_deferrals"] == 3
+    # the track refreshes it every second: reads do not wait for that refresh
+    assert call(engine, conn, TRACK_ADD, req_track_add("stats.srp.mcast_rx", T_MOD, 1))[1] \
+        == K.CS_OK
+    ctx.answer_counters(RING_COUNTERS)
+    ctx.now_s += 1.0
+    ctx.run_timers()
+    assert call(engine, conn, GET, get)[1] == K.CS_OK
+    ctx.answer_counters({"ring": {"srp": {"orf_token_tx": 11}}})
+    assert res_get(call(engine, conn, GET, get)[2])[2] == struct.pack("<Q", 11)
+    assert engine.counters()["stats_deferrals"] == 3
+    # a main-map read that no refresh changes never waits
+    ctx.now_s += 60.0
+    assert call(engine, conn, SETMAP, struct.pack("<i4x", 0))[1] == K.CS_ERR_BUSY  # a track
+    plain = RecConn()
+    engine.on_connect(plain)
+    assert call(engine, plain, GET, req_get("totem.version", 8))[1] == K.CS_ERR_NOT_EXIST
+    assert call(engine, plain, GET, req_get("runtime.coroproc.children.cpg.exits", 8)) \
+        is DEFER
+
+
+def test_a_silent_supervisor_delays_reads_a_bounded_time():
+    """No answer: reads wait STATS_WAIT_MS, then get the old snapshot; the request is made
+    again after STATS_ASK_AGAIN_MS (an answer may have been lost)."""
+    engine, ctx = new_engine()
+    conn = stats_conn(engine)
+    get = req_get("stats.srp.orf_token_tx", 8)
+    assert call(engine, conn, GET, get) is DEFER
+    ctx.now_s += STATS_WAIT_MS / 1000
+    assert res_get(call(engine, conn, GET, get)[2])[2] == struct.pack("<Q", 0)  # the old one
+    assert len(ctx.counter_callbacks) == 1
+    ctx.now_s += STATS_ASK_AGAIN_MS / 1000
+    assert call(engine, conn, GET, get) is DEFER
+    assert len(ctx.counter_callbacks) == 2
+    ctx.answer_counters(RING_COUNTERS)
+    assert call(engine, conn, GET, get)[1] == K.CS_OK

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from coroproc.engineprocs.api import Engine, NodeFatal
+from coroproc.engineprocs.api import DEFER, Engine, NodeFatal
 from coroproc.ipc import cmap_structs as W
 
 from . import config_keys, exec_msgs, persist, runtime
@@ -28,7 +28,7 @@ from .conn_state import (
     TrackEntry,
     salt_for,
 )
-from .stats_map import StatsMap
+from .stats_map import SUPERVISOR_KEYS_PREFIX, StatsMap
 from .store import TRACK_ADD, TRACK_DELETE, TRACK_FLAGS_ALL, TRACK_MODIFY, Store
 
 CONFIG_VERSION_KEY = "totem.config_version"
@@ -49,8 +49,9 @@ class CmapEngine(Engine):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.store = Store()
-        self.stats = StatsMap(ctx, on_supervisor_keys=self._supervisor_keys)
         self.conns: dict[int, object] = {}       # id(conn) → conn
+        self.stats = StatsMap(ctx, on_supervisor_keys=self._supervisor_keys,
+                              watched=self._stats_watched)
         self.connections_total = 0
         self.events_dropped = 0
         self.first_sync = True
@@ -95,7 +96,7 @@ class CmapEngine(Engine):
         the supervisor counts them (coroproc/supervisor/watchdog.py)."""
         for key, (type_name, value) in keys.items():
             value_type = self._SUPERVISOR_TYPES.get(type_name)
-            if value_type is not None and key.startswith("runtime.coroproc."):
+            if value_type is not None and key.startswith(SUPERVISOR_KEYS_PREFIX):
                 current = self.store.get(key)
                 if current is None or current != (value_type, K.encode(value_type, value)):
                     self.store.set_value(key, value_type, value)
@@ -169,12 +170,34 @@ class CmapEngine(Engine):
             return reply
         return run
 
+    def _fresh(self, handler, key_of):
+        """A get, iteration or track of what a stats refresh changes (the stats map, the
+        supervisor's keys in the main map) waits for a refresh when the snapshot is stale
+        (stats_map.py). An iteration's later steps read what its start waited for."""
+        def serve(conn, body):
+            if self._reads_refreshed(conn.context.map_kind, key_of(body)) \
+                    and self.stats.must_wait():
+                return DEFER
+            return handler(conn, body)
+        return serve
+
+    @staticmethod
+    def _reads_refreshed(map_kind: int, key: str) -> bool:
+        """Whether a key or prefix in this map may name a key a stats refresh changes."""
+        return map_kind == MAP_STATS or key.startswith(SUPERVISOR_KEYS_PREFIX) \
+            or SUPERVISOR_KEYS_PREFIX.startswith(key)
+
+    def _stats_watched(self) -> bool:
+        return self.stats.store.track_count > 0 or \
+            self.store.watches(SUPERVISOR_KEYS_PREFIX)
+
     def counters(self) -> dict:
         return {"keys": len(self.store), "stats_keys": len(self.stats.store),
                 "connections": len(self.conns), "connections_total": self.connections_total,
                 "tracks": self.store.track_count + self.stats.store.track_count,
                 "iterators": sum(len(c.context.iterators) for c in self.conns.values()),
                 "events_dropped": self.events_dropped, "stats_refreshes": self.stats.refreshes,
+                "stats_deferrals": self.stats.deferrals,
                 "config_version_highest": self.highest_config_version}
 
     # ---- IPC clients ----------------------------------------------------------------------
@@ -200,13 +223,15 @@ class CmapEngine(Engine):
     def lib_handlers(self) -> dict:
         return {W.REQ_SET: self._journaled(self.lib_set, lambda b: W.unpack_req_set(b)[0]),
                 W.REQ_DELETE: self._journaled(self.lib_delete, W.unpack_req_delete),
-                W.REQ_GET: self.lib_get,
+                W.REQ_GET: self._fresh(self.lib_get, lambda b: W.unpack_req_get(b)[0]),
                 W.REQ_ADJUST_INT: self._journaled(self.lib_adjust_int,
                                                   lambda b: W.unpack_req_adjust_int(b)[0]),
-                W.REQ_ITER_INIT: self.lib_iter_init,
+                W.REQ_ITER_INIT: self._fresh(self.lib_iter_init, W.unpack_req_iter_init),
                 W.REQ_ITER_NEXT: self.lib_iter_next,
                 W.REQ_ITER_FINALIZE: self.lib_iter_finalize,
-                W.REQ_TRACK_ADD: self.lib_track_add, W.REQ_TRACK_DELETE: self.lib_track_delete,
+                W.REQ_TRACK_ADD: self._fresh(self.lib_track_add,
+                                             lambda b: W.unpack_req_track_add(b)[0]),
+                W.REQ_TRACK_DELETE: self.lib_track_delete,
                 W.REQ_SET_CURRENT_MAP: self.lib_set_current_map}
 
     # ---- lib handlers: values ---------------------------------------------------------------
@@ -297,6 +322,7 @@ class CmapEngine(Engine):
             track = self.store.track_add(key, track_type, notify)
         handle = state.new_handle()
         state.tracks[handle] = TrackEntry(track, inst_handle, state.map_kind)
+        self.stats.watch_changed()
         return W.RES_TRACK_ADD, K.CS_OK, W.pack_res_track_add(handle)
 
     def lib_track_delete(self, conn, body):

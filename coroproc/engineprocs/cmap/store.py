@@ -162,6 +162,17 @@ class Store:
     def track_count(self) -> int:
         return len(self._tracks)
 
+    def watches(self, prefix: str) -> bool:
+        """Whether a track may report a key that starts with prefix."""
+        for track in self._tracks:
+            key = track.key or ""
+            if track.flags & TRACK_PREFIX:
+                if key.startswith(prefix) or prefix.startswith(key):
+                    return True
+            elif key.startswith(prefix):
+                return True
+        return False
+
     def _notify(self, event: int, key: str, new: Value | None, old: Value | None):
         # A callback may add or delete tracks (or keys): walk a copy, skip removed ones.
         for track in list(self._tracks):
