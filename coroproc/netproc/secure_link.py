@@ -98,11 +98,11 @@ class SecureLinkProcess:
                                  settings.pong_count, settings.ping_precision, self.table,
                                  priority=settings.priority, link_mode=settings.link_mode)
         self.selector = LinkSelector(self.table, spec.linknumber, settings.link_mode)
-        # a link process beats every loop turn (at most a third of a ping timeout apart, see
-        # run()); a ping timeout without one means it is stopped or stuck — the same time
-        # a peer takes to call a silent link down, and well inside the token timeout
+        # a link process beats in the link table (health.tick, one of its timers) at most
+        # a third of a ping timeout apart, which leaves room for a late turn; a ping
+        # timeout without a beat means it is stopped or stuck — the same time a peer
+        # takes to call a silent link down, and well inside the token timeout
         self._stale_after_us = settings.ping_timeout_ms * 1000
-        # this link's own beat: a third of the stale time leaves room for a late turn
         self._beat_every_us = self._stale_after_us // 3
         self._timers_due_us = 0
         self.pmtu = PathMtu(spec.linknumber, me, self._others,
@@ -124,10 +124,8 @@ class SecureLinkProcess:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, control) -> None:
-        # the loop turn is also this process's beat in the link table, which the other
-        # links call stale after a ping timeout: a third of it leaves room for a late
-        # turn (pings and PMTU probes wake the loop at their own deadlines)
-        beat_s = self.settings.ping_timeout_ms / 3000
+        # the sleep ends at the next heartbeat or the next timer (_timers_due_us, which
+        # includes this link's beat in the link table)
         handlers = getattr(control, "handlers", None)
         if handlers is not None:
             handlers["crypto"] = self.on_crypto_command
@@ -141,7 +139,7 @@ class SecureLinkProcess:
                     self._timers(now_us)
                 more = self._drain_rx()
                 more |= self._drain_tx()
-                wait_s = self.waker.settle(min(control.tick_s, beat_s))
+                wait_s = self.waker.settle(control.tick_s)
                 if not more:
                     c.sleeps += 1
                     wait_s = min(wait_s, max(0.0, (self._timers_due_us - now_us) / 1e6))
