@@ -12,11 +12,11 @@ from coroproc.logsys import Log
 from .control import ControlClient
 
 
-def ring_target(plan, doorbell, endpoint):
+def ring_target(plan, doorbell, endpoint, beat_phase_s=0.0):
     def run() -> int:
         from coroproc.ringproc.process import RingProcess
         log = Log(plan.log)
-        control = ControlClient(endpoint, "ring")
+        control = ControlClient(endpoint, "ring", beat_phase_s=beat_phase_s)
         proc = RingProcess(plan, log, control, doorbell)
         control.counters_fn = proc.state_dump
         # SIGTERM straight to the ring process (an operator's kill) leaves the ring too
@@ -29,7 +29,7 @@ def ring_target(plan, doorbell, endpoint):
     return run
 
 
-def net_target(plan, link, doorbell, endpoint):
+def net_target(plan, link, doorbell, endpoint, beat_phase_s=0.0):
     def run() -> int:
         from coroproc.shm.ring import ShmRing
         role = f"net{link.linknumber}"
@@ -42,7 +42,8 @@ def net_target(plan, link, doorbell, endpoint):
         else:
             from coroproc.netproc.link import LinkProcess
             proc = LinkProcess(link.spec, rx, tx, doorbell)
-        control = ControlClient(endpoint, role, counters=proc.counters)
+        control = ControlClient(endpoint, role, counters=proc.counters,
+                                beat_phase_s=beat_phase_s)
         try:
             proc.run(control)
         finally:
@@ -54,10 +55,10 @@ def net_target(plan, link, doorbell, endpoint):
     return run
 
 
-def engine_target(plan, eng, doorbell, endpoint):
+def engine_target(plan, eng, doorbell, endpoint, beat_phase_s=0.0):
     def run() -> int:
         from coroproc.engineprocs import registry
         log = Log(plan.log)
-        control = ControlClient(endpoint, eng.name)
+        control = ControlClient(endpoint, eng.name, beat_phase_s=beat_phase_s)
         return registry.run_engine(plan, eng, doorbell, control, log)
     return run

@@ -1,5 +1,6 @@
-"""Children beat on a common CLOCK_MONOTONIC grid, so an idle node's heartbeats reach the
-supervisor together. Real ZeroMQ sockets (ROUTER and DEALERs over ipc://)."""
+"""A node's children beat together on a CLOCK_MONOTONIC grid at the node's phase
+(beat_phase_s), so nodes that share a host do not all beat at the same instant. Real
+ZeroMQ sockets (ROUTER and DEALERs over ipc://)."""
 import time
 
 import pytest
@@ -8,14 +9,30 @@ from coroproc.supervisor.control import (
     HEARTBEAT_S,
     ControlClient,
     ControlServer,
+    beat_phase_s,
     next_beat_s,
 )
 
 
-def test_next_beat_is_the_next_whole_multiple():
+def test_next_beat_is_the_next_grid_point():
     assert next_beat_s(0.0) == HEARTBEAT_S
     assert next_beat_s(10.2 * HEARTBEAT_S) == pytest.approx(11 * HEARTBEAT_S)
     assert next_beat_s(11 * HEARTBEAT_S) == pytest.approx(12 * HEARTBEAT_S)   # not now
+    phase = 0.25 * HEARTBEAT_S
+    assert next_beat_s(10.2 * HEARTBEAT_S, phase) == pytest.approx(10.25 * HEARTBEAT_S)
+    assert next_beat_s(10.25 * HEARTBEAT_S, phase) == pytest.approx(11.25 * HEARTBEAT_S)
+    assert next_beat_s(10.3 * HEARTBEAT_S, phase) == pytest.approx(11.25 * HEARTBEAT_S)
+
+
+def test_nodes_sharing_a_host_beat_apart():
+    phases = [beat_phase_s(nodeid) for nodeid in range(1, 33)]
+    assert all(0.0 <= p < HEARTBEAT_S for p in phases)
+    # three nodes: about a third of a period apart; 32: still no two within 1 %
+    three = sorted(phases[:3])
+    assert min(b - a for a, b in zip(three, three[1:] + [three[0] + HEARTBEAT_S])) \
+        > 0.2 * HEARTBEAT_S
+    every = sorted(phases)
+    assert min(b - a for a, b in zip(every, every[1:])) > 0.01 * HEARTBEAT_S
 
 
 @pytest.fixture
@@ -35,22 +52,25 @@ def beats(server, want, timeout_s=5 * HEARTBEAT_S):
     return got
 
 
-def test_children_started_apart_beat_on_the_same_grid(server):
-    a = ControlClient(server.endpoint, "a")
+def test_children_beat_on_their_own_phase_of_the_grid(server):
+    phases = {"a": 0.1 * HEARTBEAT_S, "b": 0.6 * HEARTBEAT_S}
+    a = ControlClient(server.endpoint, "a", beat_phase_s=phases["a"])
     time.sleep(0.3 * HEARTBEAT_S)
-    b = ControlClient(server.endpoint, "b")
+    b = ControlClient(server.endpoint, "b", beat_phase_s=phases["b"])
     try:
-        for c in (a, b):
+        for name, c in (("a", a), ("b", b)):
             before = time.monotonic()
             assert c.poll()                      # the first beat goes out at once
-            # the next one is the grid point after it, not HEARTBEAT_S after this start
+            # the next one is its grid point after now, not HEARTBEAT_S after this start
             # (the two clients started 0.3 beats apart) or after this beat
-            assert c.next_beat_at_s == next_beat_s(c.next_beat_at_s - HEARTBEAT_S)
+            assert (c.next_beat_at_s - phases[name]) / HEARTBEAT_S == \
+                pytest.approx(round((c.next_beat_at_s - phases[name]) / HEARTBEAT_S))
             assert before < c.next_beat_at_s <= time.monotonic() + HEARTBEAT_S
             assert 0.0 <= c.tick_s <= c.next_beat_at_s - before
-        due = [c.next_beat_at_s for c in (a, b)]
+        due = sorted(c.next_beat_at_s for c in (a, b))
+        assert (due[1] - due[0]) % HEARTBEAT_S == pytest.approx(0.5 * HEARTBEAT_S)
         # a loop that sleeps tick_s and then polls sends the next beat then: one each
-        time.sleep(max(0.0, max(due) - time.monotonic()) + 0.01)
+        time.sleep(max(0.0, due[1] - time.monotonic()) + 0.01)
         a.poll()
         b.poll()
         got = beats(server, 4)
