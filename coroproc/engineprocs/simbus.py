@@ -26,8 +26,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .api import (DEFER, CONFIG_REGULAR, CONFIG_TRANSITIONAL, EXEC_HEADER, EXEC_HEADER_BYTES, EXEC_GROUP,
-                  SYNC_GROUP, Engine, RingId, exec_id)
+from .api import (CONFIG_REGULAR, CONFIG_TRANSITIONAL, DEFER, EXEC_GROUP, EXEC_HEADER,
+                  EXEC_HEADER_BYTES, SYNC_GROUP, Engine, RingId, exec_id)
 from .context import BaseContext
 from .core import EngineCore
 

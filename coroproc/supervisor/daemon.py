@@ -27,7 +27,7 @@ from coroproc.shm.names import remove_node_segments
 from coroproc.shm.ring import ShmRing
 
 from . import children as C
-from .control import ControlServer, beat_phase_s, control_endpoint
+from .control import ControlServer, control_endpoint
 from .plan import NodePlan
 from .sdnotify import sd_notify
 from .watchdog import CrashLoops, SystemdWatchdog
@@ -117,20 +117,17 @@ class Supervisor:
     def _add_children(self) -> None:
         from .roles import engine_target, net_target, ring_target
         endpoint = self.control.endpoint
-        phase_s = beat_phase_s(self.plan.nodeid)
         for link in self.plan.links:
             role = f"net{link.linknumber}"
             self.children[role] = C.Child(role, f"coroproc: net link{link.linknumber}",
                                           net_target(self.plan, link, self.doorbells[role],
-                                                     endpoint, phase_s))
+                                                     endpoint))
         self.children["ring"] = C.Child("ring", "coroproc: ring",
-                                        ring_target(self.plan, self.doorbells["ring"], endpoint,
-                                                    phase_s))
+                                        ring_target(self.plan, self.doorbells["ring"], endpoint))
         for eng in self.plan.engines:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
-                                                            self.doorbells[eng.name], endpoint,
-                                                            phase_s))
+                                                            self.doorbells[eng.name], endpoint))
 
     # ---- run ----
     def run(self) -> int:

@@ -9,14 +9,19 @@ import signal
 
 from coroproc.logsys import Log
 
-from .control import ControlClient
+from .control import ControlClient, beat_phase_s
 
 
-def ring_target(plan, doorbell, endpoint, beat_phase_s=0.0):
+def _control(plan, endpoint, role, **kw) -> ControlClient:
+    """A child's control client, beating on its node's phase of the grid."""
+    return ControlClient(endpoint, role, beat_phase_s=beat_phase_s(plan.nodeid), **kw)
+
+
+def ring_target(plan, doorbell, endpoint):
     def run() -> int:
         from coroproc.ringproc.process import RingProcess
         log = Log(plan.log)
-        control = ControlClient(endpoint, "ring", beat_phase_s=beat_phase_s)
+        control = _control(plan, endpoint, "ring")
         proc = RingProcess(plan, log, control, doorbell)
         control.counters_fn = proc.state_dump
         # SIGTERM straight to the ring process (an operator's kill) leaves the ring too
@@ -29,7 +34,7 @@ def ring_target(plan, doorbell, endpoint, beat_phase_s=0.0):
     return run
 
 
-def net_target(plan, link, doorbell, endpoint, beat_phase_s=0.0):
+def net_target(plan, link, doorbell, endpoint):
     def run() -> int:
         from coroproc.shm.ring import ShmRing
         role = f"net{link.linknumber}"
@@ -42,8 +47,7 @@ def net_target(plan, link, doorbell, endpoint, beat_phase_s=0.0):
         else:
             from coroproc.netproc.link import LinkProcess
             proc = LinkProcess(link.spec, rx, tx, doorbell)
-        control = ControlClient(endpoint, role, counters=proc.counters,
-                                beat_phase_s=beat_phase_s)
+        control = _control(plan, endpoint, role, counters=proc.counters)
         try:
             proc.run(control)
         finally:
@@ -55,10 +59,10 @@ def net_target(plan, link, doorbell, endpoint, beat_phase_s=0.0):
     return run
 
 
-def engine_target(plan, eng, doorbell, endpoint, beat_phase_s=0.0):
+def engine_target(plan, eng, doorbell, endpoint):
     def run() -> int:
         from coroproc.engineprocs import registry
         log = Log(plan.log)
-        control = ControlClient(endpoint, eng.name, beat_phase_s=beat_phase_s)
+        control = _control(plan, endpoint, eng.name)
         return registry.run_engine(plan, eng, doorbell, control, log)
     return run

@@ -79,3 +79,17 @@ def test_children_beat_on_their_own_phase_of_the_grid(server):
     finally:
         a.close()
         b.close()
+
+
+def test_children_get_their_nodes_phase(server):
+    """Every child's control client (supervisor/roles.py) beats on its node's phase."""
+    from types import SimpleNamespace
+
+    from coroproc.supervisor.roles import _control
+    clients = [_control(SimpleNamespace(nodeid=n), server.endpoint, f"r{n}") for n in (1, 2)]
+    try:
+        assert [c.beat_phase_s for c in clients] == [beat_phase_s(1), beat_phase_s(2)]
+        assert clients[0].beat_phase_s != clients[1].beat_phase_s
+    finally:
+        for c in clients:
+            c.close()

@@ -66,7 +66,6 @@ class CmapEngine(Engine):
         # writes of a predecessor that died before its first snapshot (persist.py)
         self.journal.replay(self.store, 0)
         self._track_config_version()
-        self.stats.start()
 
     def _track_config_version(self) -> None:
         # exec/cmap.c cmap_exec_init_fn: a changed config_version is announced at once

@@ -48,9 +48,6 @@ class StatsMap:
         self.apply(self.view.snapshot())
 
     # ---- refresh -------------------------------------------------------------------------
-    def start(self) -> None:
-        pass  # nothing to refresh until someone reads or tracks
-
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

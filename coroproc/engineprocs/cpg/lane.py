@@ -114,8 +114,8 @@ class CpgLane:
             group = self._group_arrays[cpd.group] = np.frombuffer(cpd.group, np.uint8)
         out, ring = self._rq_out, self._submit
         args = (conn.request_sock.fileno(), np.frombuffer(buf, np.uint8), limit, avail,
-                conn.control.address("request"), group, cpd.pid, self.engine.ctx.nodeid, cpd.source_id,
-                ring.hdr, ring.data, self._wake_fd, self._max_message_bytes,
+                conn.control.address("request"), group, cpd.pid, self.engine.ctx.nodeid,
+                cpd.source_id, ring.hdr, ring.data, self._wake_fd, self._max_message_bytes,
                 self._roomy_used_bytes, stop_used_bytes, self._src, self._src_len,
                 self._scratch, out)
         if self._requests_entry is None:
