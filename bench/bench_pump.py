@@ -7,23 +7,17 @@ messages and empties the tx and delivery rings, so nothing but the pump's own wo
 timed. Each run submits --messages messages and pumps until every one was delivered
 (counted by the pump and checked against what the delivery ring received).
 
-The second table is why a jitted helper's call is not free: numba hands a tuple argument
-to a function by incrementing the reference count of every array in it on entry and
-decrementing each on exit. The core's state (TotemState) is a tuple of 33 arrays and
-nearly every core function takes it. The table times one call of a jitted function that
-takes the whole state against one with the same body that takes two of its arrays (whose
-counts cancel out once LLVM inlines it: it costs next to nothing), and against the same
-state's arrays held by one numba StructRef (one reference to count: what the core would
-pay if its state were passed so).
+The second table is what numba's reference counting (NRT) cost the core and why its
+kernels compile without it (coroproc/njit.py). With NRT, numba hands a tuple argument to a
+function by incrementing the reference count of every array in it on entry and
+decrementing each on exit, with atomic instructions. The core's state (TotemState) is a
+tuple of 33 arrays and nearly every core function takes it. The table times one call of a
+jitted function that takes the whole state, compiled as the core is (no NRT) and with
+numba's default (NRT), against one with the same body that takes two of its arrays (whose
+counts cancel out once LLVM inlines it), and against the same state's arrays held by one
+numba StructRef (one reference to count).
 
-    .venv/bin/python bench/bench_pump.py [--quick] [--nonatomic-nrt]
-
---nonatomic-nrt builds numba's runtime with plain (not atomic) reference counts before
-anything is compiled or loaded (numba's own switch for measuring that overhead; this
-benchmark is single-threaded): the difference is what the atomic operations cost. It is a
-measurement only; coroproc never runs so. That switch's decrement returns the old count,
-so NRT_decref never sees zero and every array numba allocates in that mode leaks: the pump
-allocates none per message, but a longer run grows.
+    .venv/bin/python bench/bench_pump.py [--quick]
 
 prints a Markdown report; bench/results/pump.md records one with its command.
 """
@@ -42,20 +36,16 @@ def _parse():
     ap.add_argument("--quick", action="store_true", help="fewer messages, 1 run")
     ap.add_argument("--runs", type=int, default=5, help="runs per size (median reported)")
     ap.add_argument("--messages", type=int, default=20_000)
-    ap.add_argument("--nonatomic-nrt", action="store_true",
-                    help="measure with non-atomic reference counts (see the docstring)")
     return ap.parse_args()
 
 
 ARGS = _parse() if __name__ == "__main__" else None
-if ARGS is not None and ARGS.nonatomic_nrt:
-    # must precede numba's runtime initialisation (the first compile or cache load)
-    from numba.core.runtime import nrtdynmod
-    nrtdynmod._disable_atomicity = 1
 
-from numba import njit, types  # noqa: E402
+import numba  # noqa: E402
+from numba import types  # noqa: E402
 from numba.experimental import structref  # noqa: E402
 
+from coroproc.njit import njit  # noqa: E402  (as the core compiles: no NRT)
 from coroproc.ringproc import pump as P  # noqa: E402
 from coroproc.ringproc import totempg as pg  # noqa: E402
 from coroproc.ringproc.config import TotemConfig  # noqa: E402
@@ -170,6 +160,18 @@ def _touch_state(st, i):
     return 0
 
 
+# not cached: numba's cache names an entry after the Python function, which the two share
+_touch_state_nrt = numba.njit(_touch_state.py_func)
+
+
+@numba.njit(cache=True)
+def _call_with_state_nrt(st, n):
+    r = 0
+    for i in range(n):
+        r += _touch_state_nrt(st, i)
+    return r
+
+
 @njit(cache=True)
 def _touch_one(s, cnt, i):
     if i < 0:
@@ -210,12 +212,13 @@ class _StateRef(structref.StructRefProxy):
 structref.define_proxy(_StateRef, _StateRefType, list(TotemState._fields))
 
 
-def call_costs(st) -> tuple[float, float, float]:
-    """ns per call of a jitted helper taking the whole state, taking two of its arrays,
-    and taking the same arrays as one StructRef."""
+def call_costs(st) -> list[float]:
+    """ns per call of a jitted helper taking the whole state (no NRT, then NRT), taking
+    two of its arrays, and taking the same arrays as one StructRef (NRT)."""
     ref = _StateRef(*st)
     out = []
-    for fn, arg in ((_call_with_state, st), (_call_with_arrays, st), (_call_with_state, ref)):
+    for fn, arg in ((_call_with_state, st), (_call_with_state_nrt, st),
+                    (_call_with_arrays, st), (_call_with_state_nrt, ref)):
         fn(arg, 10)
         best = float("inf")
         for _ in range(3):
@@ -223,7 +226,7 @@ def call_costs(st) -> tuple[float, float, float]:
             fn(arg, CALLS)
             best = min(best, time.perf_counter() - t0)
         out.append(best / CALLS * 1e9)
-    return out[0], out[1], out[2]
+    return out
 
 
 def main() -> int:
@@ -240,22 +243,24 @@ def main() -> int:
             res = [node.run(size, n) for _ in range(runs)]
             rows.append((size, n, statistics.median(r[0] for r in res),
                          statistics.median(r[1] for r in res)))
-        with_state, with_arrays, with_ref = call_costs(node.st)
+        with_state, with_state_nrt, with_arrays, with_ref = call_costs(node.st)
     finally:
         node.close()
-    nrt = "non-atomic (measurement only)" if args.nonatomic_nrt else "atomic (as shipped)"
     print("# The ring process's pump: CPU per message (bench/bench_pump.py)\n")
     print(f"{platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
-          f"numba reference counts {nrt} · median of {runs} run(s)\n")
+          f"numba {numba.__version__} · median of {runs} run(s)\n")
     print("| message | messages per run | CPU µs per message | messages per pump call |")
     print("|---:|---:|---:|---:|")
     for size, n, us, per_call in rows:
         print(f"| {size} B | {n:,} | {us:.2f} | {per_call:.1f} |")
     print("\n| one call of a jitted helper that takes | ns per call |")
     print("|---|---:|")
-    print(f"| the core's state (a tuple of {len(node.st)} arrays) | {with_state:.1f} |")
+    print(f"| the core's state (a tuple of {len(node.st)} arrays), compiled as the core is "
+          f"(no NRT) | {with_state:.1f} |")
+    print(f"| the same, with numba's reference counting (NRT, numba's default) "
+          f"| {with_state_nrt:.1f} |")
     print(f"| two of its arrays | {with_arrays:.1f} |")
-    print(f"| the same arrays as one numba StructRef (not how the core runs) | {with_ref:.1f} |")
+    print(f"| the same arrays as one numba StructRef, with NRT | {with_ref:.1f} |")
     return 0
 
 

@@ -4,7 +4,8 @@ numba's on-disk cache checks only the timestamp of the file that defines a funct
 of the modules it calls into: a change to ``shm/kernels.py`` would leave stale machine
 code of ``ringproc/pump.py`` (which inlines it) in the cache. The cache therefore lives in
 a directory named after a hash of every source file of the jitted packages
-(JITTED_PACKAGES) and the numba version: any change starts a fresh cache, and a cache is never shared
+(JITTED_PACKAGES), of the module that sets how they compile (JIT_MODULES) and the numba
+version: any change starts a fresh cache, and a cache is never shared
 between different sources. ``COROPROC_NUMBA_CACHE`` overrides the parent directory
 (default ``~/.cache/coroproc/numba``). Each of those packages imports this module first.
 """
@@ -15,6 +16,8 @@ import pathlib
 import numba
 
 JITTED_PACKAGES = ("ringproc", "shm", "netproc/jit", "ipc/jit", "engineprocs/cpg/jit")
+# how those packages compile (coroproc/njit.py): its options are in the machine code too
+JIT_MODULES = ("njit.py",)
 
 
 def _cache_dir() -> str:
@@ -24,6 +27,9 @@ def _cache_dir() -> str:
         for path in sorted((root / pkg).glob("*.py")):
             h.update(f"{pkg}/{path.name}".encode())
             h.update(path.read_bytes())
+    for name in JIT_MODULES:
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
     base = os.environ.get("COROPROC_NUMBA_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "coroproc", "numba")
     return os.path.join(base, h.hexdigest()[:16])

@@ -6,7 +6,7 @@ it: ``seq <= safe point``, the minimum of the token's aru over two successive vi
 this node's own aru — the same test Corosync uses to free a message. Corosync declares
 SAFE and delivers it as agreed; here it means what the EVS paper means.
 """
-from numba import njit
+from coroproc.njit import njit
 
 from .sq import ev_bytes, ev_row, sq_encapsulated, sq_guarantee, sq_inuse, sq_slot
 from .state import (EV_DELIVER, K_DELIVERED_FRAMES, K_SAFE_HELD, S_HIGH_DELIVERED, S_QO,

@@ -22,7 +22,7 @@ ring process wakes once per token hop.
 """
 from __future__ import annotations
 
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.shm.kernels import ring_cancel_sleep, ring_prepare_sleep
 from coroproc.shm.syscalls import (EINTR, POLLFD_WORDS, doorbell_poll, eventfd_write_one,

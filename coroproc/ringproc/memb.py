@@ -17,7 +17,7 @@ message set after recovery and the highest delivered seq reported in the commit 
    after a hole may depend on the missing one unless its sender is here to vouch);
 4. the new regular configuration.
 """
-from numba import njit
+from coroproc.njit import njit
 
 from . import events as E
 from . import totempg as pg

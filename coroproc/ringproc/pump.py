@@ -16,7 +16,8 @@ a lost datagram, which it retransmits.
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 from coroproc.jitcache import compiled_entry  # noqa: F401  (callers use P.compiled_entry)
 from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PEEK_RECORD, PUSH_OK_WAKE,

@@ -16,7 +16,7 @@ A sort queue holds the frames of one ring by sequence number in ``queue_slots`` 
 the highest seq below which nothing is missing, ``qhigh`` the highest seq seen. Internal
 seqs are int64 and never wrap; the wire carries their low 32 bits (``seq_from_wire``).
 """
-from numba import njit
+from coroproc.njit import njit
 
 from .config import C_FRAME_BYTES, C_QUEUE_SLOTS
 from .state import (EV_CONFIG, EV_LOG, K_EV_FULL, K_TX_FULL, LIST_WIDTH,

@@ -5,7 +5,7 @@ state's output buffers (tx_meta/tx_data, ev_meta/ev_data/ev_ints) and timer dead
 (``st.timers``); the caller sends, delivers, persists and sleeps. Nothing here reads a
 clock, touches a socket or draws a random number, so the simulator replays any run.
 """
-from numba import njit
+from coroproc.njit import njit
 
 from . import events as E
 from . import totempg as pg

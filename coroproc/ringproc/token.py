@@ -6,7 +6,7 @@ per rotation shared by backlog), lowers the token's aru to what it has, appends 
 missing to the retransmit list, and forwards the token to its successor. Corosync 3.1's
 message_handler_orf_token in behaviour and wire format.
 """
-from numba import njit
+from coroproc.njit import njit
 
 from . import events as E
 from . import totempg as pg

@@ -87,7 +87,8 @@ Output of pg_unpack::
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 # ---------------------------------------------------------------------------------------
 # sizes and limits

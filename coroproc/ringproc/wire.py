@@ -25,7 +25,8 @@ order (magic 0x70C0) are rejected with R_ENDIAN: every platform coroproc runs on
 little-endian, and a clear count beats a half-tested swab path.
 """
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 MAGIC = 0xC070
 MAGIC_SWAPPED = 0x70C0

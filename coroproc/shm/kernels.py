@@ -19,7 +19,8 @@ head and tail are monotonic byte counts (never wrapped); offset = pos & (cap - 1
 """
 
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 from coroproc.shm.atomics import (
     exchange,

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import posix_ipc
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.shm import layout as L
 from coroproc.shm.atomics import load_acquire, store_release

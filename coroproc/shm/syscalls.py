@@ -12,7 +12,9 @@ the call, before anything else can change it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
+
+from coroproc.njit import njit
 
 EAGAIN = 11
 EINTR = 4

@@ -18,7 +18,7 @@ Byte and row positions are monotonic (never wrapped); offset = position % region
 """
 from __future__ import annotations
 
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.shm.atomics import fetch_add_i32_at
 from coroproc.shm.syscalls import EAGAIN, IOVEC_WORDS, MMSG_IOV, MMSG_IOVLEN, sendmmsg

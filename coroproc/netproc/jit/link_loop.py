@@ -32,7 +32,8 @@ Arrays (built once by LinkProcess; see link.py):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 from coroproc.shm.syscalls import (
     EAGAIN,

@@ -9,7 +9,8 @@ calls waker_paid.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from coroproc.njit import njit
 
 from coroproc.ringproc import wire
 from coroproc.shm.ring import PUSH_OK_WAKE

@@ -23,7 +23,7 @@ int64[slots] (each connection's IPC maximum message size).
 """
 from __future__ import annotations
 
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.ipc.jit.evqueue import Q_FD, Q_IN_USE, evq_commit, evq_flush, evq_reserve
 from coroproc.shm.kernels import PEEK_CORRUPT, PEEK_EMPTY, ring_peek

@@ -35,7 +35,7 @@ else is left ready (epoll is level-triggered) for the server's own epoll_wait.
 """
 from __future__ import annotations
 
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.shm.atomics import fetch_add_i32_at
 from coroproc.shm.kernels import ring_cancel_sleep, ring_head, ring_prepare_sleep, ring_release

@@ -19,7 +19,7 @@ room checks need Python's arithmetic). It stops after a push that brings the rin
 """
 from __future__ import annotations
 
-from numba import njit
+from coroproc.njit import njit
 
 from coroproc.shm.atomics import fetch_add_i32_at, load_acquire
 from coroproc.shm.kernels import PUSH_OK_WAKE, RESERVE_FULL, ring_commit, ring_reserve
