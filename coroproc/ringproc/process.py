@@ -132,9 +132,7 @@ class RingProcess:
         self.ring_id = (0, 0)
         self.operational_once = False
         self.schedmiss: list[tuple[int, float]] = []
-        control.handlers["dump"] = lambda msg: {"state": self.state_dump()}
         control.handlers["reload"] = self._reload
-        control.handlers["status"] = lambda msg: {"state": self.state_dump()}
 
     # ---- the loop ----
     def run(self) -> int:

@@ -29,6 +29,7 @@ from coroproc.shm.ring import ShmRing
 from . import children as C
 from .control import ControlServer, control_endpoint
 from .plan import NodePlan
+from .reports import Reports
 from .sdnotify import sd_notify
 from .watchdog import CrashLoops, SystemdWatchdog
 
@@ -65,6 +66,7 @@ class Supervisor:
         self._signals: list[int] = []
         self._lock_fd = -1
         self.control: ControlServer | None = None
+        self.reports: Reports | None = None      # children's counters, on demand
         self.watchdog = SystemdWatchdog(log)      # NOTIFY_SOCKET / WATCHDOG_USEC / _PID
         self.crash_loops = CrashLoops(log)
         self._asked_to_stop: set[str] = set()     # roles stopped on purpose (ctl restart)
@@ -142,6 +144,7 @@ class Supervisor:
             self._create_rings()
             self._warm()
             self.control = ControlServer(control_endpoint(self.plan.run_dir))
+            self.reports = Reports(self.control.send)
             if self.pidfile:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -218,6 +221,7 @@ class Supervisor:
                     self._dump()
             self._control_messages()
             now = time.monotonic()
+            self.reports.tick(now)
             self._reap(now)
             self._check_heartbeats(now)
             self._restart_due(now)
@@ -230,6 +234,8 @@ class Supervisor:
         loops). Exits and signals wake it through the signal pipe, children through the
         control socket."""
         timeout_s = WATCH_TICK_S
+        if self.reports.due_s is not None:
+            timeout_s = max(0.0, self.reports.due_s - now)
         for child in self.children.values():
             if not child.alive:
                 timeout_s = min(timeout_s, max(0.0, child.restart_at - now))
@@ -243,7 +249,7 @@ class Supervisor:
     def _control_messages(self) -> None:
         for role, msg in self.control.recv_all():
             if role.startswith("ctl-"):
-                self.control.send(role, self._operator_command(msg))
+                self._operator_command(role, msg)
                 continue
             child = self.children.get(role)
             if child is None:
@@ -257,8 +263,9 @@ class Supervisor:
                                          "ring": self.ring, "members": self.members})
             elif op == "event" and msg.get("ev") == "install" and msg.get("kind") == "regular":
                 self.ring, self.members = msg.get("ring"), msg.get("members", [])
-            elif op == "hb":
+            elif op == "report":
                 child.counters = msg.get("counters", {})
+                self.reports.answered(role)
             elif op == "event" and msg.get("ev") == "ready" and not self.ready:
                 self.ready = True
                 sd_notify("READY=1\nSTATUS=ready: services synchronized")
@@ -271,20 +278,24 @@ class Supervisor:
                 self.control.send(role, {"op": "request_reply", "id": msg.get("id"),
                                          "reply": self._engine_request(role, msg)})
             elif op == "counters":
-                # an engine (cmap's stats map) asks for every process's latest counters
-                counters = {r: c.counters for r, c in self.children.items()}
-                counters["supervisor"] = {
-                    "cmap": self.crash_loops.cmap_keys(),
-                    # a dead child keeps its last heartbeat above: say who is alive
-                    "children": {r: {"alive": c.alive, "pid": c.pid, "restarts": c.restarts}
-                                 for r, c in self.children.items()}}
-                self.control.send(role, {"op": "counters", "counters": counters})
+                # an engine (cmap's stats map) asks for every process's counters
+                self.reports.gather(self.children, time.monotonic(),
+                                    lambda role=role: self._send_node_counters(role))
             elif op == "reply" and msg.get("to") == "reload":
                 if not msg.get("ok"):
                     self.log.error("MAIN", f"{role} could not apply the reloaded "
                                    f"configuration: {msg.get('error')}")
             elif op == "reply":
                 self.log.notice("MAIN", f"state of {role}: " + orjson.dumps(msg).decode())
+
+    def _send_node_counters(self, role: str) -> None:
+        counters = {r: c.counters for r, c in self.children.items()}
+        counters["supervisor"] = {
+            "cmap": self.crash_loops.cmap_keys(),
+            # a dead child keeps its last report above: say who is alive
+            "children": {r: {"alive": c.alive, "pid": c.pid, "restarts": c.restarts}
+                         for r, c in self.children.items()}}
+        self.control.send(role, {"op": "counters", "counters": counters})
 
     def _reap(self, now: float) -> None:
         while True:
@@ -297,6 +308,7 @@ class Supervisor:
             for child in self.children.values():
                 if child.pid == pid:
                     C.reaped(child, now)
+                    self.reports.answered(child.role)
                     child.restarts += 1
                     if child.role in self._asked_to_stop:
                         self._asked_to_stop.discard(child.role)
@@ -341,7 +353,7 @@ class Supervisor:
         if req == "reload":
             return self._reload()
         if req == "status":
-            return {"ok": True, **self._operator_command({"op": "status"})}
+            return self._status()        # counters as last reported (not asked for now)
         if req in ("crypto_use", "crypto_drop"):
             return self._crypto_phase(req[len("crypto_"):], args)
         return {"ok": False, "error": f"unknown request {req!r} (known: shutdown, "
@@ -419,16 +431,25 @@ class Supervisor:
         self.log.notice("MAIN", "configuration reloaded")
         return {"ok": True, **({"crypto_key_id": key_id} if key_id is not None else {})}
 
-    def _operator_command(self, msg: dict) -> dict:
-        """`coroproc-ctl`: status (the node and each child's last heartbeat) and restart ROLE."""
+    def _operator_command(self, ctl: str, msg: dict) -> None:
+        """`coroproc-ctl`: status (the node and each child's counters, asked for now) and
+        restart ROLE."""
+        if msg.get("op") == "status":
+            self.reports.gather(self.children, time.monotonic(),
+                                lambda: self.control.send(ctl, self._status()))
+            return
+        self.control.send(ctl, self._operator_reply(msg))
+
+    def _status(self) -> dict:
+        return {"ok": True, "cluster": self.plan.cluster_name, "nodeid": self.plan.nodeid,
+                "ready": self.ready, "pid": os.getpid(),
+                "crash_loops": self.crash_loops.looping(),
+                "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
+                                      "counters": c.counters}
+                             for c in self.children.values()}}
+
+    def _operator_reply(self, msg: dict) -> dict:
         op = msg.get("op")
-        if op == "status":
-            return {"ok": True, "cluster": self.plan.cluster_name, "nodeid": self.plan.nodeid,
-                    "ready": self.ready, "pid": os.getpid(),
-                    "crash_loops": self.crash_loops.looping(),
-                    "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
-                                          "heartbeat": c.counters}
-                                 for c in self.children.values()}}
         if op == "restart":
             role = msg.get("role", "")
             for eng in self.plan.engines:     # an engine hosted in another's process
@@ -445,11 +466,12 @@ class Supervisor:
         return {"ok": False, "error": f"unknown command {op!r} (known: status, restart)"}
 
     def _dump(self) -> None:
+        self.reports.gather(self.children, time.monotonic(), self._log_dump)
+
+    def _log_dump(self) -> None:
         for child in self.children.values():
             self.log.notice("MAIN", f"{child.title}: pid {child.pid} restarts {child.restarts} "
                             f"counters {orjson.dumps(child.counters).decode()}")
-            if child.alive:
-                self.control.send(child.role, {"op": "dump"})
 
     # ---- stop ----
     def _stop_children(self, roles: list[str], timeout_s: float) -> None:

@@ -4,7 +4,7 @@
     coroproc-ctl [-c FILE] [--nodeid N] restart ROLE      (ring, net0, load, …)
 
 `status` prints the node, each child's pid and restart count, and the ring's membership
-from its last heartbeat. `restart` stops one child; the supervisor starts it again (an
+as it reports them. `restart` stops one child; the supervisor starts it again (an
 engine restarts without the node leaving the ring; the ring process rejoins).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def ask(run_dir: str, msg: dict) -> dict:
 
 
 def _print_status(st: dict) -> None:
-    ring = st["children"].get("ring", {}).get("heartbeat", {})
+    ring = st["children"].get("ring", {}).get("counters", {})
     print(f"node {st['nodeid']} of cluster '{st['cluster']}' (supervisor pid {st['pid']}): "
           f"{'ready' if st['ready'] else 'not ready'}")
     if ring.get("ring_id"):

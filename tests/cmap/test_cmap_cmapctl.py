@@ -108,7 +108,7 @@ def test_track_prints_changes(node):
 
 def _cmap_counters(node):
     status = node[1].status() or {}
-    cmap = status.get("children", {}).get("cmap", {}).get("heartbeat", {})
+    cmap = status.get("children", {}).get("cmap", {}).get("counters", {})
     return [cmap.get("engine", {"connections": 0, "tracks": 0})]
 
 

@@ -72,9 +72,9 @@ def _run_probes(tmp_path, net, daemons, probe, group="probe", send=SEND, msg_byt
 
 
 def _fast_lane(daemon) -> dict:
-    """The cpg engine's fast-lane counters (docs/cpg.md), from its latest heartbeat."""
+    """The cpg engine's fast-lane counters (docs/cpg.md), as the status reports them."""
     status = daemon.status() or {}
-    hb = ((status.get("children") or {}).get("cpg") or {}).get("heartbeat") or {}
+    hb = ((status.get("children") or {}).get("cpg") or {}).get("counters") or {}
     return (hb.get("engine") or {}).get("fast_lane") or {}
 
 

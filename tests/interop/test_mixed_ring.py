@@ -32,7 +32,7 @@ def _mcast_rx(d: CorosyncNode) -> int:
 
 def _other_groups(d: CoroprocNode) -> dict:
     st = d.status() or {}
-    return st.get("children", {}).get("load", {}).get("heartbeat", {}).get(
+    return st.get("children", {}).get("load", {}).get("counters", {}).get(
         "other_groups_by_sender", {})
 
 

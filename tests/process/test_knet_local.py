@@ -62,7 +62,7 @@ def _status(lc, i: int) -> dict:
 
 
 def _net(lc, i: int, link: int) -> dict:
-    return _status(lc, i)["children"][f"net{link}"]["heartbeat"] or {}
+    return _status(lc, i)["children"][f"net{link}"]["counters"] or {}
 
 
 def _links_connected(lc, i: int) -> dict:

@@ -93,3 +93,35 @@ def test_children_get_their_nodes_phase(server):
     finally:
         for c in clients:
             c.close()
+
+
+def _next_msg(server, client, op, timeout_s=5.0):
+    """Poll the child (so it answers) until the server has a message `op` from it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        client.poll()
+        for role, msg in server.recv_all():
+            if msg.get("op") == op:
+                return role, msg
+        time.sleep(0.005)
+    raise AssertionError(f"no {op!r} from the child in {timeout_s} s")
+
+
+def test_a_beat_carries_no_counters_a_report_does(server):
+    asked = []
+
+    def counters():
+        asked.append(1)
+        return {"asked": len(asked)}
+
+    c = ControlClient(server.endpoint, "a", counters=counters)
+    try:
+        role, beat = _next_msg(server, c, "hb")     # the first beat goes out at once
+        assert (role, beat) == ("a", {"op": "hb"})
+        assert asked == []                          # nobody asked: nothing was counted
+        assert server.send("a", {"op": "report"})
+        role, report = _next_msg(server, c, "report")
+        assert role == "a" and report["counters"] == {"asked": 1}
+        assert len(asked) == 1
+    finally:
+        c.close()

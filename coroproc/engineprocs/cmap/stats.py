@@ -2,8 +2,9 @@
 from the node's counters instead of read live from one process.
 
 coroproc is several processes, so the CMAP engine asks the supervisor for every
-process's latest heartbeat counters (EngineContext.request_node_counters) and turns the
-answer into a flat {key: (icmap type, value)} snapshot with Corosync's names and types:
+process's counters (EngineContext.request_node_counters; the supervisor asks each process
+for a report) and turns the answer into a flat {key: (icmap type, value)} snapshot with
+Corosync's names and types:
 
 * stats.srp.*             ← role "ring": its "counters" (state_dump), flat names = srp names
 * stats.pg.msg_queue_avail / msg_reserved ← role "ring": its "pg" dict, else 0
@@ -121,7 +122,7 @@ class StatsView:
     def snapshot(self, raw_only: bool = False) -> dict[str, tuple[int, object]]:
         out: dict[str, tuple[int, object]] = {}
         ring = self.raw.get("ring") if isinstance(self.raw.get("ring"), dict) else {}
-        # the ring process's heartbeat nests its counters (process.py state_dump)
+        # the ring process's report nests its counters (process.py state_dump)
         if isinstance(ring.get("counters"), dict):
             ring = ring["counters"]
         srp = ring.get("srp") if isinstance(ring.get("srp"), dict) else ring
