@@ -268,8 +268,10 @@ class EngineContext:
         raise NotImplementedError
 
     def request_node_counters(self, callback: Callable[[dict], None]) -> None:
-        """Ask the supervisor for every process's latest counters (role -> dict); the
-        callback runs on a later loop turn (never if the supervisor does not answer)."""
+        """Ask the supervisor for every process's counters (role -> dict): it asks each
+        process for a report and answers once all reported or after 0.5 s (a silent one
+        keeps its last report). The callback runs on a later loop turn (never if the
+        supervisor does not answer)."""
         raise NotImplementedError
 
     def log(self, priority: str, message: str) -> None:
