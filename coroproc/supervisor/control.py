@@ -23,9 +23,8 @@ import time
 import orjson
 import zmq
 
-# Each beat wakes the child, the supervisor and both ZeroMQ I/O threads (40-130 µs of the
-# child's CPU for the send, measured; its counters, when beats carried them, cost another
-# 150-250 µs and more). A node's children beat together on a
+# Each beat wakes the child, the supervisor and both ZeroMQ I/O threads (the send alone
+# took 40-130 µs of a child's CPU, measured). A node's children beat together on a
 # grid of CLOCK_MONOTONIC, so its beats reach the supervisor together and cost it about
 # one wake-up a second, not one per child. The grid's phase is the node's own
 # (beat_phase_s): nodes on separate hosts beat at unrelated instants anyway, but nodes

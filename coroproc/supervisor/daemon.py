@@ -144,7 +144,7 @@ class Supervisor:
             self._create_rings()
             self._warm()
             self.control = ControlServer(control_endpoint(self.plan.run_dir))
-            self.reports = Reports(self.control.send)
+            self.reports = Reports(self.children, self.control.send)
             if self.pidfile:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -235,7 +235,7 @@ class Supervisor:
         control socket."""
         timeout_s = WATCH_TICK_S
         if self.reports.due_s is not None:
-            timeout_s = max(0.0, self.reports.due_s - now)
+            timeout_s = min(timeout_s, max(0.0, self.reports.due_s - now))
         for child in self.children.values():
             if not child.alive:
                 timeout_s = min(timeout_s, max(0.0, child.restart_at - now))
@@ -279,7 +279,7 @@ class Supervisor:
                                          "reply": self._engine_request(role, msg)})
             elif op == "counters":
                 # an engine (cmap's stats map) asks for every process's counters
-                self.reports.gather(self.children, time.monotonic(),
+                self.reports.gather(time.monotonic(),
                                     lambda role=role: self._send_node_counters(role))
             elif op == "reply" and msg.get("to") == "reload":
                 if not msg.get("ok"):
@@ -435,8 +435,7 @@ class Supervisor:
         """`coroproc-ctl`: status (the node and each child's counters, asked for now) and
         restart ROLE."""
         if msg.get("op") == "status":
-            self.reports.gather(self.children, time.monotonic(),
-                                lambda: self.control.send(ctl, self._status()))
+            self.reports.gather(time.monotonic(), lambda: self.control.send(ctl, self._status()))
             return
         self.control.send(ctl, self._operator_reply(msg))
 
@@ -444,6 +443,7 @@ class Supervisor:
         return {"ok": True, "cluster": self.plan.cluster_name, "nodeid": self.plan.nodeid,
                 "ready": self.ready, "pid": os.getpid(),
                 "crash_loops": self.crash_loops.looping(),
+                "report_rounds_late": self.reports.late,
                 "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
                                       "counters": c.counters}
                              for c in self.children.values()}}
@@ -466,7 +466,7 @@ class Supervisor:
         return {"ok": False, "error": f"unknown command {op!r} (known: status, restart)"}
 
     def _dump(self) -> None:
-        self.reports.gather(self.children, time.monotonic(), self._log_dump)
+        self.reports.gather(time.monotonic(), self._log_dump)
 
     def _log_dump(self) -> None:
         for child in self.children.values():

@@ -22,26 +22,25 @@ REPORT_WAIT_S = 0.5
 
 
 class Reports:
-    def __init__(self, send: Callable[[str, dict], bool]):
+    def __init__(self, children: dict, send: Callable[[str, dict], bool]):
+        self._children = children           # role -> Child (children.py), the supervisor's
         self._send = send                   # ControlServer.send(role, msg) -> sent
         self._waiting: set[str] = set()
         self._then: list[Callable[[], None]] = []
         self._deadline_s = 0.0
-        self.gathers = 0
-        self.late = 0                       # gathers finished by the deadline
+        self.late = 0                       # rounds that ended by the deadline
 
     @property
     def due_s(self) -> float | None:
         """When the gather on its way gives up waiting (CLOCK_MONOTONIC); None: none."""
         return self._deadline_s if self._then else None
 
-    def gather(self, children: dict, now_s: float, then: Callable[[], None]) -> None:
+    def gather(self, now_s: float, then: Callable[[], None]) -> None:
         """Ask every live child for its counters; `then()` once they are in."""
         self._then.append(then)
         if len(self._then) > 1:
             return
-        self.gathers += 1
-        self._waiting = {role for role, c in children.items()
+        self._waiting = {role for role, c in self._children.items()
                          if c.alive and c.hello and self._send(role, {"op": "report"})}
         self._deadline_s = now_s + REPORT_WAIT_S
         if not self._waiting:

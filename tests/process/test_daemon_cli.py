@@ -110,8 +110,7 @@ def test_ctl_status_and_engine_restart_keep_the_ring(tmp_path):
     try:
         c.start_all()
         c.wait_members([1, 2], [1, 2], timeout_s=120)
-        time.sleep(1)  # a heartbeat with the ring's membership
-        out = _ctl(c, 1, "status")
+        out = _ctl(c, 1, "status")         # the ring reports its membership when asked
         assert out.returncode == 0, out.stderr
         assert "members: 1 2" in out.stdout and "coroproc: ring" in out.stdout
         old = _child(c, 1, "coroproc: load")
@@ -125,6 +124,31 @@ def test_ctl_status_and_engine_restart_keep_the_ring(tmp_path):
     finally:
         c.stop_all()
     assert check_safety(c.event_logs()) == []
+
+
+def test_status_does_not_wait_for_a_stopped_child(one_node):
+    """`status` asks every child for its counters; one that cannot answer (stopped) keeps
+    its last report, and the supervisor answers after its wait, counting the late round."""
+    import orjson
+    c = one_node
+    c.start(1)
+    c.wait_members([1], [1], timeout_s=120)
+    first = orjson.loads(_ctl(c, 1, "--json", "status").stdout)
+    assert first["report_rounds_late"] == 0
+    assert first["children"]["ring"]["counters"]["members"] == [1]
+    cmap = _child(c, 1, "coroproc: cmap")
+    os.kill(cmap, signal.SIGSTOP)
+    try:
+        out = _ctl(c, 1, "--json", "status")
+    finally:
+        os.kill(cmap, signal.SIGCONT)
+    assert out.returncode == 0, out.stderr
+    st = orjson.loads(out.stdout)
+    assert st["report_rounds_late"] == 1
+    assert st["children"]["cmap"]["counters"] == first["children"]["cmap"]["counters"]
+    assert st["children"]["ring"]["counters"]["members"] == [1]
+    again = orjson.loads(_ctl(c, 1, "--json", "status").stdout)
+    assert again["report_rounds_late"] == 1      # the resumed child answers again
 
 
 def test_scheduler_pause_is_reported_like_corosync(one_node):

@@ -16,16 +16,21 @@ def sent():
 
 
 @pytest.fixture
-def reports(sent):
+def kids():
+    return {"ring": child(), "cpg": child()}
+
+
+@pytest.fixture
+def reports(kids, sent):
     # a child the supervisor cannot reach (ROUTER_MANDATORY refuses) is not waited for
-    return Reports(lambda role, msg: sent.append((role, msg)) is None and role != "gone")
+    return Reports(kids, lambda role, msg: sent.append((role, msg)) is None and role != "gone")
 
 
-def test_a_gather_asks_every_live_child_and_answers_when_all_reported(reports, sent):
-    kids = {"ring": child(), "net0": child(), "cpg": child(), "dead": child(alive=False),
-            "loading": child(hello=False), "gone": child()}
+def test_a_gather_asks_every_live_child_and_answers_when_all_reported(kids, reports, sent):
+    kids.update({"net0": child(), "dead": child(alive=False), "loading": child(hello=False),
+                 "gone": child()})
     done = []
-    reports.gather(kids, 10.0, lambda: done.append("a"))
+    reports.gather(10.0, lambda: done.append("a"))
     assert sorted(r for r, _ in sent) == ["cpg", "gone", "net0", "ring"]
     assert all(m == {"op": "report"} for _, m in sent)
     assert reports.due_s == 10.0 + REPORT_WAIT_S
@@ -37,22 +42,20 @@ def test_a_gather_asks_every_live_child_and_answers_when_all_reported(reports, s
 
 
 def test_requests_during_a_gather_join_it(reports, sent):
-    kids = {"ring": child(), "cpg": child()}
     done = []
-    reports.gather(kids, 1.0, lambda: done.append(1))
-    reports.gather(kids, 1.1, lambda: done.append(2))
+    reports.gather(1.0, lambda: done.append(1))
+    reports.gather(1.1, lambda: done.append(2))
     assert len(sent) == 2                      # asked once
     reports.answered("ring")
     reports.answered("cpg")
     assert done == [1, 2]
-    reports.gather(kids, 2.0, lambda: done.append(3))   # a new one asks again
+    reports.gather(2.0, lambda: done.append(3))   # a new one asks again
     assert len(sent) == 4
 
 
 def test_a_silent_child_does_not_hold_the_answer_past_the_wait(reports):
-    kids = {"ring": child(), "cpg": child()}
     done = []
-    reports.gather(kids, 5.0, lambda: done.append(1))
+    reports.gather(5.0, lambda: done.append(1))
     reports.answered("ring")
     reports.tick(5.0 + REPORT_WAIT_S / 2)
     assert done == []
@@ -63,15 +66,16 @@ def test_a_silent_child_does_not_hold_the_answer_past_the_wait(reports):
 
 
 def test_a_child_that_dies_is_not_waited_for(reports):
-    kids = {"ring": child(), "cpg": child()}
     done = []
-    reports.gather(kids, 0.0, lambda: done.append(1))
+    reports.gather(0.0, lambda: done.append(1))
     reports.answered("ring")
     reports.answered("cpg")                    # the reap says so
     assert done == [1]
 
 
-def test_nobody_to_ask_answers_at_once(reports, sent):
+def test_nobody_to_ask_answers_at_once(kids, reports, sent):
+    for c in kids.values():
+        c.alive = False
     done = []
-    reports.gather({"x": child(alive=False)}, 0.0, lambda: done.append(1))
+    reports.gather(0.0, lambda: done.append(1))
     assert done == [1] and sent == [] and reports.due_s is None
