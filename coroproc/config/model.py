@@ -120,6 +120,8 @@ class CoroprocSection:
     service_suffix: str = ""  # appended to IPC service names (cpg → cpg<suffix>)
     # a child silent this long after its hello is stuck: killed and restarted
     heartbeat_timeout_ms: int = 10000
+    # udpu/udp links send runs of full frames as one segmentation-offload datagram train
+    udp_gso: bool = True
 
 
 @dataclass(frozen=True)

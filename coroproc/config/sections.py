@@ -156,7 +156,8 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
         raise keys.fail("coroproc.run_dir", f"{run_dir!r} is not an absolute path")
     return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
                            service_suffix=suffix,
-                           heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000))
+                           heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000),
+                           udp_gso=keys.flag("coroproc.udp_gso", True))
 
 
 _SERVICE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?")

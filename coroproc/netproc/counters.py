@@ -26,6 +26,8 @@ COUNTER_NAMES = (
     "tx_unknown_dest",                # dest nodeid not in the nodelist
     "tx_bad_record",                  # rtype != FRAME or shorter than the dest prefix
     "tx_errors",                      # sum of tx_error_<ERRNO>
+    "tx_gso_sends",                   # sends that carried several frames (UDP GSO)
+    "tx_gso_refused",                 # GSO sends the kernel refused: GSO is then off
     # loop
     "sleeps",                         # times the loop slept on the doorbell
 )

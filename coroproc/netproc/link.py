@@ -32,11 +32,25 @@ from coroproc.shm.errors import ShmError
 from coroproc.shm.ring import ShmRing
 from coroproc.shm.syscalls import pollfd_array
 
+SOL_UDP = 17
+
 RX_BATCH_DATAGRAMS_MAX = 64     # per socket per wake: then tx gets its turn
 TX_BATCH_RECORDS_MAX = 256      # per wake: then the sockets get theirs
 SOCKADDR_SRC_BYTES = 128        # sockaddr_storage: whatever the kernel hands recvfrom
 
 assert L.C_WORDS == len(COUNTER_NAMES) and COUNTER_NAMES[L.C_SLEEPS] == "sleeps"
+
+
+def udp_gso_segments(sock: socket.socket) -> int:
+    """Most frames one send may carry on this socket: L.GSO_SEGS_MAX where the kernel
+    segments UDP (Linux >= 4.18 knows UDP_SEGMENT), else 0 (one send per frame). An older
+    kernel would ignore the control message and send the whole train as one datagram,
+    so it must not get one."""
+    try:
+        sock.getsockopt(SOL_UDP, L.UDP_SEGMENT)
+    except OSError:
+        return 0
+    return L.GSO_SEGS_MAX
 
 
 def packed_address(host: str) -> np.ndarray:
@@ -78,6 +92,7 @@ class LinkProcess:
         io[L.IO_FILTER] = int(spec.block_unlisted_ips)
         io[L.IO_RX_BATCH] = RX_BATCH_DATAGRAMS_MAX
         io[L.IO_TX_BATCH] = TX_BATCH_RECORDS_MAX
+        io[L.IO_GSO_SEGS] = udp_gso_segments(socks.sender) if spec.udp_gso else 0
         own = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
         io[L.IO_OWN_PORT] = -1
         if socks.own_mcast_source is not None:
@@ -111,6 +126,7 @@ class LinkProcess:
         self._src_len = np.zeros(1, np.uint32)
         self._cnt = np.zeros(L.C_WORDS, np.int64)
         self._errs = np.zeros((2, L.ERRNO_SLOTS), np.int64)
+        self._gso = np.zeros(L.GSO_WORDS, np.int64)
         self._wk = new_waker(rx_ring.wake_fd is not None, rx_ring.capacity_bytes,
                              MCAST_WAKE_DEFER_US)
         self._ts = np.zeros(2, np.int64)
@@ -124,7 +140,8 @@ class LinkProcess:
         return (self._io, pfd, self._rx_mcast, self._rx_ring.hdr, self._rx_ring.data,
                 self._tx_ring.hdr, self._tx_ring.data, self._buf, self._src, self._src_len,
                 self._allowed, self._own, self._dests, self._dest_len, self._dest_node,
-                self._fanout, self._cnt, self._errs, self._wk, self._ts, self._u64)
+                self._fanout, self._cnt, self._errs, self._gso, self._wk, self._ts,
+                self._u64)
 
     def run(self, control) -> None:
         """Move frames until control.poll() returns False; closes the sockets on the way out."""
@@ -156,6 +173,10 @@ class LinkProcess:
             for e in np.flatnonzero(self._errs[row]):
                 name = _errno.errorcode.get(int(e), str(int(e)))
                 d[f"{direction}_error_{name}"] = int(self._errs[row, e])
+        d["tx_gso_segments_max"] = int(self._io[L.IO_GSO_SEGS])
+        if self._io[L.IO_GSO_ERRNO]:
+            e = int(self._io[L.IO_GSO_ERRNO])
+            d["tx_gso_refused_errno"] = _errno.errorcode.get(e, str(e))
         d.update(waker_counters(self._wk))
         d.update({f"socket_{k}_bytes": v for k, v in self._socks.buffer_bytes.items()})
         return d

@@ -43,6 +43,7 @@ class LinkSpec:
     block_unlisted_ips: bool = True
     rcvbuf_bytes: int = DEFAULT_SOCKET_BUFFER_BYTES
     sndbuf_bytes: int = DEFAULT_SOCKET_BUFFER_BYTES
+    udp_gso: bool = True                          # udpu/udp: GSO sends (jit/link_loop.py)
     extra: dict = field(default_factory=dict)     # room for transport-specific knobs
 
     def __post_init__(self):

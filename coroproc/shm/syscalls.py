@@ -26,7 +26,7 @@ POLLFD_WORDS = 2          # struct pollfd as two int32: fd, events | revents << 
 # struct mmsghdr as eight int64 words: msg_name, msg_namelen, msg_iov, msg_iovlen,
 # msg_control, msg_controllen, msg_flags, msg_len (x86-64 layout, 64 bytes)
 MMSGHDR_WORDS = 8
-MMSG_IOV, MMSG_IOVLEN = 2, 3
+MMSG_NAME, MMSG_NAMELEN, MMSG_IOV, MMSG_IOVLEN, MMSG_CONTROL, MMSG_CONTROLLEN = range(6)
 IOVEC_WORDS = 2           # struct iovec: iov_base, iov_len
 # struct epoll_event (packed on x86-64, 12 bytes) as three uint32 words: events, then
 # the 64-bit data; Python's select.epoll puts the fd in data's low half
@@ -41,6 +41,8 @@ _recvfrom = types.ExternalFunction(
 _sendto = types.ExternalFunction(
     "sendto", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
                          types.voidptr, types.uint32))
+_sendmsg = types.ExternalFunction(
+    "sendmsg", types.intp(types.int32, types.voidptr, types.int32))
 _sendmmsg = types.ExternalFunction(
     "sendmmsg", types.int32(types.int32, types.voidptr, types.uint32, types.int32))
 _epoll_wait = types.ExternalFunction(
@@ -115,6 +117,19 @@ def sendto(fd, data, off, n, dests, row, dest_len):
     while True:
         rc = _sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
                      dests.ctypes.data + row * dests.shape[1], dest_len)
+        if rc >= 0:
+            return rc
+        e = errno()
+        if e != EINTR:
+            return -e
+
+
+@njit(cache=True, inline="always")
+def sendmsg(fd, mh):
+    """sendmsg(fd, mh, MSG_DONTWAIT): mh holds a struct msghdr in its first words (the
+    MMSGHDR_WORDS layout without msg_len). Sent bytes, or -errno."""
+    while True:
+        rc = _sendmsg(fd, mh.ctypes.data, MSG_DONTWAIT)
         if rc >= 0:
             return rc
         e = errno()

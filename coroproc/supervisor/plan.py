@@ -109,7 +109,8 @@ def link_specs(cfg: NodeConfig) -> list[LinkSpec]:
             local_nodeid=cfg.local_nodeid, bind_addr=local, port=link.mcastport, peers=peers,
             mcast_addr=link.mcastaddr if cfg.transport == "udp" else None,
             mcast_port=link.mcastport if cfg.transport == "udp" else None, ttl=link.ttl,
-            netmtu=cfg.netmtu, block_unlisted_ips=cfg.block_unlisted_ips))
+            netmtu=cfg.netmtu, block_unlisted_ips=cfg.block_unlisted_ips,
+            udp_gso=cfg.coroproc.udp_gso))
     return specs
 
 

@@ -145,3 +145,19 @@ def test_window_beyond_coroproc_queue_is_refused_at_its_line(tmp_path):
     with pytest.raises(ConfigParseError, match="queue_slots") as info:
         load(_conf(tmp_path, "transport: udpu\nwindow_size: 5000\n"))
     assert info.value.key == "totem.window_size" and info.value.line == 4
+
+
+def test_udp_gso_is_on_by_default_and_coroproc_section_turns_it_off(tmp_path):
+    from coroproc.supervisor.plan import link_specs
+    config, _ = load(_conf(tmp_path, "transport: udpu\n"))
+    assert config.coroproc.udp_gso is True
+    assert [s.udp_gso for s in link_specs(config)] == [True]
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n",
+                                  tail="coroproc {\n    udp_gso: no\n}\n"))
+    assert warnings == [] and config.coroproc.udp_gso is False
+    assert [s.udp_gso for s in link_specs(config)] == [False]
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n",
+                                  tail="coroproc {\n    udp_gso: maybe\n}\n"))
+    assert config.coroproc.udp_gso is True
+    assert [(w.key, w.line) for w in warnings] == [("coroproc.udp_gso", 17)]
+    assert "maybe" in str(warnings[0])

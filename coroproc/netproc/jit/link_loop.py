@@ -15,8 +15,9 @@ a token hop wakes a link process twice on every node.
 Per received datagram, the framing checks of the Python path, in its order and with its
 counters (see rx checks in docs/netproc.md): source not in the nodelist, our own looped
 multicast (udp), runt, oversize, no Totem magic, rx ring full. Per tx record: rtype and
-length, then the destination (0 = the link's multicast fan-out, else one nodeid). Socket
-errors are counted per errno and are never fatal.
+length, then the destination (0 = the link's multicast fan-out, else one nodeid); runs of
+full frames to one destination go out as one GSO send (_drain_tx). Socket errors are
+counted per errno and are never fatal.
 
 Arrays (built once by LinkProcess; see link.py):
   io     int64 scalars, IO_*; the loop writes IO_CORRUPT_* when the tx ring is corrupt
@@ -27,6 +28,7 @@ Arrays (built once by LinkProcess; see link.py):
   dests  uint8[m, 28] sockaddrs; dest_len int64[m]; dest_node int64[m] (0: the group)
   fanout int64[]: rows of dests a multicast goes to
   cnt    int64 counters (C_*, counters.COUNTER_NAMES order); errs int64[2, ERRNO_SLOTS]
+  gso    int64[GSO_WORDS]: the sendmsg scratch (GSO_* below)
   wk     the waker's words (waker.py)
 """
 from __future__ import annotations
@@ -42,9 +44,17 @@ from coroproc.shm.syscalls import (
     eventfd_write_one,
     monotonic_ns,
     poll,
+    IOVEC_WORDS,
+    MMSG_CONTROL,
+    MMSG_CONTROLLEN,
+    MMSG_IOV,
+    MMSG_IOVLEN,
+    MMSG_NAME,
+    MMSG_NAMELEN,
+    MMSGHDR_WORDS,
     readable,
     recvfrom,
-    sendto,
+    sendmsg,
 )
 from coroproc.netproc.jit.waker import (
     waker_note_drain,
@@ -90,13 +100,30 @@ IO_CORRUPT_POS = 9
 IO_CORRUPT_OFF = 10
 IO_CORRUPT_LEN = 11
 IO_POLL_ERRNO = 12             # why poll() failed (RET_POLL_FAILED)
-IO_WORDS = 13
+IO_GSO_SEGS = 13               # most frames per GSO send; 0 or 1: one sendmsg per frame
+IO_GSO_ERRNO = 14              # why the kernel refused a GSO send (IO_GSO_SEGS went to 0)
+IO_WORDS = 15
+
+# gso: int64 scratch of one sendmsg: a msghdr (syscalls.MMSGHDR_WORDS layout), one
+# UDP_SEGMENT control message (CMSG_SPACE(2) = 24 bytes: cmsg_len, level | type << 32,
+# the segment size), then GSO_SEGS_MAX iovecs pointing into the tx ring
+GSO_SEGS_MAX = 64              # the kernel's UDP_MAX_SEGMENTS before 6.x
+GSO_BYTES_MAX = 65000          # one IPv4/IPv6 datagram: 65,535 less the headers
+GSO_MH = 0
+GSO_CMSG = MMSGHDR_WORDS
+GSO_IOV = GSO_CMSG + 3
+GSO_WORDS = GSO_IOV + IOVEC_WORDS * GSO_SEGS_MAX
+SOL_UDP = 17
+UDP_SEGMENT = 103
+CMSG_LEN_U16 = 18              # CMSG_LEN(sizeof(uint16_t)) on x86-64
+CMSG_SPACE_U16 = 24
+EINVAL, EIO, EMSGSIZE, EOPNOTSUPP = 22, 5, 90, 95
 
 # counters, in counters.COUNTER_NAMES order (link.py checks the two agree)
 (C_RX_FRAMES, C_RX_BYTES, C_RX_UNLISTED, C_RX_OWN_MCAST, C_RX_RUNT, C_RX_OVERSIZE,
  C_RX_FOREIGN, C_RX_RING_FULL, C_TX_FRAMES, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_UNKNOWN_DEST,
- C_TX_BAD_RECORD, C_TX_ERRORS, C_SLEEPS) = range(15)
-C_WORDS = 15
+ C_TX_BAD_RECORD, C_TX_ERRORS, C_TX_GSO_SENDS, C_TX_GSO_REFUSED, C_SLEEPS) = range(17)
+C_WORDS = 17
 
 # why run_link returned
 RET_DEADLINE = 0               # the caller's deadline came (its heartbeat is due)
@@ -108,10 +135,8 @@ POLL_TIMEOUT_MS_MAX = 1 << 30
 
 
 @njit(cache=True, inline="always")
-def _count_errno(errs, cnt, direction, e):
-    errs[direction, min(e, ERRNO_SLOTS - 1)] += 1
-    if direction == ERR_TX:
-        cnt[C_TX_ERRORS] += 1
+def _count_rx_errno(errs, e):
+    errs[ERR_RX, min(e, ERRNO_SLOTS - 1)] += 1
 
 
 @njit(cache=True, inline="always")
@@ -153,7 +178,7 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, src_len, allowed, own,
             if -n == EAGAIN:
                 bound = False
                 break
-            _count_errno(errs, cnt, ERR_RX, -n)   # e.g. ECONNREFUSED from an earlier ICMP
+            _count_rx_errno(errs, -n)   # e.g. ECONNREFUSED from an earlier ICMP
             continue
         if io[IO_FILTER] != 0 and not _allowed(src, allowed):
             cnt[C_RX_UNLISTED] += 1
@@ -186,45 +211,97 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, src_len, allowed, own,
     return bound
 
 
-@njit(cache=True)
-def _send_record(io, tx_d, off, n, rtype, dests, dest_len, dest_node, fanout, cnt, errs):
-    if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
-        cnt[C_TX_BAD_RECORD] += 1
-        return
-    dest = (np.int64(tx_d[off]) | (np.int64(tx_d[off + 1]) << 8)
+@njit(cache=True, inline="always")
+def _dest_of(tx_d, off):
+    return (np.int64(tx_d[off]) | (np.int64(tx_d[off + 1]) << 8)
             | (np.int64(tx_d[off + 2]) << 16) | (np.int64(tx_d[off + 3]) << 24))
-    fd = io[IO_SENDER_FD]
-    f_off = off + DEST_PREFIX_BYTES
-    f_len = n - DEST_PREFIX_BYTES
-    if dest == 0:
-        for k in range(fanout.shape[0]):
-            _send_one(fd, tx_d, f_off, f_len, dests, fanout[k], dest_len, cnt, errs)
-        return
-    for row in range(dest_node.shape[0]):
-        if dest_node[row] == dest:
-            _send_one(fd, tx_d, f_off, f_len, dests, row, dest_len, cnt, errs)
-            return
-    cnt[C_TX_UNKNOWN_DEST] += 1
 
 
 @njit(cache=True, inline="always")
-def _send_one(fd, data, off, n, dests, row, dest_len, cnt, errs):
-    sent = sendto(fd, data, off, n, dests, row, dest_len[row])
-    if sent < 0:     # ENOBUFS, EHOSTUNREACH, ECONNREFUSED, EAGAIN (full sndbuf)
-        _count_errno(errs, cnt, ERR_TX, -sent)
-        return
-    cnt[C_TX_DATAGRAMS] += 1
-    cnt[C_TX_BYTES] += sent
+def _count_tx_errno(errs, cnt, e, frames):
+    errs[ERR_TX, min(e, ERRNO_SLOTS - 1)] += frames
+    cnt[C_TX_ERRORS] += frames
 
 
 @njit(cache=True)
-def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs):
+def _send_group_to(io, gso, g_n, g_seg, dests, row, dest_len, cnt, errs):
+    """Send the group's g_n frames (gso's iovecs) to dests[row]: one GSO sendmsg when
+    there are several and the link may, else one sendmsg per frame."""
+    fd = io[IO_SENDER_FD]
+    base = gso.ctypes.data
+    gso[GSO_MH + MMSG_NAME] = dests.ctypes.data + row * dests.shape[1]
+    gso[GSO_MH + MMSG_NAMELEN] = dest_len[row]
+    if g_n > 1 and io[IO_GSO_SEGS] > 1:
+        gso[GSO_MH + MMSG_IOV] = base + 8 * GSO_IOV
+        gso[GSO_MH + MMSG_IOVLEN] = g_n
+        gso[GSO_MH + MMSG_CONTROL] = base + 8 * GSO_CMSG
+        gso[GSO_MH + MMSG_CONTROLLEN] = CMSG_SPACE_U16
+        gso[GSO_CMSG] = CMSG_LEN_U16
+        gso[GSO_CMSG + 1] = SOL_UDP | (UDP_SEGMENT << 32)
+        gso[GSO_CMSG + 2] = g_seg
+        sent = sendmsg(fd, gso)
+        if sent >= 0:
+            cnt[C_TX_GSO_SENDS] += 1
+            cnt[C_TX_DATAGRAMS] += g_n
+            cnt[C_TX_BYTES] += sent
+            return
+        e = -sent
+        if e != EINVAL and e != EIO and e != EMSGSIZE and e != EOPNOTSUPP:
+            _count_tx_errno(errs, cnt, e, g_n)   # ENOBUFS, EAGAIN, ...: Totem retransmits
+            return
+        # the kernel will not segment for this socket or route (e.g. a frame that needs
+        # IP fragmentation): frames go one by one from now on, this group included
+        io[IO_GSO_SEGS] = 0
+        io[IO_GSO_ERRNO] = e
+        cnt[C_TX_GSO_REFUSED] += 1
+    gso[GSO_MH + MMSG_IOVLEN] = 1
+    gso[GSO_MH + MMSG_CONTROL] = 0
+    gso[GSO_MH + MMSG_CONTROLLEN] = 0
+    for i in range(g_n):
+        gso[GSO_MH + MMSG_IOV] = base + 8 * (GSO_IOV + IOVEC_WORDS * i)
+        sent = sendmsg(fd, gso)
+        if sent < 0:     # ENOBUFS, EHOSTUNREACH, ECONNREFUSED, EAGAIN (full sndbuf)
+            _count_tx_errno(errs, cnt, -sent, 1)
+            continue
+        cnt[C_TX_DATAGRAMS] += 1
+        cnt[C_TX_BYTES] += sent
+
+
+@njit(cache=True)
+def _send_group(io, gso, g_dest, g_n, g_seg, dests, dest_len, dest_node, fanout, cnt,
+                errs):
+    """Send the group to its destination: 0 = the link's multicast fan-out, else a nodeid."""
+    if g_dest == 0:
+        for k in range(fanout.shape[0]):
+            _send_group_to(io, gso, g_n, g_seg, dests, fanout[k], dest_len, cnt, errs)
+        return
+    for row in range(dest_node.shape[0]):
+        if dest_node[row] == g_dest:
+            _send_group_to(io, gso, g_n, g_seg, dests, row, dest_len, cnt, errs)
+            return
+    cnt[C_TX_UNKNOWN_DEST] += g_n
+
+
+@njit(cache=True)
+def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso):
     """Send up to one batch, then release it (the kernel read the frames straight from
-    the mapping). Returns 1 if the bound stopped us, 0 if the ring is empty, -1 corrupt."""
+    the mapping). Returns 1 if the bound stopped us, 0 if the ring is empty, -1 corrupt.
+
+    Consecutive records for one destination whose frames have one length (the last may
+    be shorter) form a group, sent as one GSO datagram train per destination: the kernel
+    segments it back into those frames, so the wire carries exactly the datagrams one
+    sendto per frame would, in the same order, for one pass through the stack (a udpu
+    multicast of full frames is most of a busy sender's CPU; bench/results/gso.md)."""
     pos = ring_tail(tx_h)
     records = 0
     nbytes = 0
     more = 1
+    data = tx_d.ctypes.data
+    g_n = 0
+    g_dest = -1
+    g_seg = 0
+    g_bytes = 0
+    g_open = True
     for _ in range(io[IO_TX_BATCH]):
         st, off, n, rtype, _flags, nxt = ring_peek(tx_h, tx_d, pos)
         if st == PEEK_EMPTY:
@@ -236,10 +313,35 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs):
             io[IO_CORRUPT_LEN] = n
             more = -1
             break
-        _send_record(io, tx_d, off, n, rtype, dests, dest_len, dest_node, fanout, cnt, errs)
         records += 1
         nbytes += n
         pos = nxt
+        if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
+            cnt[C_TX_BAD_RECORD] += 1
+            continue
+        dest = _dest_of(tx_d, off)
+        f_len = n - DEST_PREFIX_BYTES
+        seg_max = max(io[IO_GSO_SEGS], 1)    # a refused GSO send turns it off mid-batch
+        if g_n and (dest != g_dest or not g_open or f_len > g_seg or g_n >= seg_max
+                    or g_bytes + f_len > GSO_BYTES_MAX):
+            _send_group(io, gso, g_dest, g_n, g_seg, dests, dest_len, dest_node, fanout,
+                        cnt, errs)
+            g_n = 0
+        if g_n == 0:
+            g_dest = dest
+            g_seg = f_len
+            g_bytes = 0
+            g_open = True
+        at = GSO_IOV + IOVEC_WORDS * g_n
+        gso[at] = data + off + DEST_PREFIX_BYTES
+        gso[at + 1] = f_len
+        g_n += 1
+        g_bytes += f_len
+        if f_len < g_seg:
+            g_open = False                   # only the last segment may be shorter
+    if g_n:
+        _send_group(io, gso, g_dest, g_n, g_seg, dests, dest_len, dest_node, fanout, cnt,
+                    errs)
     if records:
         ring_release(tx_h, pos, records, nbytes)
     cnt[C_TX_FRAMES] += records
@@ -248,7 +350,7 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs):
 
 @njit(cache=True)
 def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, src_len, allowed, own,
-             dests, dest_len, dest_node, fanout, cnt, errs, wk, ts, u64, deadline_ns):
+             dests, dest_len, dest_node, fanout, cnt, errs, gso, wk, ts, u64, deadline_ns):
     """Move frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd or a signal;
     returns RET_*."""
     n_recv = io[IO_N_RECV]
@@ -260,7 +362,8 @@ def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, src_len, allow
             if _drain_socket(io, pfd[2 * (1 + r)], rx_mcast[r], rx_h, rx_d, buf, src,
                              src_len, allowed, own, cnt, errs, wk, ts, u64):
                 more = True
-        tx_more = _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs)
+        tx_more = _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs,
+                            gso)
         if tx_more < 0:
             return RET_TX_CORRUPT
         if tx_more > 0:
