@@ -121,6 +121,7 @@ class CoroprocSection:
     # a child silent this long after its hello is stuck: killed and restarted
     heartbeat_timeout_ms: int = 10000
     # udpu/udp links send runs of full frames as one segmentation-offload datagram train
+    # and receive trains whole (UDP GSO / GRO; netproc/jit/link_loop.py)
     udp_gso: bool = True
 
 

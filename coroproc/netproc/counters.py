@@ -20,6 +20,7 @@ COUNTER_NAMES = (
     "rx_oversize",                    # longer than netmtu + 64
     "rx_foreign",                     # no Totem magic
     "rx_ring_full",                   # rx ring full: dropped, Totem will retransmit
+    "rx_gro_trains",                  # receives that carried several frames (UDP GRO)
     # transmit path
     "tx_frames",                      # records taken from the tx ring
     "tx_datagrams", "tx_bytes",       # handed to the kernel (a udpu mcast is several)

@@ -33,10 +33,12 @@ from coroproc.shm.ring import ShmRing
 from coroproc.shm.syscalls import pollfd_array
 
 SOL_UDP = 17
+UDP_GRO = 104
 
 RX_BATCH_DATAGRAMS_MAX = 64     # per socket per wake: then tx gets its turn
 TX_BATCH_RECORDS_MAX = 256      # per wake: then the sockets get theirs
-SOCKADDR_SRC_BYTES = 128        # sockaddr_storage: whatever the kernel hands recvfrom
+SOCKADDR_SRC_BYTES = 128        # sockaddr_storage: whatever the kernel hands recvmsg
+GRO_RECV_BYTES = 1 << 16        # a GRO train is one IP datagram: at most 65,535 bytes
 
 assert L.C_WORDS == len(COUNTER_NAMES) and COUNTER_NAMES[L.C_SLEEPS] == "sleeps"
 
@@ -51,6 +53,16 @@ def udp_gso_segments(sock: socket.socket) -> int:
     except OSError:
         return 0
     return L.GSO_SEGS_MAX
+
+
+def enable_udp_gro(sock: socket.socket) -> bool:
+    """Ask the kernel to hand this socket trains of same-flow datagrams as one receive
+    (UDP_GRO, Linux >= 5.0); False where it cannot. The loop splits them (link_loop.py)."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
 
 
 def packed_address(host: str) -> np.ndarray:
@@ -93,6 +105,8 @@ class LinkProcess:
         io[L.IO_RX_BATCH] = RX_BATCH_DATAGRAMS_MAX
         io[L.IO_TX_BATCH] = TX_BATCH_RECORDS_MAX
         io[L.IO_GSO_SEGS] = udp_gso_segments(socks.sender) if spec.udp_gso else 0
+        gro = spec.udp_gso and all(enable_udp_gro(s) for s, _m in socks.receivers)
+        io[L.IO_RECV_BYTES] = max(limit + 1, GRO_RECV_BYTES) if gro else limit + 1
         own = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
         io[L.IO_OWN_PORT] = -1
         if socks.own_mcast_source is not None:
@@ -121,9 +135,9 @@ class LinkProcess:
             self._dest_len[row] = len(raw)
         self._dest_node = np.array(nodes, np.int64)
         self._fanout = np.array(fanout, np.int64)
-        self._buf = np.zeros(limit + 1, np.uint8)
+        self._buf = np.zeros(io[L.IO_RECV_BYTES], np.uint8)
         self._src = np.zeros(SOCKADDR_SRC_BYTES, np.uint8)
-        self._src_len = np.zeros(1, np.uint32)
+        self._rxm = np.zeros(L.RXM_WORDS, np.int64)
         self._cnt = np.zeros(L.C_WORDS, np.int64)
         self._errs = np.zeros((2, L.ERRNO_SLOTS), np.int64)
         self._gso = np.zeros(L.GSO_WORDS, np.int64)
@@ -138,7 +152,7 @@ class LinkProcess:
         pfd = pollfd_array([self._doorbell.fd, *self._socks.fds(), *ctrl])
         self._io[L.IO_N_CTRL] = len(ctrl)
         return (self._io, pfd, self._rx_mcast, self._rx_ring.hdr, self._rx_ring.data,
-                self._tx_ring.hdr, self._tx_ring.data, self._buf, self._src, self._src_len,
+                self._tx_ring.hdr, self._tx_ring.data, self._buf, self._src, self._rxm,
                 self._allowed, self._own, self._dests, self._dest_len, self._dest_node,
                 self._fanout, self._cnt, self._errs, self._gso, self._wk, self._ts,
                 self._u64)
@@ -174,6 +188,7 @@ class LinkProcess:
                 name = _errno.errorcode.get(int(e), str(int(e)))
                 d[f"{direction}_error_{name}"] = int(self._errs[row, e])
         d["tx_gso_segments_max"] = int(self._io[L.IO_GSO_SEGS])
+        d["gro_receive"] = int(self._io[L.IO_RECV_BYTES] >= GRO_RECV_BYTES)
         if self._io[L.IO_GSO_ERRNO]:
             e = int(self._io[L.IO_GSO_ERRNO])
             d["tx_gso_refused_errno"] = _errno.errorcode.get(e, str(e))

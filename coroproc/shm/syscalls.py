@@ -26,7 +26,8 @@ POLLFD_WORDS = 2          # struct pollfd as two int32: fd, events | revents << 
 # struct mmsghdr as eight int64 words: msg_name, msg_namelen, msg_iov, msg_iovlen,
 # msg_control, msg_controllen, msg_flags, msg_len (x86-64 layout, 64 bytes)
 MMSGHDR_WORDS = 8
-MMSG_NAME, MMSG_NAMELEN, MMSG_IOV, MMSG_IOVLEN, MMSG_CONTROL, MMSG_CONTROLLEN = range(6)
+(MMSG_NAME, MMSG_NAMELEN, MMSG_IOV, MMSG_IOVLEN, MMSG_CONTROL, MMSG_CONTROLLEN,
+ MMSG_FLAGS) = range(7)
 IOVEC_WORDS = 2           # struct iovec: iov_base, iov_len
 # struct epoll_event (packed on x86-64, 12 bytes) as three uint32 words: events, then
 # the 64-bit data; Python's select.epoll puts the fd in data's low half
@@ -41,6 +42,8 @@ _recvfrom = types.ExternalFunction(
 _sendto = types.ExternalFunction(
     "sendto", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
                          types.voidptr, types.uint32))
+_recvmsg = types.ExternalFunction(
+    "recvmsg", types.intp(types.int32, types.voidptr, types.int32))
 _sendmsg = types.ExternalFunction(
     "sendmsg", types.intp(types.int32, types.voidptr, types.int32))
 _sendmmsg = types.ExternalFunction(
@@ -119,6 +122,20 @@ def sendto(fd, data, off, n, dests, row, dest_len):
                      dests.ctypes.data + row * dests.shape[1], dest_len)
         if rc >= 0:
             return rc
+        e = errno()
+        if e != EINTR:
+            return -e
+
+
+@njit(cache=True, inline="always")
+def recvmsg(fd, mh):
+    """recvmsg(fd, mh, MSG_DONTWAIT | MSG_TRUNC): mh holds a struct msghdr (as sendmsg);
+    the kernel writes msg_namelen, msg_controllen and msg_flags back. The datagram's full
+    length (> the iovec's: cut off), or -errno."""
+    while True:
+        n = _recvmsg(fd, mh.ctypes.data, MSG_DONTWAIT | MSG_TRUNC)
+        if n >= 0:
+            return n
         e = errno()
         if e != EINTR:
             return -e

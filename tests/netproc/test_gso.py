@@ -214,3 +214,74 @@ def test_the_iovecs_point_into_the_tx_ring_mapping(sender_factory):
     bases = gso[L.GSO_IOV:L.GSO_IOV + 6:2]
     assert np.all((bases >= lo) & (bases + 700 <= hi))
     assert list(gso[L.GSO_IOV + 1:L.GSO_IOV + 6:2]) == [700, 700, 700]
+
+
+# ---- receive: UDP GRO ------------------------------------------------------------------
+
+def _gso_send(sock: socket.socket, frames: list[bytes], dest) -> None:
+    """What a peer's GSO send puts on the wire: the frames as one train."""
+    seg = len(frames[0])
+    sock.sendmsg([b"".join(frames)], [(socket.SOL_UDP, L.UDP_SEGMENT,
+                                       seg.to_bytes(2, "little"))], 0, dest)
+
+
+def _pushed(s: Sender) -> list[bytes]:
+    out = []
+    for rtype, flags, payload in s.rx.pop_batch(1000):
+        assert (rtype, flags) == (1, 0)
+        out.append(payload)
+    return out
+
+
+def test_a_gro_train_is_split_into_its_frames(sender_factory):
+    s = sender_factory()
+    _needs_gso(s)
+    c = s.proc.counters()
+    if not c["gro_receive"]:
+        pytest.skip("this kernel has no UDP GRO for sockets (UDP_GRO, Linux >= 5.0)")
+    train = [frame(i, 1000) for i in range(10)] + [frame(10, 300)]
+    _gso_send(s.peers[0], train, ("127.0.0.1", s.proc.spec.port))
+    s.peers[0].sendto(frame(77, 500), ("127.0.0.1", s.proc.spec.port))   # a lone one too
+    c = s.turn()
+    assert _pushed(s) == train + [frame(77, 500)]
+    assert (c["rx_gro_trains"], c["rx_frames"]) == (1, 12)
+    assert c["rx_bytes"] == sum(map(len, train)) + 500
+
+
+def test_each_frame_of_a_train_gets_the_checks(sender_factory):
+    s = sender_factory()
+    _needs_gso(s)
+    if not s.proc.counters()["gro_receive"]:
+        pytest.skip("this kernel has no UDP GRO for sockets (UDP_GRO, Linux >= 5.0)")
+    good = [frame(i, 400) for i in range(4)]
+    foreign = b"\x00\x00" + good[0][2:]
+    runt = frame(9, 13)[:8]                   # the last segment, shorter than a header
+    _gso_send(s.peers[0], [good[0], foreign, good[1], good[2], runt],
+              ("127.0.0.1", s.proc.spec.port))
+    c = s.turn()
+    assert _pushed(s) == good[:3]
+    assert (c["rx_foreign"], c["rx_runt"], c["rx_frames"], c["rx_gro_trains"]) == (1, 1, 3, 1)
+
+
+def test_a_train_from_an_unlisted_source_counts_every_frame(sender_factory):
+    s = sender_factory()
+    _needs_gso(s)
+    if not s.proc.counters()["gro_receive"]:
+        pytest.skip("this kernel has no UDP GRO for sockets (UDP_GRO, Linux >= 5.0)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.9", 0))
+        _gso_send(stranger, [frame(i, 600) for i in range(6)], ("127.0.0.1", s.proc.spec.port))
+        c = s.turn()
+    assert _pushed(s) == []
+    assert (c["rx_unlisted"], c["rx_frames"]) == (6, 0)
+
+
+def test_without_gro_the_kernel_hands_over_a_train_datagram_by_datagram(sender_factory):
+    s = sender_factory(udp_gso=False)
+    assert s.proc.counters()["gro_receive"] == 0
+    _needs_gso(s)
+    train = [frame(i, 900) for i in range(7)] + [frame(7, 100)]
+    _gso_send(s.peers[0], train, ("127.0.0.1", s.proc.spec.port))
+    c = s.turn()
+    assert _pushed(s) == train
+    assert (c["rx_gro_trains"], c["rx_frames"]) == (0, 8)

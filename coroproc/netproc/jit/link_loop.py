@@ -29,6 +29,8 @@ Arrays (built once by LinkProcess; see link.py):
   fanout int64[]: rows of dests a multicast goes to
   cnt    int64 counters (C_*, counters.COUNTER_NAMES order); errs int64[2, ERRNO_SLOTS]
   gso    int64[GSO_WORDS]: the sendmsg scratch (GSO_* below)
+  buf    uint8[IO_RECV_BYTES]: one receive; src uint8[128]: its source sockaddr
+  rxm    int64[RXM_WORDS]: the recvmsg scratch (RXM_* below)
   wk     the waker's words (waker.py)
 """
 from __future__ import annotations
@@ -40,20 +42,21 @@ from coroproc.njit import njit
 from coroproc.shm.syscalls import (
     EAGAIN,
     EINTR,
-    eventfd_drain,
-    eventfd_write_one,
-    monotonic_ns,
-    poll,
     IOVEC_WORDS,
     MMSG_CONTROL,
     MMSG_CONTROLLEN,
+    MMSG_FLAGS,
     MMSG_IOV,
     MMSG_IOVLEN,
     MMSG_NAME,
     MMSG_NAMELEN,
     MMSGHDR_WORDS,
+    eventfd_drain,
+    eventfd_write_one,
+    monotonic_ns,
+    poll,
     readable,
-    recvfrom,
+    recvmsg,
     sendmsg,
 )
 from coroproc.netproc.jit.waker import (
@@ -102,7 +105,18 @@ IO_CORRUPT_LEN = 11
 IO_POLL_ERRNO = 12             # why poll() failed (RET_POLL_FAILED)
 IO_GSO_SEGS = 13               # most frames per GSO send; 0 or 1: one sendmsg per frame
 IO_GSO_ERRNO = 14              # why the kernel refused a GSO send (IO_GSO_SEGS went to 0)
-IO_WORDS = 15
+IO_RECV_BYTES = 15             # receive buffer: 65,536 with UDP_GRO on, else netmtu + 65
+IO_WORDS = 16
+
+# rxm: int64 scratch of one recvmsg: a msghdr, the iovec onto buf, a 64-byte control
+# buffer where a GRO receive's UDP_GRO message (the segment size) comes back
+RXM_MH = 0
+RXM_IOV = MMSGHDR_WORDS
+RXM_CTRL = RXM_IOV + IOVEC_WORDS
+RXM_CTRL_BYTES = 64
+RXM_WORDS = RXM_CTRL + RXM_CTRL_BYTES // 8
+UDP_GRO = 104
+CMSG_HDR_BYTES = 16
 
 # gso: int64 scratch of one sendmsg: a msghdr (syscalls.MMSGHDR_WORDS layout), one
 # UDP_SEGMENT control message (CMSG_SPACE(2) = 24 bytes: cmsg_len, level | type << 32,
@@ -121,9 +135,10 @@ EINVAL, EIO, EMSGSIZE, EOPNOTSUPP = 22, 5, 90, 95
 
 # counters, in counters.COUNTER_NAMES order (link.py checks the two agree)
 (C_RX_FRAMES, C_RX_BYTES, C_RX_UNLISTED, C_RX_OWN_MCAST, C_RX_RUNT, C_RX_OVERSIZE,
- C_RX_FOREIGN, C_RX_RING_FULL, C_TX_FRAMES, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_UNKNOWN_DEST,
- C_TX_BAD_RECORD, C_TX_ERRORS, C_TX_GSO_SENDS, C_TX_GSO_REFUSED, C_SLEEPS) = range(17)
-C_WORDS = 17
+ C_RX_FOREIGN, C_RX_RING_FULL, C_RX_GRO_TRAINS, C_TX_FRAMES, C_TX_DATAGRAMS, C_TX_BYTES,
+ C_TX_UNKNOWN_DEST, C_TX_BAD_RECORD, C_TX_ERRORS, C_TX_GSO_SENDS, C_TX_GSO_REFUSED,
+ C_SLEEPS) = range(18)
+C_WORDS = 18
 
 # why run_link returned
 RET_DEADLINE = 0               # the caller's deadline came (its heartbeat is due)
@@ -164,47 +179,105 @@ def _allowed(src, allowed):
     return False
 
 
+@njit(cache=True, inline="always")
+def _recv_train(fd, buf, n_max, src, rxm):
+    """One receive into buf[:n_max]: (its length or -errno, the segment size of a GRO
+    train or 0). The source sockaddr lands in src."""
+    base = rxm.ctypes.data
+    rxm[RXM_MH + MMSG_NAME] = src.ctypes.data
+    rxm[RXM_MH + MMSG_NAMELEN] = src.shape[0]
+    rxm[RXM_MH + MMSG_IOV] = base + 8 * RXM_IOV
+    rxm[RXM_MH + MMSG_IOVLEN] = 1
+    rxm[RXM_MH + MMSG_CONTROL] = base + 8 * RXM_CTRL
+    rxm[RXM_MH + MMSG_CONTROLLEN] = RXM_CTRL_BYTES
+    rxm[RXM_MH + MMSG_FLAGS] = 0
+    rxm[RXM_IOV] = buf.ctypes.data
+    rxm[RXM_IOV + 1] = n_max
+    n = recvmsg(fd, rxm)
+    seg = 0
+    if n > 0:
+        clen = rxm[RXM_MH + MMSG_CONTROLLEN]
+        off = 0
+        while off + CMSG_HDR_BYTES <= clen:
+            w = RXM_CTRL + off // 8
+            c_len = rxm[w]
+            if c_len < CMSG_HDR_BYTES:
+                break
+            if (rxm[w + 1] & 0xFFFFFFFF) == SOL_UDP and (rxm[w + 1] >> 32) == UDP_GRO:
+                seg = rxm[w + 2] & 0xFFFFFFFF
+                break
+            off += (c_len + 7) & ~7
+    return n, seg
+
+
+@njit(cache=True, inline="always")
+def _take_frame(io, rx_h, rx_d, buf, off, n, cnt, wk, ts, u64):
+    """The per-frame checks and the push of buf[off:off+n]; True if pushed."""
+    if n < HDR_BYTES:
+        cnt[C_RX_RUNT] += 1
+        return False
+    if n > io[IO_LIMIT_BYTES]:
+        cnt[C_RX_OVERSIZE] += 1
+        return False
+    if buf[off] != MAGIC_BYTE0 or buf[off + 1] != MAGIC_BYTE1:
+        cnt[C_RX_FOREIGN] += 1
+        return False
+    rc = ring_push(rx_h, rx_d, RTYPE_FRAME, 0, buf, off, n)
+    if rc == PUSH_FULL:
+        cnt[C_RX_RING_FULL] += 1       # Totem retransmits; counted, never silent
+        return False
+    if waker_pushed(wk, rc, buf[off + wire.O_TYPE], n, monotonic_ns(ts)):
+        eventfd_write_one(io[IO_RING_WAKE_FD], u64)
+        waker_paid(wk)
+    return True
+
+
 @njit(cache=True)
-def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, src_len, allowed, own, cnt,
-                  errs, wk, ts, u64):
-    """Receive until EAGAIN or the batch bound; True if the bound stopped us."""
-    limit = io[IO_LIMIT_BYTES]
+def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt, errs,
+                  wk, ts, u64):
+    """Receive until EAGAIN or the batch bound; True if the bound stopped us.
+
+    With UDP_GRO on the socket a receive may return a train of frames the kernel kept
+    together (a peer's GSO send, or packets a NIC coalesced): segments of the size the
+    UDP_GRO control message gives, the last possibly shorter. Each is checked and pushed
+    as the datagram it was on the wire."""
+    n_max = io[IO_RECV_BYTES]
     frames = 0
     nbytes = 0
     bound = True
     for _ in range(io[IO_RX_BATCH]):
-        n = recvfrom(fd, buf, limit + 1, src, src_len)
+        n, seg = _recv_train(fd, buf, n_max, src, rxm)
         if n < 0:
             if -n == EAGAIN:
                 bound = False
                 break
             _count_rx_errno(errs, -n)   # e.g. ECONNREFUSED from an earlier ICMP
             continue
+        train = seg > 0 and n > seg
+        in_train = (n + seg - 1) // seg if train else 1     # drops count frames
         if io[IO_FILTER] != 0 and not _allowed(src, allowed):
-            cnt[C_RX_UNLISTED] += 1
+            cnt[C_RX_UNLISTED] += in_train
             continue
         if (is_mcast != 0 and ((src[2] << 8) | src[3]) == io[IO_OWN_PORT]
                 and _source_matches(src, own)):
-            cnt[C_RX_OWN_MCAST] += 1
+            cnt[C_RX_OWN_MCAST] += in_train
             continue
-        if n < HDR_BYTES:
-            cnt[C_RX_RUNT] += 1
-            continue
-        if n > limit:
+        if n > n_max:                  # cut off (MSG_TRUNC gave the real length)
             cnt[C_RX_OVERSIZE] += 1
             continue
-        if buf[0] != MAGIC_BYTE0 or buf[1] != MAGIC_BYTE1:
-            cnt[C_RX_FOREIGN] += 1
+        if not train:
+            if _take_frame(io, rx_h, rx_d, buf, 0, n, cnt, wk, ts, u64):
+                frames += 1
+                nbytes += n
             continue
-        rc = ring_push(rx_h, rx_d, RTYPE_FRAME, 0, buf, 0, n)
-        if rc == PUSH_FULL:
-            cnt[C_RX_RING_FULL] += 1       # Totem retransmits; counted, never silent
-            continue
-        if waker_pushed(wk, rc, buf[wire.O_TYPE], n, monotonic_ns(ts)):
-            eventfd_write_one(io[IO_RING_WAKE_FD], u64)
-            waker_paid(wk)
-        frames += 1
-        nbytes += n
+        cnt[C_RX_GRO_TRAINS] += 1
+        off = 0
+        while off < n:
+            k = min(seg, n - off)
+            if _take_frame(io, rx_h, rx_d, buf, off, k, cnt, wk, ts, u64):
+                frames += 1
+                nbytes += k
+            off += k
     cnt[C_RX_FRAMES] += frames
     cnt[C_RX_BYTES] += nbytes
     waker_note_drain(wk, frames)
@@ -349,7 +422,7 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso
 
 
 @njit(cache=True)
-def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, src_len, allowed, own,
+def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, allowed, own,
              dests, dest_len, dest_node, fanout, cnt, errs, gso, wk, ts, u64, deadline_ns):
     """Move frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd or a signal;
     returns RET_*."""
@@ -359,8 +432,8 @@ def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, src_len, allow
     while True:
         more = False
         for r in range(n_recv):
-            if _drain_socket(io, pfd[2 * (1 + r)], rx_mcast[r], rx_h, rx_d, buf, src,
-                             src_len, allowed, own, cnt, errs, wk, ts, u64):
+            if _drain_socket(io, pfd[2 * (1 + r)], rx_mcast[r], rx_h, rx_d, buf, src, rxm,
+                             allowed, own, cnt, errs, wk, ts, u64):
                 more = True
         tx_more = _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs,
                             gso)
