@@ -63,6 +63,18 @@ def errno():
 
 
 @njit(cache=True, inline="always")
+def _outcome(rc):
+    """A libc call's result: (True, rc) on success, (True, -errno) on a failure, (False, 0)
+    when a signal interrupted it and the caller should call again."""
+    if rc >= 0:
+        return True, rc
+    e = errno()
+    if e == EINTR:
+        return False, 0
+    return True, -e
+
+
+@njit(cache=True, inline="always")
 def monotonic_ns(scratch):
     """CLOCK_MONOTONIC in ns (time.monotonic_ns's clock); scratch: int64[2] for the timespec."""
     _clock_gettime(CLOCK_MONOTONIC, scratch.ctypes.data)
@@ -105,26 +117,20 @@ def recvfrom(fd, buf, n_max, src, src_len):
     (src_len: uint32[1]). Returns its length (> n_max means cut off), or -errno."""
     while True:
         src_len[0] = src.shape[0]
-        n = _recvfrom(fd, buf.ctypes.data, n_max, MSG_DONTWAIT | MSG_TRUNC,
-                      src.ctypes.data, src_len.ctypes.data)
-        if n >= 0:
+        done, n = _outcome(_recvfrom(fd, buf.ctypes.data, n_max, MSG_DONTWAIT | MSG_TRUNC,
+                                     src.ctypes.data, src_len.ctypes.data))
+        if done:
             return n
-        e = errno()
-        if e != EINTR:
-            return -e
 
 
 @njit(cache=True, inline="always")
 def sendto(fd, data, off, n, dests, row, dest_len):
     """Send data[off:off+n] to the sockaddr in dests[row, :dest_len]; sent bytes or -errno."""
     while True:
-        rc = _sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
-                     dests.ctypes.data + row * dests.shape[1], dest_len)
-        if rc >= 0:
+        done, rc = _outcome(_sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
+                                    dests.ctypes.data + row * dests.shape[1], dest_len))
+        if done:
             return rc
-        e = errno()
-        if e != EINTR:
-            return -e
 
 
 @njit(cache=True, inline="always")
@@ -133,12 +139,9 @@ def recvmsg(fd, mh):
     the kernel writes msg_namelen, msg_controllen and msg_flags back. The datagram's full
     length (> the iovec's: cut off), or -errno."""
     while True:
-        n = _recvmsg(fd, mh.ctypes.data, MSG_DONTWAIT | MSG_TRUNC)
-        if n >= 0:
+        done, n = _outcome(_recvmsg(fd, mh.ctypes.data, MSG_DONTWAIT | MSG_TRUNC))
+        if done:
             return n
-        e = errno()
-        if e != EINTR:
-            return -e
 
 
 @njit(cache=True, inline="always")
@@ -146,12 +149,9 @@ def sendmsg(fd, mh):
     """sendmsg(fd, mh, MSG_DONTWAIT): mh holds a struct msghdr in its first words (the
     MMSGHDR_WORDS layout without msg_len). Sent bytes, or -errno."""
     while True:
-        rc = _sendmsg(fd, mh.ctypes.data, MSG_DONTWAIT)
-        if rc >= 0:
+        done, rc = _outcome(_sendmsg(fd, mh.ctypes.data, MSG_DONTWAIT))
+        if done:
             return rc
-        e = errno()
-        if e != EINTR:
-            return -e
 
 
 @njit(cache=True, inline="always")
@@ -159,12 +159,9 @@ def sendmmsg(fd, mm, count):
     """sendmmsg(fd, mm, count, MSG_DONTWAIT) on a connected socket: messages sent (the
     first `count` mmsghdr rows of mm, see MMSGHDR_WORDS), or -errno."""
     while True:
-        rc = _sendmmsg(fd, mm.ctypes.data, count, MSG_DONTWAIT)
-        if rc >= 0:
+        done, rc = _outcome(_sendmmsg(fd, mm.ctypes.data, count, MSG_DONTWAIT))
+        if done:
             return rc
-        e = errno()
-        if e != EINTR:
-            return -e
 
 
 @njit(cache=True, inline="always")

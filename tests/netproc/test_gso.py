@@ -100,15 +100,21 @@ def _clean(c: dict) -> None:
     assert c["tx_errors"] == 0 and c["tx_unknown_dest"] == 0 and c["tx_bad_record"] == 0
 
 
-def test_a_run_of_full_frames_is_one_send_and_arrives_as_the_same_datagrams(sender_factory):
-    s = sender_factory()
-    _needs_gso(s)
-    sent = [frame(i, 1400) for i in range(20)] + [frame(99, 300)]
+def _send_to_2(s: Sender, sent: list[bytes]) -> dict:
+    """Queue the frames for node 2, run a turn, check node 2 got exactly them; counters."""
     for f in sent:
         s.queue(2, f)
     c = s.turn()
     assert s.received(2, len(sent)) == sent
     _clean(c)
+    return c
+
+
+def test_a_run_of_full_frames_is_one_send_and_arrives_as_the_same_datagrams(sender_factory):
+    s = sender_factory()
+    _needs_gso(s)
+    sent = [frame(i, 1400) for i in range(20)] + [frame(99, 300)]
+    c = _send_to_2(s, sent)
     assert (c["tx_gso_sends"], c["tx_datagrams"], c["tx_frames"]) == (1, 21, 21)
     assert c["tx_bytes"] == sum(map(len, sent))
     assert c["tx_gso_segments_max"] == L.GSO_SEGS_MAX and c["tx_gso_refused"] == 0
@@ -155,13 +161,8 @@ def test_groups_break_at_a_new_destination_a_longer_frame_and_after_a_shorter_on
 def test_a_long_run_is_cut_at_the_segment_and_byte_bounds(sender_factory, size, per_send):
     s = sender_factory()
     _needs_gso(s)
-    sent = [frame(i, size) for i in range(150)]
-    for f in sent:
-        s.queue(2, f)
-    c = s.turn()
-    assert s.received(2, len(sent)) == sent
-    _clean(c)
-    assert c["tx_gso_sends"] == -(-len(sent) // per_send)
+    c = _send_to_2(s, [frame(i, size) for i in range(150)])
+    assert c["tx_gso_sends"] == -(-150 // per_send)
 
 
 def test_a_refused_gso_send_falls_back_to_one_send_per_frame_and_loses_nothing(
@@ -180,22 +181,13 @@ def test_a_refused_gso_send_falls_back_to_one_send_per_frame_and_loses_nothing(
     assert (c["tx_gso_refused"], c["tx_gso_sends"], c["tx_gso_segments_max"]) == (1, 0, 0)
     assert c["tx_gso_refused_errno"] == "EINVAL"
     assert c["tx_datagrams"] == 2 * len(first)
-    then = [frame(50 + i, 1200) for i in range(5)]       # GSO stays off: no second refusal
-    for f in then:
-        s.queue(2, f)
-    c = s.turn()
-    assert s.received(2, len(then)) == then
-    assert (c["tx_gso_refused"], c["tx_gso_sends"]) == (1, 0)
+    c = _send_to_2(s, [frame(50 + i, 1200) for i in range(5)])   # GSO stays off: no
+    assert (c["tx_gso_refused"], c["tx_gso_sends"]) == (1, 0)       # second refusal
 
 
 def test_udp_gso_off_sends_one_datagram_per_frame(sender_factory):
     s = sender_factory(udp_gso=False)
-    sent = [frame(i, 1400) for i in range(12)]
-    for f in sent:
-        s.queue(2, f)
-    c = s.turn()
-    assert s.received(2, len(sent)) == sent
-    _clean(c)
+    c = _send_to_2(s, [frame(i, 1400) for i in range(12)])
     assert (c["tx_gso_sends"], c["tx_datagrams"], c["tx_gso_segments_max"]) == (0, 12, 0)
 
 
