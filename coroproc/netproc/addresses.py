@@ -1,5 +1,5 @@
 """Address plumbing for one link: numeric sockaddrs (as tuples, and as the raw structs the
-jitted link loop hands sendto), packed addresses (what it compares a source with), IPv6
+jitted link loop hands sendmsg), packed addresses (what it compares a source with), IPv6
 interface indexes. Everything here runs once, at link start-up.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def packed_host(host: str) -> bytes:
 
 def sockaddr_bytes(family: int, sa: tuple) -> bytes:
     """struct sockaddr_in / sockaddr_in6 of a Python sockaddr tuple (from `sockaddr`), for
-    code that calls sendto(2) itself (the jitted link loop)."""
+    code that calls sendmsg(2) itself (the jitted link loop)."""
     if family == socket.AF_INET:
         return (struct.pack("=H", socket.AF_INET) + struct.pack("!H", sa[1])
                 + socket.inet_pton(socket.AF_INET, sa[0]) + bytes(8))

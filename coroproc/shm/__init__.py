@@ -5,7 +5,7 @@ layout.py   header words, record framing, size rules
 kernels.py  jitted push/reserve/commit/peek/release and the sleep handshake
 ring.py     ShmRing: segment life cycle, validation, Python push/pop (re-exports kernels)
 doorbell.py Doorbell: the consumer's eventfd and the sleep protocol
-syscalls.py poll, recvfrom, sendto, eventfd and clock calls for @njit code (libc by name)
+syscalls.py poll, recvfrom, recvmsg, sendmsg, eventfd and clock calls for @njit code (libc by name)
 names.py    segment naming and per-node cleanup
 See docs/shm.md for the layout and the ordering argument. Compiled code is cached per
 source hash: see coroproc/jitcache.py.

@@ -39,9 +39,6 @@ _poll = types.ExternalFunction(
 _recvfrom = types.ExternalFunction(
     "recvfrom", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
                            types.voidptr, types.voidptr))
-_sendto = types.ExternalFunction(
-    "sendto", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
-                         types.voidptr, types.uint32))
 _recvmsg = types.ExternalFunction(
     "recvmsg", types.intp(types.int32, types.voidptr, types.int32))
 _sendmsg = types.ExternalFunction(
@@ -121,16 +118,6 @@ def recvfrom(fd, buf, n_max, src, src_len):
                                      src.ctypes.data, src_len.ctypes.data))
         if done:
             return n
-
-
-@njit(cache=True, inline="always")
-def sendto(fd, data, off, n, dests, row, dest_len):
-    """Send data[off:off+n] to the sockaddr in dests[row, :dest_len]; sent bytes or -errno."""
-    while True:
-        done, rc = _outcome(_sendto(fd, data.ctypes.data + off, n, MSG_DONTWAIT,
-                                    dests.ctypes.data + row * dests.shape[1], dest_len))
-        if done:
-            return rc
 
 
 @njit(cache=True, inline="always")

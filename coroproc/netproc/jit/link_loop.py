@@ -363,7 +363,7 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso
     Consecutive records for one destination whose frames have one length (the last may
     be shorter) form a group, sent as one GSO datagram train per destination: the kernel
     segments it back into those frames, so the wire carries exactly the datagrams one
-    sendto per frame would, in the same order, for one pass through the stack (a udpu
+    send per frame would, in the same order, for one pass through the stack (a udpu
     multicast of full frames was most of a busy sender's CPU: docs/netproc.md)."""
     pos = ring_tail(tx_h)
     records = 0
