@@ -32,9 +32,6 @@ from coroproc.shm.errors import ShmError
 from coroproc.shm.ring import ShmRing
 from coroproc.shm.syscalls import pollfd_array
 
-SOL_UDP = 17
-UDP_GRO = 104
-
 RX_BATCH_DATAGRAMS_MAX = 64     # per socket per wake: then tx gets its turn
 TX_BATCH_RECORDS_MAX = 256      # per wake: then the sockets get theirs
 SOCKADDR_SRC_BYTES = 128        # sockaddr_storage: whatever the kernel hands recvmsg
@@ -49,19 +46,26 @@ def udp_gso_segments(sock: socket.socket) -> int:
     kernel would ignore the control message and send the whole train as one datagram,
     so it must not get one."""
     try:
-        sock.getsockopt(SOL_UDP, L.UDP_SEGMENT)
+        sock.getsockopt(L.SOL_UDP, L.UDP_SEGMENT)
     except OSError:
         return 0
     return L.GSO_SEGS_MAX
 
 
-def enable_udp_gro(sock: socket.socket) -> bool:
-    """Ask the kernel to hand this socket trains of same-flow datagrams as one receive
-    (UDP_GRO, Linux >= 5.0); False where it cannot. The loop splits them (link_loop.py)."""
-    try:
-        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-    except OSError:
-        return False
+def enable_udp_gro(socks: list[socket.socket]) -> bool:
+    """Ask the kernel to hand these sockets trains of same-flow datagrams as one receive
+    (UDP_GRO, Linux >= 5.0; the loop splits them, link_loop.py). All or none: the loop has
+    one receive buffer, and a train into a buffer sized for one frame would be cut off, so
+    where one socket refuses, the others are turned back. True if all have it."""
+    done = []
+    for sock in socks:
+        try:
+            sock.setsockopt(L.SOL_UDP, L.UDP_GRO, 1)
+        except OSError:
+            for s in done:
+                s.setsockopt(L.SOL_UDP, L.UDP_GRO, 0)
+            return False
+        done.append(sock)
     return True
 
 
@@ -105,8 +109,8 @@ class LinkProcess:
         io[L.IO_RX_BATCH] = RX_BATCH_DATAGRAMS_MAX
         io[L.IO_TX_BATCH] = TX_BATCH_RECORDS_MAX
         io[L.IO_GSO_SEGS] = udp_gso_segments(socks.sender) if spec.udp_gso else 0
-        gro = spec.udp_gso and all(enable_udp_gro(s) for s, _m in socks.receivers)
-        io[L.IO_RECV_BYTES] = max(limit + 1, GRO_RECV_BYTES) if gro else limit + 1
+        self._gro = spec.udp_gso and enable_udp_gro([s for s, _m in socks.receivers])
+        io[L.IO_RECV_BYTES] = max(limit + 1, GRO_RECV_BYTES) if self._gro else limit + 1
         own = np.zeros(L.ADDR_SLOT_BYTES, np.uint8)
         io[L.IO_OWN_PORT] = -1
         if socks.own_mcast_source is not None:
@@ -188,7 +192,7 @@ class LinkProcess:
                 name = _errno.errorcode.get(int(e), str(int(e)))
                 d[f"{direction}_error_{name}"] = int(self._errs[row, e])
         d["tx_gso_segments_max"] = int(self._io[L.IO_GSO_SEGS])
-        d["gro_receive"] = int(self._io[L.IO_RECV_BYTES] >= GRO_RECV_BYTES)
+        d["gro_receive"] = int(self._gro)
         if self._io[L.IO_GSO_ERRNO]:
             e = int(self._io[L.IO_GSO_ERRNO])
             d["tx_gso_refused_errno"] = _errno.errorcode.get(e, str(e))

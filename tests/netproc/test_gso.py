@@ -14,7 +14,7 @@ import pytest
 from netproc_harness import frame, free_udp_port, unique_tag
 
 from coroproc.netproc.jit import link_loop as L
-from coroproc.netproc.link import LinkProcess, udp_gso_segments
+from coroproc.netproc.link import LinkProcess, enable_udp_gro, udp_gso_segments
 from coroproc.netproc.spec import LinkSpec
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.ring import ShmRing
@@ -277,3 +277,16 @@ def test_without_gro_the_kernel_hands_over_a_train_datagram_by_datagram(sender_f
     c = s.turn()
     assert _pushed(s) == train
     assert (c["rx_gro_trains"], c["rx_frames"]) == (0, 8)
+
+
+def test_gro_is_on_for_every_receive_socket_or_none():
+    """The loop has one receive buffer, sized for trains only when every socket may get
+    them: a socket that refuses UDP_GRO (here a TCP socket) turns the others back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b, \
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        if not enable_udp_gro([a, b]):
+            pytest.skip("this kernel has no UDP GRO for sockets (UDP_GRO, Linux >= 5.0)")
+        assert a.getsockopt(L.SOL_UDP, L.UDP_GRO) == 1
+        assert enable_udp_gro([a, b, tcp]) is False
+        assert (a.getsockopt(L.SOL_UDP, L.UDP_GRO), b.getsockopt(L.SOL_UDP, L.UDP_GRO)) == (0, 0)
