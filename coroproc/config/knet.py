@@ -17,12 +17,12 @@ from coroproc.config.model import CryptoConfig, KnetConfig, LinkConfig, NodeEntr
 from coroproc.ringproc.config import TotemConfig
 
 KNET_MAX_HOST = 65536               # knet host ids are u16: nodeid must be below this
-# Totem frame size when totem.netmtu is not set. Corosync's knet uses 64 KiB packets that
-# knet fragments itself; coroproc's links leave fragmentation to the kernel, and 16 KiB
-# keeps a whole token visit's frames (max_messages x 16 KiB) well inside the kernel's
-# fragment-reassembly memory while packing 15 messages of 1 KiB into each frame
-# (udpu's 1500-byte frames carry one) — the frames per token visit bound the rate.
-KNET_NETMTU_BYTES = 16384
+# Totem frame size when totem.netmtu is not set: as Corosync's knet, frames of (almost)
+# 64 KiB, cut by the link into fragments of the discovered path MTU (carrier_udp.py), so
+# a token visit's max_messages frames carry up to 17 x 64 KiB and no frame relies on IP
+# fragmentation. 65,000 is the largest netmtu coroproc takes (netproc/spec.py); the sort
+# queues shrink to stay within the memory of 16 KiB frames (sections.queue_slots_for).
+KNET_NETMTU_BYTES = 65000
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
 
 

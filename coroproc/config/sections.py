@@ -48,6 +48,26 @@ def _key_named_in(message: str) -> str:
     return f"totem.{named[0]}" if named else "totem"
 
 
+# A sort queue holds queue_slots frames of netmtu + 64 bytes each (ringproc/state.py, two
+# queues and a retransmit store, touched slot by slot as the ring turns): 4,096 slots up to
+# 16 KiB frames, fewer above (1,024 at 64 KiB) but as many as 4 x window_size needs; a
+# window beyond 4,096 slots is refused (TotemConfig.validate).
+SORT_QUEUE_SLOTS_MAX = 4096
+SORT_QUEUE_BYTES_MAX = SORT_QUEUE_SLOTS_MAX * (16384 + 64)
+
+
+def queue_slots_for(netmtu: int, window_size: int) -> int:
+    """Slots per sort queue for frames of netmtu: a power of two (seq % slots), the most
+    that keeps a queue within SORT_QUEUE_BYTES_MAX, raised (up to SORT_QUEUE_SLOTS_MAX)
+    to 4 x window_size."""
+    slots = SORT_QUEUE_SLOTS_MAX
+    while slots * (netmtu + 64) > SORT_QUEUE_BYTES_MAX:
+        slots //= 2
+    while slots < 4 * window_size and slots < SORT_QUEUE_SLOTS_MAX:
+        slots *= 2
+    return slots
+
+
 def build_totem(keys: Keys, nodeids: tuple[int, ...], netmtu: int) -> TotemConfig:
     kwargs: dict = {"nodelist": nodeids, "netmtu": netmtu}
     for key, (name, zero_is_default) in _TOTEM_FIELDS.items():
@@ -55,6 +75,7 @@ def build_totem(keys: Keys, nodeids: tuple[int, ...], netmtu: int) -> TotemConfi
         if value is None or (zero_is_default and value == 0):
             continue
         kwargs[name] = value
+    kwargs["queue_slots"] = queue_slots_for(netmtu, kwargs.get("window_size", TotemConfig.window_size))
     kwargs["cancel_token_hold_on_retransmit"] = keys.flag(
         "totem.cancel_token_hold_on_retransmit", False)
     extra = {}

@@ -8,26 +8,69 @@ source is mapped back to a nodeid by (address, port) — nodes sharing one addre
 source (a bounded table: parsing an address costs more than the rest of a datagram's
 handling on an idle link). With block_unlisted_ips a
 source that is no nodelist member is dropped before any crypto work (rx_unlisted).
-The RDMA carrier (rdma/) offers the same five calls.
+
+Frames bigger than the path (as knet does, instead of leaving it to IP fragmentation):
+`mtu_of(nodeid)` gives the largest datagram path-MTU discovery (pmtud.py) found to reach
+the peer whole. A link frame above it leaves as fragments of exactly that size
+(fragments/wire.py; the last may be shorter), handed to the kernel as UDP GSO sends (one
+`sendmsg` with a UDP_SEGMENT control message per run of at most 64 fragments and 65,000
+bytes; the kernel cuts them into the same datagrams one send each would give). The
+receive socket has UDP_GRO on: a train the kernel kept whole comes in one `recvmsg` with
+its segment size, and recv_into hands its datagrams out one at a time. Fragments go
+through a bounded reassembly table (fragments/reassembly.py); a frame whose fragment was
+lost times out there, and Totem retransmits it. While the path MTU is unknown (the first
+probe run after the link comes up) frames go whole, fragmented by IP as before.
+`udp_gso: no` turns GSO and GRO off (fragments then go one send each).
+The RDMA carrier (rdma/) offers the same five calls and fragments to its UD MTU itself.
 """
 from __future__ import annotations
 
 import errno as _errno
+import random
 import socket
+import struct
+import sys
+import time
+
+import numpy as np
 
 from coroproc.netproc.addresses import canonical_host, sockaddr
+from coroproc.netproc.fragments.reassembly import Reassembler
+from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, FRAG_MAGIC, FRAG_MAGIC_BYTES,
+                                             FRAG_VERSION, HEADER_DTYPE, FragmentError,
+                                             chunk_bytes_for, frag_count_for, unpack_header)
+from coroproc.netproc.jit.link_loop import GSO_BYTES_MAX, SOL_UDP, UDP_GRO, UDP_SEGMENT
+from coroproc.netproc.link import enable_udp_gro, udp_gso_segments
 from coroproc.netproc.sockets import link_scope_id, open_link_sockets
 from coroproc.netproc.spec import LinkSpec
 
 # sources remembered by _source_node; a flood of forged sources only empties the table
 SOURCE_CACHE_ENTRIES_MAX = 256
+# the largest datagram (and so link frame) the carrier takes or reassembles
+DATAGRAM_MAX_BYTES = 65507
+# a GRO train is at most one IP datagram's worth of segments
+TRAIN_BUFFER_BYTES = 65536
+# frames in reassembly per peer: fragments of a frame arrive back to back, so more than
+# one in progress per sender means loss or reordering; a lost fragment's frame gives up
+# its slot after REASM_TIMEOUT_MS (Totem has asked for it again long before)
+REASM_ENTRIES_PER_PEER = 2
+REASM_TIMEOUT_MS = 1000
+# the kernel refused a GSO send (no UDP segmentation on the route, a segment above the
+# route's MTU, no checksum offload): send that run one fragment at a time, and no more GSO
+GSO_REFUSED_ERRNOS = (_errno.EINVAL, _errno.EIO, _errno.EMSGSIZE, _errno.EOPNOTSUPP)
+_ANC_BYTES = socket.CMSG_SPACE(4)       # UDP_GRO: the segment size as an int
+_pack_u16 = struct.Struct("=H").pack
+COUNTER_NAMES = ("rx_unlisted", "rx_errors", "rx_empty", "rx_too_long", "rx_gro_trains",
+                 "rx_fragments", "rx_frag_bad", "rx_frag_sender_mismatch",
+                 "tx_fragmented_frames", "tx_fragments", "tx_gso_sends", "tx_gso_refused")
 
 
 class UdpCarrier:
-    def __init__(self, spec: LinkSpec):
+    def __init__(self, spec: LinkSpec, mtu_of=None):
         self._socks = open_link_sockets(spec)
         self._sock = self._socks.sender
         self.max_datagram_bytes = spec.rx_limit_bytes
+        self._local_nodeid = spec.local_nodeid
         scope = link_scope_id(spec)
         self._addr = {n: sockaddr(spec.family, a, p, scope) for n, (a, p) in spec.peers.items()}
         self._by_host_port: dict[tuple[str, int], int] = {}
@@ -44,8 +87,23 @@ class UdpCarrier:
         self._probe_sock = None
         self._spec = spec
         self._block_unlisted = spec.block_unlisted_ips
-        self._counts = {"rx_unlisted": 0, "rx_errors": 0}
+        self._c = dict.fromkeys(COUNTER_NAMES, 0)
         self._errnos: dict[str, int] = {}
+        # fragmentation above the path MTU (module docstring)
+        self._mtu_of = mtu_of
+        self._gso_segs = udp_gso_segments(self._sock) if spec.udp_gso else 0
+        self._gso_refused_errno = 0
+        self.gro_receive = bool(spec.udp_gso) and enable_udp_gro([self._sock])
+        self._train = bytearray(TRAIN_BUFFER_BYTES)
+        self._train_view = memoryview(self._train)
+        self._pos = self._end = self._seg = 0       # the train being handed out
+        self._train_src: tuple = ()
+        self._train_node = 0
+        # a restarted peer starts elsewhere in frame_id space: its new fragments do not
+        # complete frames of its previous life (the source address is part of the key too)
+        self._frame_id = random.getrandbits(32)
+        self._reasm = Reassembler(REASM_ENTRIES_PER_PEER * max(1, len(spec.peers) - 1),
+                                  DATAGRAM_MAX_BYTES, REASM_TIMEOUT_MS)
 
     @property
     def buffer_bytes(self) -> dict:
@@ -57,23 +115,122 @@ class UdpCarrier:
     def local_address(self) -> tuple:
         return self._sock.getsockname()
 
+    # -- receive -------------------------------------------------------------------------
     def recv_into(self, buf: bytearray) -> tuple[int, int] | None:
-        """(nbytes, source nodeid or 0) of the next datagram, None when none waits."""
+        """(nbytes, source nodeid or 0) of the next datagram (a reassembled frame counts
+        as one), None when none waits."""
         while True:
-            try:
-                n, src = self._sock.recvfrom_into(buf)
-            except BlockingIOError:
+            if self._pos < self._end:
+                got = self._next_datagram(buf)
+                if got is not None:
+                    return got
+            elif not self._receive_train():
                 return None
-            except OSError as e:   # an ICMP error from an earlier send: never fatal
-                self._count_errno("rx", e.errno)
-                continue
-            nodeid = self._source_node(src)
-            if nodeid is None:
-                if self._block_unlisted:
-                    self._counts["rx_unlisted"] += 1
-                    continue
-                nodeid = 0
-            return n, nodeid
+
+    def _receive_train(self) -> bool:
+        """Take the next datagram or GRO train into the train buffer; False if none waits."""
+        try:
+            n, anc, flags, src = self._sock.recvmsg_into([self._train], _ANC_BYTES)
+        except BlockingIOError:
+            return False
+        except OSError as e:   # an ICMP error from an earlier send: never fatal
+            self._count_errno("rx", e.errno)
+            return True
+        c = self._c
+        if flags & socket.MSG_TRUNC:
+            c["rx_too_long"] += 1
+            return True
+        if n == 0:              # nothing to open: no link frame is empty
+            c["rx_empty"] += 1
+            return True
+        seg = n
+        for level, kind, data in anc:
+            if level == SOL_UDP and kind == UDP_GRO:
+                seg = int.from_bytes(data[:4], sys.byteorder) or n
+        nodeid = self._source_node(src)
+        if nodeid is None:
+            if self._block_unlisted:
+                c["rx_unlisted"] += -(-n // seg)      # every datagram of the train
+                return True
+            nodeid = 0
+        if seg < n:
+            c["rx_gro_trains"] += 1
+        self._pos, self._end, self._seg = 0, n, seg
+        self._train_src, self._train_node = src, nodeid
+        return True
+
+    def _next_datagram(self, buf: bytearray) -> tuple[int, int] | None:
+        start = self._pos
+        if start == 0 and self._seg < self._end and self._train[:2] == FRAG_MAGIC_BYTES:
+            taken, view = self._reassemble_train()
+            if taken:
+                self._pos = self._end
+                return None if view is None else self._hand_out(view, buf)
+        stop = self._pos = min(start + self._seg, self._end)
+        view = self._train_view[start:stop]
+        if view[:2] == FRAG_MAGIC_BYTES:
+            view = self._reassemble(view)
+            if view is None:
+                return None
+        return self._hand_out(view, buf)
+
+    def _hand_out(self, view, buf: bytearray) -> tuple[int, int] | None:
+        n = len(view)
+        if n > len(buf):
+            self._c["rx_too_long"] += 1
+            return None
+        buf[:n] = view
+        return n, self._train_node
+
+    def _reassemble_train(self) -> tuple[bool, memoryview | None]:
+        """A GRO train that is one run of fragments of one frame — the common case: a
+        peer's GSO send of that frame — checked and placed at once: (True, the whole frame
+        or None while fragments are missing). (False, None): any other train, which goes
+        fragment by fragment (and gets each one's verdict there)."""
+        n, seg = self._end, self._seg
+        segs = -(-n // seg)
+        try:
+            first = unpack_header(self._train_view, 0, seg)
+            last_at = (segs - 1) * seg
+            last = unpack_header(self._train_view, last_at, n - last_at)
+        except FragmentError:
+            return False, None
+        src, frame_id, index, count, chunk, total = first
+        if last != (src, frame_id, index + segs - 1, count, chunk, total) or \
+                (self._train_node and src != self._train_node):
+            return False, None
+        heads = np.ndarray((segs,), HEADER_DTYPE, self._train, 0, (seg,))
+        want = np.empty_like(heads)
+        want[:] = heads[0]
+        want["index"] = np.arange(index, index + segs)
+        if not (heads == want).all():
+            return False, None
+        c = self._c
+        c["rx_fragments"] += segs
+        rows = np.ndarray((segs - 1, chunk), np.uint8, self._train, FRAG_HEADER_BYTES,
+                          (seg, 1))
+        tail = self._train_view[last_at + FRAG_HEADER_BYTES:n]
+        return True, self._reasm.add_run((self._train_src, src, frame_id), index, count,
+                                         chunk, total, rows, tail,
+                                         time.monotonic_ns() // 1_000_000)
+
+    def _reassemble(self, view: memoryview):
+        """The whole frame once this fragment completes it, else None."""
+        c = self._c
+        c["rx_fragments"] += 1
+        try:
+            src, frame_id, index, count, chunk, total = unpack_header(view, 0, len(view))
+        except FragmentError:
+            c["rx_frag_bad"] += 1
+            return None
+        if self._train_node and src != self._train_node:
+            c["rx_frag_sender_mismatch"] += 1
+            return None
+        data = view[FRAG_HEADER_BYTES:]
+        if count == 1:
+            return data
+        return self._reasm.add((self._train_src, src, frame_id), index, count, chunk, total,
+                               data, time.monotonic_ns() // 1_000_000)
 
     def _source_node(self, src: tuple) -> int | None:
         """The nodeid a source address belongs to, 0 if several share it, None if unlisted."""
@@ -97,10 +254,56 @@ class UdpCarrier:
             nodeid = self._by_host.get(host)
         return nodeid
 
+    # -- send ----------------------------------------------------------------------------
     def send(self, data, nodeid: int) -> int:
-        """Send one datagram to a nodelist member; raises KeyError for an unknown nodeid
-        and OSError (ENOBUFS, EHOSTUNREACH, EMSGSIZE, ...) from the kernel."""
-        return self._sock.sendto(data, self._addr[nodeid])
+        """Send one link frame to a nodelist member, as fragments if it is bigger than the
+        peer's path MTU; returns the bytes handed to the kernel. Raises KeyError for an
+        unknown nodeid and OSError (ENOBUFS, EHOSTUNREACH, EMSGSIZE, ...) from the kernel."""
+        addr = self._addr[nodeid]
+        mtu = self._mtu_of(nodeid) if self._mtu_of is not None else 0
+        if not mtu or len(data) <= mtu:
+            return self._sock.sendto(data, addr)
+        return self._send_fragments(memoryview(data), mtu, addr)
+
+    def _send_fragments(self, frame: memoryview, mtu: int, addr) -> int:
+        frame_bytes = len(frame)
+        chunk = chunk_bytes_for(mtu)
+        count = frag_count_for(frame_bytes, chunk)
+        self._frame_id = frame_id = (self._frame_id + 1) & 0xFFFFFFFF
+        # the headers differ only in frag_index: build them as one record array
+        heads = np.empty(count, HEADER_DTYPE)
+        heads[:] = (FRAG_MAGIC, FRAG_VERSION, 0, self._local_nodeid, frame_id, 0, count,
+                    chunk, frame_bytes)
+        heads["index"] = np.arange(count)
+        hv = memoryview(heads.view(np.uint8))
+        iov = [None] * (2 * count)
+        iov[0::2] = [hv[i:i + FRAG_HEADER_BYTES]
+                     for i in range(0, count * FRAG_HEADER_BYTES, FRAG_HEADER_BYTES)]
+        iov[1::2] = [frame[i:i + chunk] for i in range(0, frame_bytes, chunk)]
+        c = self._c
+        c["tx_fragmented_frames"] += 1
+        c["tx_fragments"] += count
+        run = max(1, min(self._gso_segs, GSO_BYTES_MAX // mtu))   # fragments per send
+        return sum(self._send_run(iov[2 * first:2 * (first + run)], mtu, addr)
+                   for first in range(0, count, run))
+
+    def _send_run(self, iov: list, mtu: int, addr) -> int:
+        """Fragments of one frame, each mtu bytes but the last: one GSO send if the kernel
+        takes it, else one send each."""
+        if len(iov) > 2 and self._gso_segs:
+            try:
+                sent = self._sock.sendmsg(iov, [(SOL_UDP, UDP_SEGMENT, _pack_u16(mtu))], 0,
+                                          addr)
+                self._c["tx_gso_sends"] += 1
+                return sent
+            except OSError as e:
+                if e.errno not in GSO_REFUSED_ERRNOS:
+                    raise
+                self._gso_segs = 0
+                self._gso_refused_errno = e.errno
+                self._c["tx_gso_refused"] += 1
+        sock = self._sock
+        return sum(sock.sendmsg(iov[i:i + 2], (), 0, addr) for i in range(0, len(iov), 2))
 
     def send_probe(self, data, nodeid: int) -> int:
         """A path-MTU probe: from a second socket with the don't-fragment bit and no path-MTU
@@ -119,14 +322,22 @@ class UdpCarrier:
         self._errnos[key] = self._errnos.get(key, 0) + 1
 
     def counters(self) -> dict[str, int]:
-        d = dict(self._counts)
+        d = dict(self._c)
         d.update(self._errnos)
+        d.update(self._reasm.counters())
+        d["tx_gso_segments_max"] = self._gso_segs
+        d["gro_receive"] = int(self.gro_receive)
+        if self._gso_refused_errno:
+            d["tx_gso_refused_errno"] = _errno.errorcode.get(self._gso_refused_errno,
+                                                             str(self._gso_refused_errno))
         d.update({f"socket_{k}_bytes": v for k, v in self._socks.buffer_bytes.items()})
         return d
 
     def close(self) -> None:
         if self._probe_sock is not None:
             self._probe_sock.close()
+        self._train_view.release()
+        self._reasm.close()
         self._socks.close()
 
 

@@ -263,6 +263,12 @@ class PathMtu:
         p = self._peers[peer]
         return p.result - self.overhead_bytes if p.result else 0
 
+    def datagram_bytes(self, peer: int) -> int:
+        """The largest datagram known to reach `peer` whole, 0 while unknown (or for a
+        node that is not a peer of this link): the UDP carrier fragments above it."""
+        p = self._peers.get(peer)
+        return p.result if p is not None else 0
+
     def probes_in_last_run(self, peer: int) -> int:
         return self._peers[peer].probes
 

@@ -57,7 +57,9 @@ SECURE_COUNTERS = ("rx_sender_mismatch", "tx_not_chosen", "tx_no_link", "pings_s
                    "pongs_sent", "probes_sent", "probe_replies_sent", "rx_control")
 
 
-def open_carrier(spec: LinkSpec, settings: SecureSettings):
+def open_carrier(spec: LinkSpec, settings: SecureSettings, mtu_of=None):
+    """The link's carrier; mtu_of(nodeid) is the datagram size known to reach a peer
+    whole (path-MTU discovery), above which the UDP carrier fragments."""
     if settings.carrier == "rdma":
         # knet_transport: rdma — the link's address is this node's RoCE/IB IP and its
         # mcastport the small UDP side channel the carrier resolves peers over (rdma/)
@@ -68,7 +70,7 @@ def open_carrier(spec: LinkSpec, settings: SecureSettings):
             local_ip=spec.bind_addr, side_port=spec.port, peers=dict(spec.peers),
             **settings.rdma))
     from coroproc.netproc.carrier_udp import UdpCarrier
-    return UdpCarrier(spec)
+    return UdpCarrier(spec, mtu_of)
 
 
 class SecureLinkProcess:
@@ -110,7 +112,8 @@ class SecureLinkProcess:
                             fixed=bool(settings.mtu_bytes),
                             interval_s=settings.pmtud_interval_s,
                             overhead_bytes=suite.overhead_bytes, table=self.table)
-        self.carrier = carrier if carrier is not None else open_carrier(spec, settings)
+        self.carrier = carrier if carrier is not None else open_carrier(
+            spec, settings, self.pmtu.datagram_bytes)
         self._limit = spec.rx_limit_bytes
         self._buf = bytearray(self._limit + suite.overhead_bytes + 1)
         self._mv_data = memoryview(tx_ring.data)

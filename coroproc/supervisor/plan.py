@@ -18,11 +18,13 @@ from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc.config import TotemConfig
 from coroproc.shm.names import segment_name
 
-# rx/tx rings hold frames (≤ netmtu + 64 each): 4 MiB is ~2,600 full frames, more than
-# a whole window of every member. Delivery rings hold ordered messages until the engine
-# has handled them; the ring process keeps a headroom free before reading a frame
-# (docs/executive.md, back-pressure).
+# rx/tx rings hold frames (≤ netmtu + 64 each): 4 MiB is ~2,600 full 1,500-byte frames;
+# with knet's 64 KiB frames a ring holds FRAME_RING_FRAMES_MIN of them, more than a whole
+# window (window_size 50) plus a token visit of every member. Delivery rings hold ordered
+# messages until the engine has handled them; the ring process keeps a headroom free
+# before reading a frame (docs/executive.md, back-pressure).
 FRAME_RING_BYTES = 4 << 20
+FRAME_RING_FRAMES_MIN = 128
 SUBMIT_RING_BYTES = 4 << 20
 DELIVERY_RING_BYTES = 32 << 20
 DEFAULT_RUN_ROOT = "/run/coroproc"
@@ -89,8 +91,11 @@ class NodePlan:
     def ring_sizes(self) -> dict[str, int]:
         sizes = {}
         for link in self.links:
-            sizes[link.rx_name] = FRAME_RING_BYTES
-            sizes[link.tx_name] = FRAME_RING_BYTES
+            frame_ring_bytes = FRAME_RING_BYTES        # rings are a power of two
+            while frame_ring_bytes < FRAME_RING_FRAMES_MIN * (link.spec.netmtu + 64):
+                frame_ring_bytes *= 2
+            sizes[link.rx_name] = frame_ring_bytes
+            sizes[link.tx_name] = frame_ring_bytes
         for eng in self.engines:
             sizes[eng.submit_name] = SUBMIT_RING_BYTES
             sizes[eng.delivery_name] = DELIVERY_RING_BYTES

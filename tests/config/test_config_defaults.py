@@ -161,3 +161,19 @@ def test_udp_gso_is_on_by_default_and_coroproc_section_turns_it_off(tmp_path):
     assert config.coroproc.udp_gso is True
     assert [(w.key, w.line) for w in warnings] == [("coroproc.udp_gso", 17)]
     assert "maybe" in str(warnings[0])
+
+
+def test_knet_frames_are_64_kib_with_sort_queues_sized_to_match(tmp_path):
+    """knet's default netmtu is 65,000 (fragmented by the links at the path MTU); the sort
+    queues then hold 1,024 frames, not 4,096, so their memory stays what 16 KiB frames
+    cost — unless the window needs more slots."""
+    from coroproc.config.sections import SORT_QUEUE_BYTES_MAX, queue_slots_for
+    config, _ = load(_conf(tmp_path, "transport: knet\n"))
+    assert config.netmtu == 65000
+    assert config.totem.queue_slots == 1024
+    assert config.totem.queue_slots * config.totem.frame_bytes <= SORT_QUEUE_BYTES_MAX
+    config, _ = load(_conf(tmp_path, "transport: udpu\n"))
+    assert config.totem.queue_slots == 4096
+    config, _ = load(_conf(tmp_path, "transport: knet\nwindow_size: 500\n"))
+    assert config.totem.queue_slots == 2048
+    assert queue_slots_for(65000, 5000) == 4096          # validate() refuses that window

@@ -7,7 +7,7 @@ to every peer (RC needs a connected QP per peer, a connection handshake per memb
 change, and turns a dead peer into retry timeouts and a QP in the error state that must be
 rebuilt). RC's own retransmission would also delay a frame Totem has already given up on.
 What UD costs: messages are limited to the path MTU (256..4096 bytes), hence the carrier's
-fragmentation (wire.py, reassembly.py).
+fragmentation (fragments/: wire.py, reassembly.py).
 
 Flow. send(): frame -> ceil(len / chunk) fragments, each written into a registered send
 slot (pools.SendSlots) and posted to the peer's address handle, QPN and QKey (learned by
@@ -23,16 +23,17 @@ import errno as _errno
 import time
 from collections import deque
 
+from coroproc.netproc.fragments.reassembly import Reassembler
+from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, FragmentError, chunk_bytes_for,
+                                             frag_count_for, fragment_span, unpack_header,
+                                             write_fragment)
 from coroproc.netproc.rdma.counters import Counters
 from coroproc.netproc.rdma.devices import pick_device, pick_gid
 from coroproc.netproc.rdma.pools import RecvSlots, SendSlots
-from coroproc.netproc.rdma.reassembly import Reassembler
 from coroproc.netproc.rdma.resolve import PeerAddress, SideChannel, new_incarnation
 from coroproc.netproc.rdma.spec import RdmaSpec
 from coroproc.netproc.rdma.verbs import Verbs
-from coroproc.netproc.rdma.wire import (FRAG_HEADER_BYTES, GRH_BYTES, FragmentError, chunk_bytes_for,
-                                        frag_count_for, fragment_span, gid_from_text,
-                                        grh_source_gid, unpack_header, write_fragment)
+from coroproc.netproc.rdma.wire import GRH_BYTES, gid_from_text, grh_source_gid
 
 POLL_BATCH = 32          # completions taken per poll; bounds the pending deque
 

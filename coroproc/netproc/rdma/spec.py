@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from coroproc.netproc.rdma.errors import RdmaSpecError
-from coroproc.netproc.rdma.wire import FRAG_HEADER_BYTES
+from coroproc.netproc.fragments.wire import FRAG_HEADER_BYTES
 
 NODEID_MAX = 0xFFFFFFFF
 MAX_DATAGRAM_BYTES_LIMIT = 65000      # link frames are at most 65,000 bytes (sealed)

@@ -1,12 +1,13 @@
 """reassembly.py: random frames cut at random MTUs, delivered reordered, lost, duplicated."""
 import random
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroproc.netproc.rdma.reassembly import Reassembler
-from coroproc.netproc.rdma.wire import (FRAG_HEADER_BYTES, chunk_bytes_for, frag_count_for,
-                                        unpack_header, write_fragment)
+from coroproc.netproc.fragments.reassembly import Reassembler
+from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, chunk_bytes_for, frag_count_for,
+                                             unpack_header, write_fragment)
 
 MAX_FRAME = 65000
 
@@ -119,3 +120,52 @@ def test_sources_do_not_mix():
     assert bytes(feed(r, y[0], 0)) == b"y" * 900
     # Same nodeid, new QPN (a restarted peer): a separate frame.
     assert feed(r, x[0], 0, qpn=0x22) is None and r.in_progress() == 1
+
+
+def run_args(msgs: list[bytes], first: int, n: int):
+    """add_run's data arguments for fragments first..first+n-1 (what the UDP carrier
+    passes for a GRO train): the full ones as rows, the last as tail."""
+    body = [m[FRAG_HEADER_BYTES:] for m in msgs[first:first + n]]
+    rows = np.frombuffer(b"".join(body[:-1]), np.uint8).reshape(n - 1, -1)
+    return rows, body[-1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(3 * 1380, MAX_FRAME), seed=st.integers(0, 2**32 - 1))
+def test_runs_and_single_fragments_build_the_same_frame(size, seed):
+    rng = random.Random(seed)
+    frame = rng.randbytes(size)
+    msgs = fragments(frame, 1400, src=2, frame_id=5)
+    count = len(msgs)
+    first = rng.randrange(0, count - 1)
+    n = rng.randrange(2, count - first + 1)
+    r = Reassembler(2, MAX_FRAME, 1000)
+    singles = [i for i in range(count) if not first <= i < first + n]
+    rng.shuffle(singles)
+    _, _, _, cnt, chunk, total = unpack_header(msgs[0], 0, len(msgs[0]))
+    out = None
+    for i in singles[:len(singles) // 2]:
+        assert feed(r, msgs[i], 0, qpn=0) is None
+    rows, tail = run_args(msgs, first, n)
+    out = r.add_run((2, 0, 5), first, cnt, chunk, total, rows, tail, 0)
+    for i in singles[len(singles) // 2:]:
+        assert out is None
+        out = feed(r, msgs[i], 0, qpn=0)
+    assert out is not None and bytes(out) == frame
+    assert r.reasm_frames == 1 and r.in_progress() == 0
+
+
+def test_a_run_over_fragments_already_held_is_a_duplicate():
+    frame = random.Random(1).randbytes(10 * 1380)
+    msgs = fragments(frame, 1400, src=2, frame_id=5)
+    r = Reassembler(2, MAX_FRAME, 1000)
+    _, _, _, cnt, chunk, total = unpack_header(msgs[0], 0, len(msgs[0]))
+    assert feed(r, msgs[4], 0, qpn=0) is None
+    rows, tail = run_args(msgs, 2, 4)                    # 2..5 overlaps 4
+    assert r.add_run((2, 0, 5), 2, cnt, chunk, total, rows, tail, 0) is None
+    assert r.reasm_duplicate == 1
+    rows, tail = run_args(msgs, 0, 4)                    # 0..3: fine
+    assert r.add_run((2, 0, 5), 0, cnt, chunk, total, rows, tail, 0) is None
+    rows, tail = run_args(msgs, 5, 5)                    # 5..9 completes it
+    out = r.add_run((2, 0, 5), 5, cnt, chunk, total, rows, tail, 0)
+    assert out is not None and bytes(out) == frame

@@ -4,10 +4,11 @@ import struct
 
 import pytest
 
-from coroproc.netproc.rdma.wire import (FRAG_HEADER_BYTES, GRH_BYTES, FragmentError,
-                                        chunk_bytes_for, frag_count_for, gid_from_text,
-                                        gid_of_ip, gid_text, grh_source_gid, pack_header,
-                                        unpack_header, write_fragment)
+from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, FragmentError, chunk_bytes_for,
+                                             frag_count_for, pack_header, unpack_header,
+                                             write_fragment)
+from coroproc.netproc.rdma.wire import (GRH_BYTES, gid_from_text, gid_of_ip, gid_text,
+                                        grh_source_gid)
 
 
 def _fragment(frame: bytes, index: int, chunk: int, src=7, frame_id=9) -> bytearray:

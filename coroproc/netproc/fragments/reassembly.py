@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from coroproc.netproc.rdma.wire import fragment_span
+import numpy as np
+
+from coroproc.netproc.fragments.wire import fragment_span
 
 COUNTERS = ("reasm_frames", "reasm_duplicate", "reasm_inconsistent", "reasm_oversize",
             "reasm_timed_out", "reasm_evicted")
@@ -46,6 +48,7 @@ class Reassembler:
         self.timeout_ms = timeout_ms
         self._store = bytearray(capacity_entries * max_frame_bytes)
         self._view = memoryview(self._store)
+        self._array = np.frombuffer(self._store, np.uint8)
         self._free = list(range(capacity_entries - 1, -1, -1))
         self._partial: dict[tuple, _Partial] = {}        # insertion order = age order
         self._done: OrderedDict[tuple, None] = OrderedDict()
@@ -93,18 +96,8 @@ class Reassembler:
 
         Returns the whole frame once its last missing fragment arrives: a view that stays
         valid until the next add() (copy it out first), else None."""
-        if frame_bytes > self.max_frame_bytes:
-            self.reasm_oversize += 1
-            return None
-        if key in self._done:
-            self.reasm_duplicate += 1
-            return None
-        part = self._partial.get(key)
+        part = self._part_for(key, frag_count, chunk_bytes, frame_bytes, now_ms)
         if part is None:
-            part = self._start(key, frag_count, chunk_bytes, frame_bytes, now_ms)
-        elif (part.count, part.chunk_bytes, part.frame_bytes) != \
-                (frag_count, chunk_bytes, frame_bytes):
-            self.reasm_inconsistent += 1
             return None
         if part.have[frag_index]:
             self.reasm_duplicate += 1
@@ -115,6 +108,51 @@ class Reassembler:
         self._view[base + start:base + stop] = data
         part.have[frag_index] = 1
         part.received += 1
+        return self._completed(key, part)
+
+    def add_run(self, key: tuple, first_index: int, frag_count: int, chunk_bytes: int,
+                frame_bytes: int, rows: np.ndarray, tail, now_ms: int) -> memoryview | None:
+        """Take fragments first_index .. first_index + len(rows) at once (a GRO train of
+        one frame; headers validated by the caller): rows is a 2-D uint8 array with the
+        data of all but the last of them (chunk_bytes each), tail the last one's data.
+        Returns what add() returns. One copy for the run instead of one call per
+        fragment; a run overlapping fragments already held counts as a duplicate."""
+        part = self._part_for(key, frag_count, chunk_bytes, frame_bytes, now_ms)
+        if part is None:
+            return None
+        n = len(rows) + 1
+        if part.have.find(1, first_index, first_index + n) >= 0:
+            self.reasm_duplicate += 1
+            return None
+        start = first_index * chunk_bytes
+        tail_start, stop = fragment_span(first_index + n - 1, chunk_bytes, frame_bytes)
+        assert rows.shape[1:] == (chunk_bytes,) and stop - tail_start == len(tail)
+        base = part.slot * self.max_frame_bytes
+        self._array[base + start:base + tail_start].reshape(len(rows), chunk_bytes)[:] = rows
+        self._view[base + tail_start:base + stop] = tail
+        part.have[first_index:first_index + n] = b"\x01" * n
+        part.received += n
+        return self._completed(key, part)
+
+    def _part_for(self, key, frag_count, chunk_bytes, frame_bytes, now_ms) -> _Partial | None:
+        """The frame in progress this fragment belongs to (started if new), or None (and
+        counted) if the fragment cannot belong to any."""
+        if frame_bytes > self.max_frame_bytes:
+            self.reasm_oversize += 1
+            return None
+        if key in self._done:
+            self.reasm_duplicate += 1
+            return None
+        part = self._partial.get(key)
+        if part is None:
+            return self._start(key, frag_count, chunk_bytes, frame_bytes, now_ms)
+        if (part.count, part.chunk_bytes, part.frame_bytes) != \
+                (frag_count, chunk_bytes, frame_bytes):
+            self.reasm_inconsistent += 1
+            return None
+        return part
+
+    def _completed(self, key, part: _Partial) -> memoryview | None:
         if part.received < part.count:
             return None
         self._release(key, part)
@@ -122,7 +160,9 @@ class Reassembler:
         if len(self._done) > self._done_max:
             self._done.popitem(last=False)
         self.reasm_frames += 1
-        return self._view[base:base + frame_bytes]
+        base = part.slot * self.max_frame_bytes
+        return self._view[base:base + part.frame_bytes]
 
     def close(self) -> None:
+        self._array = None
         self._view.release()
