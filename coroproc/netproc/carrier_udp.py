@@ -54,6 +54,7 @@ TRAIN_BUFFER_BYTES = 65536
 # one in progress per sender means loss or reordering; a lost fragment's frame gives up
 # its slot after REASM_TIMEOUT_MS (Totem has asked for it again long before)
 REASM_ENTRIES_PER_PEER = 2
+REASM_ENTRIES_MAX = 32        # 2 MiB of slots: new frames come from the token holder only
 REASM_TIMEOUT_MS = 1000
 # the kernel refused a GSO send (no UDP segmentation on the route, a segment above the
 # route's MTU, no checksum offload): send that run one fragment at a time, and no more GSO
@@ -102,8 +103,9 @@ class UdpCarrier:
         # a restarted peer starts elsewhere in frame_id space: its new fragments do not
         # complete frames of its previous life (the source address is part of the key too)
         self._frame_id = random.getrandbits(32)
-        self._reasm = Reassembler(REASM_ENTRIES_PER_PEER * max(1, len(spec.peers) - 1),
-                                  DATAGRAM_MAX_BYTES, REASM_TIMEOUT_MS)
+        self._reasm = Reassembler(
+            min(REASM_ENTRIES_MAX, REASM_ENTRIES_PER_PEER * max(1, len(spec.peers) - 1)),
+            DATAGRAM_MAX_BYTES, REASM_TIMEOUT_MS)
 
     @property
     def buffer_bytes(self) -> dict:

@@ -262,3 +262,22 @@ def free_udp_port(addr: str = "127.0.0.1", family: int = 2, pair: bool = False) 
         finally:
             s.close()
     raise RuntimeError(f"no free UDP port (pair={pair}) on {addr}")
+
+
+def knet_spec(peers: dict, nodeid: int, **kw) -> LinkSpec:
+    """A transport knet LinkSpec for node `nodeid` of `peers` ({nodeid: (addr, port)})."""
+    import socket
+    addr, port = peers[nodeid]
+    return LinkSpec(linknumber=0, transport="knet", family=socket.AF_INET, local_nodeid=nodeid,
+                    bind_addr=addr, port=port, peers=peers, **kw)
+
+
+def carrier_recv(carrier, buf, timeout_s: float = 5.0):
+    """A secure-link carrier's next accepted datagram, waiting for its socket."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = carrier.recv_into(buf)
+        if got is not None:
+            return got
+        select.select(carrier.fds(), [], [], 0.05)
+    raise AssertionError("no datagram")

@@ -9,36 +9,20 @@ import struct
 import time
 
 import pytest
-from netproc_harness import free_udp_port
+from netproc_harness import carrier_recv as recv
+from netproc_harness import free_udp_port, knet_spec
 
 from coroproc.netproc.carrier_udp import UdpCarrier
 from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, chunk_bytes_for,
                                              frag_count_for, write_fragment)
 from coroproc.netproc.jit.link_loop import SOL_UDP, UDP_SEGMENT
-from coroproc.netproc.spec import LinkSpec
 
 PATH_MTU_BYTES = 1400
 CHUNK_BYTES = chunk_bytes_for(PATH_MTU_BYTES)
 
 
-def knet_spec(peers, nodeid, **kw):
-    addr, port = peers[nodeid]
-    return LinkSpec(linknumber=0, transport="knet", family=socket.AF_INET, local_nodeid=nodeid,
-                    bind_addr=addr, port=port, peers=peers, netmtu=65000, **kw)
-
-
 def two_nodes():
     return {n: ("127.0.0.1", free_udp_port("127.0.0.1", socket.AF_INET)) for n in (1, 2)}
-
-
-def recv(carrier, buf, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = carrier.recv_into(buf)
-        if got is not None:
-            return got
-        select.select(carrier.fds(), [], [], 0.05)
-    raise AssertionError("no datagram")
 
 
 def drained(carrier, buf, settle_s=0.2):
@@ -78,12 +62,24 @@ def pair():
     made = []
 
     def make(nodeid, mtu_of=lambda n: PATH_MTU_BYTES, **kw):
-        c = UdpCarrier(knet_spec(peers, nodeid, **kw), mtu_of)
+        c = UdpCarrier(knet_spec(peers, nodeid, netmtu=65000, **kw), mtu_of)
         made.append(c)
         return c
     yield peers, make
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def node2_raw(pair):
+    """(peers, node 1's carrier, a plain socket on node 2's address): its datagrams are
+    node 2's, written by hand."""
+    peers, make = pair
+    rx = make(1)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(peers[2])
+    yield peers, rx, raw
+    raw.close()
 
 
 def test_a_frame_above_the_path_mtu_leaves_as_one_gso_train_and_comes_back_whole(pair):
@@ -112,7 +108,7 @@ def test_frames_within_the_path_mtu_or_with_it_unknown_go_whole(pair):
     known.send(small, 1)
     assert recv(rx, buf) == (len(small), 2) and bytes(buf[:len(small)]) == small
     known.close()
-    unknown = UdpCarrier(knet_spec(peers, 2), lambda n: 0)   # discovery still running
+    unknown = UdpCarrier(knet_spec(peers, 2, netmtu=65000), lambda n: 0)   # discovery still running
     try:
         big = os.urandom(30000)
         unknown.send(big, 1)                  # one datagram: IP fragments it, as before
@@ -140,69 +136,51 @@ def test_without_gso_fragments_go_one_send_each_and_are_reassembled_one_by_one(p
     assert r["rx_fragments"] == sum(frag_count_for(len(f), CHUNK_BYTES) for f in frames)
 
 
-def test_a_train_of_two_frames_falls_back_to_fragment_by_fragment(pair):
+def test_a_train_of_two_frames_falls_back_to_fragment_by_fragment(node2_raw):
     """GRO may join the last fragments of one frame and the first of the next (all full
     size): the whole-train check refuses such a train, and each fragment finds its frame."""
-    peers, make = pair
-    rx = make(1)
-    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    raw.bind(peers[2])                        # node 2's address: its fragments are its own
-    try:
-        a, b = os.urandom(3 * CHUNK_BYTES), os.urandom(2 * CHUNK_BYTES)
-        gso_send(raw, fragments_of(a, 2, 7) + fragments_of(b, 2, 8), peers[1])
-        buf = bytearray(65536)
-        got = []
-        for _ in range(2):
-            n, node = recv(rx, buf)
-            got.append((node, bytes(buf[:n])))
-        assert got == [(2, a), (2, b)]
-        r = rx.counters()
-        assert r["rx_gro_trains"] == 1 and r["reasm_frames"] == 2 and r["rx_fragments"] == 5
-    finally:
-        raw.close()
-
-
-def test_a_lost_fragment_costs_only_its_frame(pair):
-    peers, make = pair
-    rx = make(1)
-    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    raw.bind(peers[2])
-    try:
-        lost, kept = os.urandom(10000), os.urandom(10000)
-        frags = fragments_of(lost, 2, 1)
-        gso_send(raw, frags[:3] + frags[4:], peers[1])      # fragment 3 never arrives
-        gso_send(raw, fragments_of(kept, 2, 2), peers[1])
-        buf = bytearray(65536)
+    peers, rx, raw = node2_raw
+    a, b = os.urandom(3 * CHUNK_BYTES), os.urandom(2 * CHUNK_BYTES)
+    gso_send(raw, fragments_of(a, 2, 7) + fragments_of(b, 2, 8), peers[1])
+    buf = bytearray(65536)
+    got = []
+    for _ in range(2):
         n, node = recv(rx, buf)
-        assert (node, bytes(buf[:n])) == (2, kept)
-        assert drained(rx, buf) == []
-        r = rx.counters()
-        assert r["reasm_frames"] == 1 and r["reasm_in_progress"] == 1
-    finally:
-        raw.close()
+        got.append((node, bytes(buf[:n])))
+    assert got == [(2, a), (2, b)]
+    r = rx.counters()
+    assert r["rx_gro_trains"] == 1 and r["reasm_frames"] == 2 and r["rx_fragments"] == 5
 
 
-def test_bad_and_misattributed_fragments_are_counted_and_never_delivered(pair):
-    peers, make = pair
-    rx = make(1)
-    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    raw.bind(peers[2])
-    try:
-        frag = bytearray(fragments_of(os.urandom(5000), 2, 1)[0])
-        bad_version = bytearray(frag)
-        bad_version[2] = 9
-        raw.sendto(bytes(bad_version), peers[1])
-        raw.sendto(bytes(frag[:FRAG_HEADER_BYTES - 1]), peers[1])        # header cut short
-        raw.sendto(fragments_of(os.urandom(5000), 3, 1)[0], peers[1])    # node 3's, from 2
-        raw.sendto(b"", peers[1])                                         # empty
-        good = os.urandom(100)
-        raw.sendto(good, peers[1])
-        buf = bytearray(65536)
-        n, node = recv(rx, buf)
-        assert (node, bytes(buf[:n])) == (2, good)
-        r = rx.counters()
-        assert r["rx_frag_bad"] == 2 and r["rx_frag_sender_mismatch"] == 1
-        assert r["rx_empty"] == 1
-        assert r["reasm_frames"] == 0
-    finally:
-        raw.close()
+def test_a_lost_fragment_costs_only_its_frame(node2_raw):
+    peers, rx, raw = node2_raw
+    lost, kept = os.urandom(10000), os.urandom(10000)
+    frags = fragments_of(lost, 2, 1)
+    gso_send(raw, frags[:3] + frags[4:], peers[1])      # fragment 3 never arrives
+    gso_send(raw, fragments_of(kept, 2, 2), peers[1])
+    buf = bytearray(65536)
+    n, node = recv(rx, buf)
+    assert (node, bytes(buf[:n])) == (2, kept)
+    assert drained(rx, buf) == []
+    r = rx.counters()
+    assert r["reasm_frames"] == 1 and r["reasm_in_progress"] == 1
+
+
+def test_bad_and_misattributed_fragments_are_counted_and_never_delivered(node2_raw):
+    peers, rx, raw = node2_raw
+    frag = bytearray(fragments_of(os.urandom(5000), 2, 1)[0])
+    bad_version = bytearray(frag)
+    bad_version[2] = 9
+    raw.sendto(bytes(bad_version), peers[1])
+    raw.sendto(bytes(frag[:FRAG_HEADER_BYTES - 1]), peers[1])        # header cut short
+    raw.sendto(fragments_of(os.urandom(5000), 3, 1)[0], peers[1])    # node 3's, from 2
+    raw.sendto(b"", peers[1])                                         # empty
+    good = os.urandom(100)
+    raw.sendto(good, peers[1])
+    buf = bytearray(65536)
+    n, node = recv(rx, buf)
+    assert (node, bytes(buf[:n])) == (2, good)
+    r = rx.counters()
+    assert r["rx_frag_bad"] == 2 and r["rx_frag_sender_mismatch"] == 1
+    assert r["rx_empty"] == 1
+    assert r["reasm_frames"] == 0

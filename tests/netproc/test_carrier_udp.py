@@ -1,21 +1,13 @@
 """UdpCarrier (the secure link's UDP carrier) on loopback: a datagram's source maps to its
 node by address and port, an unlisted source is dropped (or reported as 0), and the
 remembered sources stay bounded however many an attacker forges."""
-import select
 import socket
-import time
 
-from netproc_harness import free_udp_port
+from netproc_harness import carrier_recv as recv
+from netproc_harness import free_udp_port, knet_spec
 
 from coroproc.netproc import carrier_udp
 from coroproc.netproc.carrier_udp import SOURCE_CACHE_ENTRIES_MAX, UdpCarrier
-from coroproc.netproc.spec import LinkSpec
-
-
-def knet_spec(peers, nodeid, **kw):
-    addr, port = peers[nodeid]
-    return LinkSpec(linknumber=0, transport="knet", family=socket.AF_INET, local_nodeid=nodeid,
-                    bind_addr=addr, port=port, peers=peers, **kw)
 
 
 def unlisted_socket():
@@ -24,17 +16,6 @@ def unlisted_socket():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.9", 0))
     return s
-
-
-def recv(carrier, buf, timeout_s=5.0):
-    """The carrier's next accepted datagram, waiting for its socket to be readable."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = carrier.recv_into(buf)
-        if got is not None:
-            return got
-        select.select(carrier.fds(), [], [], 0.1)
-    raise AssertionError("no datagram")
 
 
 def test_sources_map_to_nodes_and_unlisted_ones_are_dropped():
