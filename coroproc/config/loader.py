@@ -20,6 +20,7 @@ from coroproc.config.sections import (UDP_NETMTU_BYTES, build_coroproc, build_lo
                                       build_services,
                                       build_quorum, build_system, build_totem)
 from coroproc.config.transports import COROSYNC_DEFAULT_TRANSPORT, refuse_unsupported
+from coroproc.netproc.spec import NETMTU_MAX_BYTES
 
 
 def _check_totem_basics(keys: Keys, transport: str) -> None:
@@ -39,6 +40,21 @@ def _check_totem_basics(keys: Keys, transport: str) -> None:
                    if k in keys.entries)
         raise keys.fail(key, "crypto_cipher & crypto_hash are only valid for the Knet "
                         "transport (udp/udpu send in the clear; set both to none)")
+
+
+def _link_netmtu(keys: Keys, netmtu: int, knet: bool) -> int:
+    """netmtu as the links take it (netproc/spec.py, at most NETMTU_MAX_BYTES: one UDP
+    datagram with room for headers). Corosync's knet takes 65,536 (its packets are 64 KiB):
+    a knet file saying so loads, with a warning, at the largest frame coroproc's links
+    carry; udpu/udp frames are single datagrams, so above it they are refused."""
+    if netmtu <= NETMTU_MAX_BYTES:
+        return netmtu
+    if knet:
+        keys.warn("totem.netmtu", f"netmtu {netmtu} is above the largest frame coroproc's "
+                  f"links carry; using {NETMTU_MAX_BYTES}")
+        return NETMTU_MAX_BYTES
+    raise keys.fail("totem.netmtu", f"netmtu {netmtu} does not fit one UDP datagram; "
+                    f"at most {NETMTU_MAX_BYTES}")
 
 
 def _local_override(keys: Keys, nodeid_override: int | None):
@@ -71,6 +87,7 @@ def load(path: str, nodeid_override: int | None = None
     links = build_links(keys, transport, ip_version, nodes, local, cluster_name)
     knet = build_knet(keys, nodes) if transport == "knet" else None
     netmtu = keys.get("totem.netmtu") or (KNET_NETMTU_BYTES if knet else UDP_NETMTU_BYTES)
+    netmtu = _link_netmtu(keys, netmtu, knet is not None)
     # knet: a link frame wraps each Totem frame in its header (and tag), so Totem's own
     # frames shrink by that much and a sealed datagram still fits netmtu
     totem_mtu = netmtu - link_overhead_bytes(knet.crypto) if knet else netmtu

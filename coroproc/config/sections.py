@@ -75,7 +75,8 @@ def build_totem(keys: Keys, nodeids: tuple[int, ...], netmtu: int) -> TotemConfi
         if value is None or (zero_is_default and value == 0):
             continue
         kwargs[name] = value
-    kwargs["queue_slots"] = queue_slots_for(netmtu, kwargs.get("window_size", TotemConfig.window_size))
+    window_size = kwargs.get("window_size", TotemConfig.window_size)
+    kwargs["queue_slots"] = queue_slots_for(netmtu, window_size)
     kwargs["cancel_token_hold_on_retransmit"] = keys.flag(
         "totem.cancel_token_hold_on_retransmit", False)
     extra = {}

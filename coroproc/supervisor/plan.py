@@ -18,11 +18,11 @@ from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc.config import TotemConfig
 from coroproc.shm.names import segment_name
 
-# rx/tx rings hold frames (≤ netmtu + 64 each): 4 MiB is ~2,600 full 1,500-byte frames;
-# with knet's 64 KiB frames a ring holds FRAME_RING_FRAMES_MIN of them, more than a whole
-# window (window_size 50) plus a token visit of every member. Delivery rings hold ordered
-# messages until the engine has handled them; the ring process keeps a headroom free
-# before reading a frame (docs/executive.md, back-pressure).
+# rx/tx rings hold frames (≤ rx_limit_bytes = netmtu + 64 each): 4 MiB is ~2,600 full
+# 1,500-byte frames; with knet's 64 KiB frames a ring holds FRAME_RING_FRAMES_MIN of them,
+# more than a whole window (window_size 50) plus a token visit of every member. Delivery
+# rings hold ordered messages until the engine has handled them; the ring process keeps
+# a headroom free before reading a frame (docs/executive.md, back-pressure).
 FRAME_RING_BYTES = 4 << 20
 FRAME_RING_FRAMES_MIN = 128
 SUBMIT_RING_BYTES = 4 << 20
@@ -92,7 +92,7 @@ class NodePlan:
         sizes = {}
         for link in self.links:
             frame_ring_bytes = FRAME_RING_BYTES        # rings are a power of two
-            while frame_ring_bytes < FRAME_RING_FRAMES_MIN * (link.spec.netmtu + 64):
+            while frame_ring_bytes < FRAME_RING_FRAMES_MIN * link.spec.rx_limit_bytes:
                 frame_ring_bytes *= 2
             sizes[link.rx_name] = frame_ring_bytes
             sizes[link.tx_name] = frame_ring_bytes

@@ -177,3 +177,14 @@ def test_knet_frames_are_64_kib_with_sort_queues_sized_to_match(tmp_path):
     config, _ = load(_conf(tmp_path, "transport: knet\nwindow_size: 500\n"))
     assert config.totem.queue_slots == 2048
     assert queue_slots_for(65000, 5000) == 4096          # validate() refuses that window
+
+
+def test_netmtu_above_one_datagram_is_knet_clamped_and_udpu_refused(tmp_path):
+    """Corosync's knet takes netmtu 65,536; coroproc's links carry at most 65,000-byte
+    frames: a knet file loads with a warning naming the key, a udpu one is refused."""
+    config, warnings = load(_conf(tmp_path, "transport: knet\nnetmtu: 65536\n"))
+    assert config.netmtu == 65000
+    assert [w.key for w in warnings] == ["totem.netmtu"]
+    with pytest.raises(ConfigParseError, match="does not fit one UDP datagram") as info:
+        load(_conf(tmp_path, "transport: udpu\nnetmtu: 65536\n"))
+    assert info.value.key == "totem.netmtu" and info.value.line == 4

@@ -102,20 +102,17 @@ def test_a_frame_above_the_path_mtu_leaves_as_one_gso_train_and_comes_back_whole
 def test_frames_within_the_path_mtu_or_with_it_unknown_go_whole(pair):
     peers, make = pair
     rx = make(1)
-    known, unknown = make(2), None
     buf = bytearray(65536)
+    known = make(2)
     small = os.urandom(PATH_MTU_BYTES)
     known.send(small, 1)
     assert recv(rx, buf) == (len(small), 2) and bytes(buf[:len(small)]) == small
-    known.close()
-    unknown = UdpCarrier(knet_spec(peers, 2, netmtu=65000), lambda n: 0)   # discovery still running
-    try:
-        big = os.urandom(30000)
-        unknown.send(big, 1)                  # one datagram: IP fragments it, as before
-        assert recv(rx, buf) == (len(big), 2) and bytes(buf[:len(big)]) == big
-        assert unknown.counters()["tx_fragments"] == 0
-    finally:
-        unknown.close()
+    known.close()                           # frees node 2's port for the next carrier
+    unknown = make(2, mtu_of=lambda n: 0)   # path-MTU discovery still running
+    big = os.urandom(30000)
+    unknown.send(big, 1)                    # one datagram: IP fragments it, as before
+    assert recv(rx, buf) == (len(big), 2) and bytes(buf[:len(big)]) == big
+    assert unknown.counters()["tx_fragments"] == 0
     assert rx.counters()["rx_fragments"] == 0
 
 

@@ -46,10 +46,12 @@ class FragmentError(ValueError):
     """A received fragment header is malformed; the message says which field and why."""
 
 
-def chunk_bytes_for(ud_mtu_bytes: int) -> int:
-    """Data bytes per fragment for a path MTU (the MTU counts our header, not the GRH)."""
-    assert ud_mtu_bytes > FRAG_HEADER_BYTES, ud_mtu_bytes
-    return ud_mtu_bytes - FRAG_HEADER_BYTES
+def chunk_bytes_for(mtu_bytes: int) -> int:
+    """Data bytes per fragment when a fragment (header included) may be mtu_bytes long:
+    the UDP carrier's path MTU in datagram bytes, the RDMA carrier's UD MTU (which does
+    not count the GRH area)."""
+    assert mtu_bytes > FRAG_HEADER_BYTES, mtu_bytes
+    return mtu_bytes - FRAG_HEADER_BYTES
 
 
 def frag_count_for(frame_bytes: int, chunk_bytes: int) -> int:

@@ -1,4 +1,5 @@
-"""reassembly.py: random frames cut at random MTUs, delivered reordered, lost, duplicated."""
+"""fragments/reassembly.py: random frames cut at random MTUs, delivered reordered, lost,
+duplicated; runs of fragments (the UDP carrier's GRO trains) against single ones."""
 import random
 
 import numpy as np
