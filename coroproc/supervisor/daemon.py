@@ -44,7 +44,13 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
-class _StoppedWhileStarting(Exception):
+class _StoppedWhileStarting(BaseException):
+    """Raised by the start-up's SIGTERM/SIGINT handler. A BaseException, as
+    KeyboardInterrupt is: the signal may land inside numba's compiler (an empty cache
+    compiles for a minute or more), whose type inference and overload resolution catch
+    Exception and carry on — the stop was then lost, the compile went on, and the process
+    ended with an error instead of 0."""
+
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum

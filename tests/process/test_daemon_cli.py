@@ -212,6 +212,21 @@ def test_daemon_refuses_an_rdma_link_without_a_device(tmp_path):
     assert "RDMA" in out.stderr or "pyverbs" in out.stderr, out.stderr
 
 
+def test_a_stop_during_start_up_passes_through_except_exception():
+    """The start-up's SIGTERM lands wherever the supervisor is, numba's compiler included,
+    which catches Exception while it types and resolves overloads and carries on: the stop
+    must not be one (CI once lost it there: exit 1 after more than a minute)."""
+    from coroproc.supervisor.daemon import _StoppedWhileStarting
+
+    def library_code_that_swallows():
+        try:
+            raise _StoppedWhileStarting(signal.SIGTERM)
+        except Exception:
+            return "carried on"
+    with pytest.raises(_StoppedWhileStarting):
+        library_code_that_swallows()
+
+
 def test_sigterm_while_starting_removes_what_start_up_created(tmp_path):
     """systemctl stop while the node starts: the supervisor ends its start-up in order
     (exit 0) and unlinks the shared memory it had created. An empty numba cache makes
