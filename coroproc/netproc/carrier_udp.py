@@ -151,17 +151,38 @@ class UdpCarrier:
         for level, kind, data in anc:
             if level == SOL_UDP and kind == UDP_GRO:
                 seg = int.from_bytes(data[:4], sys.byteorder) or n
+        if seg < n:
+            c["rx_gro_trains"] += 1
+        self._take_train(0, n, seg, src)
+        return True
+
+    def _take_train(self, pos: int, n: int, seg: int, src: tuple) -> None:
+        """Hand out the train buffer's datagrams from pos on (n bytes, seg each), which
+        came from src; an unlisted source's are dropped here under block_unlisted_ips."""
         nodeid = self._source_node(src)
         if nodeid is None:
             if self._block_unlisted:
-                c["rx_unlisted"] += -(-n // seg)      # every datagram of the train
-                return True
+                self._c["rx_unlisted"] += -(-(n - pos) // seg)   # every datagram left
+                self._pos = self._end = 0
+                return
             nodeid = 0
-        if seg < n:
-            c["rx_gro_trains"] += 1
-        self._pos, self._end, self._seg = 0, n, seg
+        self._pos, self._end, self._seg = pos, n, seg
         self._train_src, self._train_node = src, nodeid
-        return True
+
+    # -- the jitted clear data path's side (jit/secure_loop.py) ---------------------------
+    @property
+    def fd(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def train_buffer(self) -> bytearray:
+        """The receive buffer the jitted path receives into too (adopt_train)."""
+        return self._train
+
+    def adopt_train(self, pos: int, n: int, seg: int, src_sockaddr: bytes) -> None:
+        """The jitted path received a train into train_buffer and stopped at pos (a
+        datagram it leaves to the Python path): recv_into goes on from there."""
+        self._take_train(pos, n, seg, sockaddr_tuple(src_sockaddr))
 
     def _next_datagram(self, buf: bytearray) -> tuple[int, int] | None:
         start = self._pos
@@ -348,6 +369,19 @@ class UdpCarrier:
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
 PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)   # same value for IPv6
+
+
+def sockaddr_tuple(raw: bytes) -> tuple:
+    """A raw sockaddr_in / sockaddr_in6 as recvmsg gives it: (host, port) or (host, port,
+    flowinfo, scope_id)."""
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    port = int.from_bytes(raw[2:4], "big")
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+    if family == socket.AF_INET6:
+        return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port,
+                int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder))
+    return (f"<family {family}>", port)
 
 
 def _open_probe_socket(spec: LinkSpec) -> socket.socket:

@@ -78,6 +78,19 @@ def packed_address(host: str) -> np.ndarray:
     return slot
 
 
+def tx_ring_corrupt(ring_name: str, pos: int, off: int, length: int) -> ShmError:
+    """What a link loop's RET_TX_CORRUPT raises (this loop's and the secure links')."""
+    return ShmError(f"tx ring {ring_name!r}: corrupt record at position {pos} (offset "
+                    f"{off}, length {length}); the producer (ring process) wrote outside the "
+                    f"ring protocol")
+
+
+def poll_failed(linknumber: int, err: int) -> OSError:
+    """What a link loop's RET_POLL_FAILED raises: a bad fd, a bug."""
+    return OSError(err, f"link {linknumber}: poll() on the link's fds failed: "
+                        f"{_errno.errorcode.get(err, err)}")
+
+
 class LinkProcess:
     def __init__(self, spec: LinkSpec, rx_ring: ShmRing, tx_ring: ShmRing,
                  tx_doorbell: Doorbell):
@@ -168,17 +181,12 @@ class LinkProcess:
             while control.poll():
                 deadline_ns = time.monotonic_ns() + int(control.tick_s * 1e9)
                 ret = L.run_link(*args, deadline_ns)
+                io = self._io
                 if ret == L.RET_TX_CORRUPT:
-                    io = self._io
-                    raise ShmError(
-                        f"tx ring {self._tx_ring.name!r}: corrupt record at position "
-                        f"{io[L.IO_CORRUPT_POS]} (offset {io[L.IO_CORRUPT_OFF]}, length "
-                        f"{io[L.IO_CORRUPT_LEN]}); the producer (ring process) wrote outside "
-                        f"the ring protocol")
+                    raise tx_ring_corrupt(self._tx_ring.name, io[L.IO_CORRUPT_POS],
+                                          io[L.IO_CORRUPT_OFF], io[L.IO_CORRUPT_LEN])
                 if ret == L.RET_POLL_FAILED:
-                    e = int(self._io[L.IO_POLL_ERRNO])
-                    raise OSError(e, f"link {self.spec.linknumber}: poll() on the link's "
-                                     f"fds failed: {_errno.errorcode.get(e, e)}")
+                    raise poll_failed(self.spec.linknumber, int(io[L.IO_POLL_ERRNO]))
         finally:
             # the ring views in args must not outlive this call, not even in the frame a
             # traceback keeps: the caller unmaps the rings next

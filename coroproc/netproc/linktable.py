@@ -243,6 +243,12 @@ class LinkTable:
             base.release()
         self._gens = self._header["state_gen"][0]
 
+    def gens_array(self) -> np.ndarray:
+        """The two state-generation words as a uint64 view (the jitted secure loop reads
+        them per frame, as select.py reads gens_mv); drop it before close()."""
+        gen_off = HEADER_DTYPE.fields["state_gen"][1]
+        return np.frombuffer(self._mm, "<u8", 2, gen_off)
+
     def close(self) -> None:
         """Unmap. Views taken from .state/.stats/.words_mv die with it. Idempotent."""
         if self._mm is None:

@@ -26,9 +26,20 @@ TX = {ft: (_INDEX[f"tx_{k}_packets"], _INDEX[f"tx_{k}_bytes"], _INDEX[f"tx_{k}_e
 RX = {ft: (_INDEX[f"rx_{k}_packets"], _INDEX[f"rx_{k}_bytes"]) for ft, k in _KIND.items()}
 
 
+# the DATA columns the jitted clear data path counts in its own array (jit/secure_loop.py
+# P_* order), added in by as_dict
+FAST_NAMES = ("tx_data_packets", "tx_data_bytes", "rx_data_packets", "rx_data_bytes",
+              "tx_data_errors")
+
+
 class PeerStats:
     def __init__(self, peers):
         self.rows = {int(n): [0] * len(NAMES) for n in peers}
+        self._fast = None              # (int64[rows, len(FAST_NAMES)], {node: row})
+
+    def add_fast(self, counts, row_of: dict) -> None:
+        """Report the jitted path's per-peer DATA counts too (counts[row_of[node]])."""
+        self._fast = (counts, row_of)
 
     def sent(self, ftype: int, node: int, nbytes: int) -> None:
         row = self.rows.get(node)
@@ -52,6 +63,10 @@ class PeerStats:
     def as_dict(self, node: int) -> dict:
         row = self.rows[node]
         d = dict(zip(NAMES, row))
+        if self._fast is not None and node in self._fast[1]:
+            counts = self._fast[0][self._fast[1][node]]
+            for name, v in zip(FAST_NAMES, counts):
+                d[name] += int(v)
         for way in ("tx", "rx"):
             d[f"{way}_total_packets"] = sum(d[f"{way}_{k}_packets"]
                                             for k in ("data", "ping", "pong", "pmtu"))

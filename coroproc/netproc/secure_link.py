@@ -17,6 +17,12 @@ and the link keeps its own health:
   table, which the other links' processes read to pick who sends: a dead link hands its
   traffic to the next one within a ping timeout, without Totem noticing.
 
+With crypto off and a UDP carrier, DATA frames take the jitted path instead
+(jit/secure_loop.py, arrays in secure_fast.py): it receives, sends and sleeps for this
+process, and hands back every datagram and record it does not handle (control frames,
+fragments, a new session, anything that fails a check; frames that must be fragmented)
+to the Python path below, which is then the one that opens or sends them.
+
 Key rotation: the control op "crypto" (from the supervisor, driven by the CFG engine in
 agreed order) runs the KeyRing phases add / use / drop.
 """
@@ -32,8 +38,12 @@ from coroproc.netproc.linktable import LinkTable
 from coroproc.netproc.peerstats import PeerStats
 from coroproc.netproc.pmtud import PathMtu
 from coroproc.netproc.ringwake import MCAST_WAKE_DEFER_US, RingWaker
-from coroproc.netproc.jit.link_loop import MAGIC_BYTE0, MAGIC_BYTE1, RTYPE_FRAME
+from coroproc.netproc.jit import secure_loop as S
+from coroproc.netproc.jit.link_loop import (MAGIC_BYTE0, MAGIC_BYTE1, RET_POLL_FAILED,
+                                            RET_TX_CORRUPT, RTYPE_FRAME)
+from coroproc.netproc.link import poll_failed, tx_ring_corrupt
 from coroproc.netproc.secure.codec import LinkCodec
+from coroproc.netproc.secure.frame import FLAGS_CLEAR
 from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as FT_PING,
                                            FTYPE_PMTU_PROBE as FT_PMTU_PROBE,
                                            FTYPE_PMTU_REPLY as FT_PMTU_REPLY,
@@ -41,6 +51,7 @@ from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as 
 from coroproc.netproc.secure.keys import KeyRing
 from coroproc.netproc.secure.session import new_session_id
 from coroproc.netproc.secure.suite import CryptoSuite
+from coroproc.netproc.secure_fast import SecureFastPath
 from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.select import LinkSelector
 from coroproc.netproc.spec import LinkSpec
@@ -121,6 +132,12 @@ class SecureLinkProcess:
         if rx_ring.max_payload_bytes < self._limit:
             raise ValueError(f"rx ring {rx_ring.name!r} cannot hold a frame of "
                              f"{self._limit} bytes")
+        # crypto off over UDP: the jitted data path (secure_fast.py); jit_data_path=False
+        # keeps every frame on the Python path (tests compare the two)
+        self._fast = None
+        if (settings.jit_data_path and suite.flags == FLAGS_CLEAR
+                and hasattr(self.carrier, "adopt_train")):
+            self._fast = SecureFastPath(self, rx_ring, tx_ring, tx_doorbell)
         self._note(f"link {spec.linknumber}: {suite.describe()}; link_mode "
                    f"{settings.link_mode}, priority {settings.priority}, ping interval "
                    f"{settings.ping_interval_ms} ms, timeout {settings.ping_timeout_ms} ms")
@@ -133,6 +150,9 @@ class SecureLinkProcess:
         if handlers is not None:
             handlers["crypto"] = self.on_crypto_command
             handlers["links"] = lambda msg: {"links": self.status()}
+        if self._fast is not None:
+            self._run_fast(control)
+            return
         extra_fds = self.carrier.fds() + list(control.fds())
         c = self._c
         try:
@@ -149,6 +169,46 @@ class SecureLinkProcess:
                     self._doorbell.wait([self._tx_ring], wait_s, extra_fds=extra_fds)
         finally:
             self.close()
+
+    def _run_fast(self, control) -> None:
+        """The loop with the jitted data path: Python runs the timers, the control
+        socket, and whatever the jitted loop hands back (module docstring)."""
+        fast = self._fast
+        args = fast.loop_args(control.fds())
+        try:
+            while control.poll():
+                now_ns = time.monotonic_ns()
+                if now_ns // 1000 >= self._timers_due_us:
+                    self._timers(now_ns // 1000)
+                    fast.refresh()          # the stale links and the path MTUs move here
+                deadline_ns = min(self._timers_due_us * 1000,
+                                  now_ns + int(control.tick_s * 1e9))
+                ret = S.run_secure(*args, deadline_ns)
+                # what the jitted path hands back, the Python path takes a batch of: the
+                # rest of the socket's queue, or of the tx ring (in a flood of frames that
+                # need fragmenting, all of them are the Python path's)
+                if ret == S.RET_SLOW_RX:
+                    self.carrier.adopt_train(*fast.slow_train())
+                    self._drain_rx()
+                    fast.refresh_mtu()      # a PMTU reply may have come in
+                elif ret == S.RET_SLOW_TX:
+                    self._drain_tx()
+                elif ret == S.RET_RULES:
+                    fast.refresh_rules()
+                elif ret == RET_TX_CORRUPT:
+                    io = fast.io
+                    raise tx_ring_corrupt(self._tx_ring.name, io[S.SIO_CORRUPT_POS],
+                                          io[S.SIO_CORRUPT_OFF], io[S.SIO_CORRUPT_LEN])
+                elif ret == RET_POLL_FAILED:
+                    raise poll_failed(self.spec.linknumber, int(fast.io[S.SIO_POLL_ERRNO]))
+        finally:
+            del args        # views of the rings and the table: gone before close()
+            self.close()
+
+    def table_slot(self, node: int) -> int:
+        """node's slot in the link table, -1 if the table or the nodelist lacks it."""
+        slot = self._slot.get(node)
+        return -1 if slot is None or node not in self.spec.peers else slot
 
     def _timers(self, now_us: int) -> None:
         """Pings, pong and probe timeouts, PMTU runs, this link's beat and the stale-link
@@ -342,6 +402,9 @@ class SecureLinkProcess:
         d.update(self.codec.counters.as_dict())
         d.update(self.carrier.counters())
         d.update(self.waker.counters())
+        if self._fast is not None:
+            self._fast.add_counters(d)
+        d["jit_data_path"] = int(self._fast is not None)
         d["knet_peers"] = self.peer_status()
         d["tx_key_id"] = self.keyring.tx.key_id if self.keyring.tx else 0
         d["keys_in_ring"] = len(self.keyring.keys)
@@ -366,6 +429,8 @@ class SecureLinkProcess:
         if self._closed:
             return
         self._closed = True
+        if self._fast is not None:
+            self._fast.close()
         self._mv_data.release()
         self.health.shutdown()     # our row says "down": the other links take over now
         self.carrier.close()
@@ -375,3 +440,38 @@ class SecureLinkProcess:
 def event_text(event) -> str:
     """A health event as a log line (health.py gives text or an object with .text)."""
     return event if isinstance(event, str) else getattr(event, "text", str(event))
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the jitted clear data path with the argument
+    types a link process passes it: one turn of a one-node clear link on loopback."""
+    import os
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = LinkSpec(linknumber=0, transport="knet", family=socket.AF_INET, local_nodeid=1,
+                    bind_addr="127.0.0.1", port=port, peers={1: ("127.0.0.1", port)})
+    tag = f"coroproc-warm.{os.getpid()}"
+    table = LinkTable.create(f"/{tag}.links", (1,), 1)
+    settings = SecureSettings(cluster_name="warm", link_mode="passive", cipher="none",
+                              hash="none", authkey=None, table_name=f"/{tag}.links")
+    rings = []
+    try:
+        for role in ("rx", "tx"):
+            rings.append(ShmRing.create(f"/{tag}.{role}", 1 << 18))
+        with Doorbell() as bell:
+            proc = SecureLinkProcess(spec, settings, rings[0], rings[1], bell)
+            try:
+                args = proc._fast.loop_args([])
+                S.run_secure(*args, 0)
+                del args
+            finally:
+                proc.close()
+    finally:
+        for r in rings:
+            r.close()
+            r.unlink()
+        table.close()
+        table.unlink()

@@ -30,6 +30,7 @@ class SecureSettings:
     carrier: str = "udp"                 # knet_transport: udp | rdma
     session_file: str | None = None      # state_dir/linksession_<link>
     rdma: dict = field(default_factory=dict)   # carrier options for knet_transport rdma
+    jit_data_path: bool = True           # crypto off over UDP: DATA frames in jitted code
 
     def __post_init__(self):
         if self.link_mode not in LINK_MODES:

@@ -76,6 +76,10 @@ def main() -> None:
     warm_link()
     print(f"link process loop ready in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
+    from coroproc.netproc.secure_link import warm_up as warm_secure
+    warm_secure()
+    print(f"secure link data path ready in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
     from coroproc.engineprocs.cpg.lane import warm_up as warm_lane
     warm_lane()
     print(f"cpg delivery lane ready in {time.perf_counter() - t0:.1f} s")

@@ -51,7 +51,10 @@ def test_demo_runs_end_to_end_and_cleans_up():
 
 @pytest.mark.slow
 def test_interrupted_demo_stops_everything():
+    # a shell's background job inherits SIGINT ignored, and Python then keeps it ignored:
+    # the demo must start with the disposition a terminal gives it
     p = subprocess.Popen([sys.executable, "-m", "coroproc.demo", "--steady-s", "30"],
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     found, seen = None, []
     try:

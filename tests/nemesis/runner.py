@@ -65,6 +65,7 @@ class RunConfig:
     n_nodes: int = 3
     transport: str = "udpu"              # udpu | knet (coroproc's secure links)
     links: int = 1                       # knet links per node (a link cut needs 2)
+    knet_crypto: bool = True             # False: crypto none (the jitted data path)
     token_ms: int = 1000
     fault_window_s: float = 50.0         # faults start and settle inside [0, this)
     faults_min: int = 0
@@ -105,10 +106,11 @@ def _say(cfg: RunConfig, text: str) -> None:
 def _conf_text(cfg: RunConfig, net, cluster_name: str, node_dir: Path) -> str:
     if cfg.transport == "knet":
         key = node_dir.parent / "authkey"
-        if not key.exists():
+        if cfg.knet_crypto and not key.exists():
             write_authkey(key)
         return knet_conf(cluster_name=cluster_name, hosts=list(net), links=cfg.links,
-                         keyfile=str(key), token_ms=cfg.token_ms)
+                         keyfile=str(key) if cfg.knet_crypto else None,
+                         token_ms=cfg.token_ms)
     return corosync_conf(cluster_name=cluster_name, nodes=[(h.index, h.addr) for h in net],
                          transport=cfg.transport, logfile=str(node_dir / "x.log"),
                          state_dir=str(node_dir / "state"), token_ms=cfg.token_ms)

@@ -146,11 +146,12 @@ RET_CONTROL = 1                # a control fd is readable
 RET_INTERRUPTED = 2            # a signal interrupted the sleep: let Python run its handler
 RET_TX_CORRUPT = 3             # tx ring framing broken at io[IO_CORRUPT_*]
 RET_POLL_FAILED = 4            # poll() failed with io[IO_POLL_ERRNO] (a bad fd: a bug)
+RET_GO_ON = -1                 # (end_turn: run another turn; never returned to Python)
 POLL_TIMEOUT_MS_MAX = 1 << 30
 
 
 @njit(cache=True, inline="always")
-def _count_rx_errno(errs, e):
+def count_rx_errno(errs, e):
     errs[ERR_RX, min(e, ERRNO_SLOTS - 1)] += 1
 
 
@@ -180,7 +181,7 @@ def _allowed(src, allowed):
 
 
 @njit(cache=True, inline="always")
-def _recv_train(fd, buf, n_max, src, rxm):
+def recv_train(fd, buf, n_max, src, rxm):
     """One receive into buf[:n_max]: (its length or -errno, the segment size of a GRO
     train or 0). The source sockaddr lands in src."""
     base = rxm.ctypes.data
@@ -246,12 +247,12 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
     nbytes = 0
     bound = True
     for _ in range(io[IO_RX_BATCH]):
-        n, seg = _recv_train(fd, buf, n_max, src, rxm)
+        n, seg = recv_train(fd, buf, n_max, src, rxm)
         if n < 0:
             if -n == EAGAIN:
                 bound = False
                 break
-            _count_rx_errno(errs, -n)   # e.g. ECONNREFUSED from an earlier ICMP
+            count_rx_errno(errs, -n)   # e.g. ECONNREFUSED from an earlier ICMP
             continue
         train = seg > 0 and n > seg
         in_train = (n + seg - 1) // seg if train else 1     # drops count frames
@@ -285,7 +286,7 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
 
 
 @njit(cache=True, inline="always")
-def _dest_of(tx_d, off):
+def dest_of(tx_d, off):
     return (np.int64(tx_d[off]) | (np.int64(tx_d[off + 1]) << 8)
             | (np.int64(tx_d[off + 2]) << 16) | (np.int64(tx_d[off + 3]) << 24))
 
@@ -392,7 +393,7 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso
         if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
             cnt[C_TX_BAD_RECORD] += 1
             continue
-        dest = _dest_of(tx_d, off)
+        dest = dest_of(tx_d, off)
         f_len = n - DEST_PREFIX_BYTES
         seg_max = max(io[IO_GSO_SEGS], 1)    # a refused GSO send turns it off mid-batch
         if g_n and (dest != g_dest or not g_open or f_len > g_seg or g_n >= seg_max
@@ -441,33 +442,49 @@ def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, allowed, 
             return RET_TX_CORRUPT
         if tx_more > 0:
             more = True
-        now = monotonic_ns(ts)
-        pay, wait_ns = waker_settle(wk, now, deadline_ns - now)
-        if pay:
-            eventfd_write_one(io[IO_RING_WAKE_FD], u64)
-            waker_paid(wk)
-        if wait_ns <= 0:
-            return RET_DEADLINE
-        if more:
-            # a busy link never sleeps: look at the control fds without sleeping
-            if n_ctrl and poll(pfd, ctrl, n_ctrl, 0) > 0:
-                return RET_CONTROL      # (an error here shows in the sleeping poll)
-            continue
-        cnt[C_SLEEPS] += 1
-        if ring_prepare_sleep(tx_h) == 0:
-            ring_cancel_sleep(tx_h)          # a record came in: no sleep
-            continue
-        timeout_ms = min((wait_ns + 999_999) // 1_000_000, POLL_TIMEOUT_MS_MAX)
-        rc = poll(pfd, 0, ctrl + n_ctrl, timeout_ms)
-        ring_cancel_sleep(tx_h)
-        if rc == -EINTR:
-            return RET_INTERRUPTED
-        if rc < 0:
-            io[IO_POLL_ERRNO] = -rc
-            return RET_POLL_FAILED
-        if rc > 0:
-            if readable(pfd, 0):
-                eventfd_drain(pfd[0], u64)
-            for i in range(ctrl, ctrl + n_ctrl):
-                if readable(pfd, i):
-                    return RET_CONTROL
+        ret = end_turn(more, pfd, ctrl, n_ctrl, tx_h, wk, io[IO_RING_WAKE_FD], cnt, ts, u64,
+                       deadline_ns, io, IO_POLL_ERRNO)
+        if ret != RET_GO_ON:
+            return ret
+
+
+@njit(cache=True, inline="always")
+def end_turn(more, pfd, ctrl, n_ctrl, tx_h, wk, wake_fd, cnt, ts, u64, deadline_ns, io,
+             errno_word):
+    """The end of a loop turn (this loop's and the secure links', secure_loop.py): pay
+    the ring process's deferred wake-up if it fell due; then, if the turn hit no bound
+    (`more` false), sleep in poll() on pfd's tx doorbell (slot 0), sockets and control
+    fds (n_ctrl from slot ctrl) with the tx ring's sleeping-flag handshake. RET_GO_ON:
+    run another turn; else what the loop returns (a failed poll's errno in
+    io[errno_word])."""
+    now = monotonic_ns(ts)
+    pay, wait_ns = waker_settle(wk, now, deadline_ns - now)
+    if pay:
+        eventfd_write_one(wake_fd, u64)
+        waker_paid(wk)
+    if wait_ns <= 0:
+        return RET_DEADLINE
+    if more:
+        # a busy link never sleeps: look at the control fds without sleeping
+        if n_ctrl and poll(pfd, ctrl, n_ctrl, 0) > 0:
+            return RET_CONTROL      # (an error here shows in the sleeping poll)
+        return RET_GO_ON
+    cnt[C_SLEEPS] += 1
+    if ring_prepare_sleep(tx_h) == 0:
+        ring_cancel_sleep(tx_h)          # a record came in: no sleep
+        return RET_GO_ON
+    timeout_ms = min((wait_ns + 999_999) // 1_000_000, POLL_TIMEOUT_MS_MAX)
+    rc = poll(pfd, 0, ctrl + n_ctrl, timeout_ms)
+    ring_cancel_sleep(tx_h)
+    if rc == -EINTR:
+        return RET_INTERRUPTED
+    if rc < 0:
+        io[errno_word] = -rc
+        return RET_POLL_FAILED
+    if rc > 0:
+        if readable(pfd, 0):
+            eventfd_drain(pfd[0], u64)
+        for i in range(ctrl, ctrl + n_ctrl):
+            if readable(pfd, i):
+                return RET_CONTROL
+    return RET_GO_ON

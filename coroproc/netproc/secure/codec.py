@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 
 from coroproc.netproc.secure.counters import CodecCounters
@@ -20,7 +21,7 @@ from coroproc.netproc.secure.frame import (DATAGRAM_MAX_BYTES, FLAGS_AEAD, FLAGS
                                            HEADER_BYTES, LINKNUMBER_MAX, MAGIC, NODEID_MAX,
                                            NONCE, SEQ_MAX, SESSION_MAX, VERSION)
 from coroproc.netproc.secure.keys import KeyRing
-from coroproc.netproc.secure.replay import PeerState
+from coroproc.netproc.secure.replay import PeerState, ReplayTable
 
 _unpack_header = HEADER.unpack_from
 _pack_header = HEADER.pack
@@ -48,7 +49,9 @@ class LinkCodec:
         self._tag_bytes = self.suite.tag_bytes
         self._min_bytes = self.suite.overhead_bytes
         self._max_payload_bytes = DATAGRAM_MAX_BYTES - self.suite.overhead_bytes
-        self._seq = 0
+        # the last seq sealed, shared with the jitted clear data path (jit/secure_loop.py)
+        self.tx_seq = np.zeros(1, np.uint64)
+        self.replay: ReplayTable | None = None
         self._peers: dict[int, PeerState] = {}
         self.set_peers(peers)
         self._tx_generation = -1
@@ -65,7 +68,12 @@ class LinkCodec:
         if self.local_nodeid not in nodeids:
             raise ValueError(f"local nodeid {self.local_nodeid} is not in the peers "
                              f"{sorted(nodeids)} (pass the whole nodelist, self included)")
-        self._peers = {n: self._peers.get(n) or PeerState() for n in nodeids}
+        self.replay = table = ReplayTable(nodeids, keep=self.replay)
+        old = self._peers
+        self._peers = {n: PeerState(table, i) for n, i in table.row.items()}
+        for n, state in self._peers.items():
+            if n in old:
+                state.key, state.cipher = old[n].key, old[n].cipher
 
     def _refresh_tx(self) -> None:
         """Re-read keyring.tx after a rotation phase (keyring.generation moved)."""
@@ -89,9 +97,9 @@ class LinkCodec:
                              f"most {self._max_payload_bytes} with {self.suite.describe()}")
         if self.keyring.generation != self._tx_generation:
             self._refresh_tx()
-        seq = self._seq + 1
+        seq = int(self.tx_seq[0]) + 1
         assert seq <= SEQ_MAX, "seq exhausted: start a new session"
-        self._seq = seq
+        self.tx_seq[0] = seq
         header = _pack_header(MAGIC, VERSION, ftype, self._flags, self._tx_key_id,
                               self.linknumber, 0, self.local_nodeid, dest, self.session, seq)
         self.counters.tx_sealed += 1

@@ -1,0 +1,438 @@
+"""The data path of a secure (transport knet) link with crypto off, jitted.
+
+A clear link frame is a 32-byte header (secure/frame.py) and a Totem frame; sealing is a
+header write and opening a handful of compares and the replay window, so nothing in it
+needs Python, and Python was most of what the link cost per frame and per wake-up: a
+token hop wakes a link process twice on every node. This loop does what the plain links'
+loop (link_loop.py) does — drain the socket into the rx ring, drain the tx ring onto the
+socket, pay the ring process's deferred wake-up, sleep in poll() with the tx ring's
+sleeping-flag handshake — for the frames that are plain DATA, and hands everything else
+back to the Python link process (secure_link.py) untouched:
+
+* receive: a datagram (or one segment of a GRO train) goes on here only if it is a clear
+  DATA frame of this link for this node, from a nodelist member whose configured address
+  and port it came from, in the session already accepted from that sender. Then the
+  replay window (replay_window.py, shared with the codec) and the Totem framing checks
+  decide, counted as the codec and secure_link.py count them. Anything else — a ping, a
+  pong, a PMTU probe, a fragment, a new session, a header that fails a check, a source
+  that is not the sender's own address — stops the loop with RET_SLOW_RX and the train's
+  position in io, and the Python path opens it from there (UdpCarrier.adopt_train), with
+  every check and counter it has.
+* send: a tx record goes out here when every peer it goes to can take it whole (its
+  path MTU is unknown or at least the frame). A record that must be fragmented stops
+  the loop with RET_SLOW_TX before it is taken, and Python sends it through the carrier.
+  Which peers THIS link serves is the link selector's rule per peer (select.py: send
+  frame k iff k % n == index), which Python computes for the link table's state
+  generations in rgen; when the table moved, the loop stops with RET_RULES before the
+  record, and Python recomputes them.
+
+The sealed seq (useq[0]) is the codec's own counter, so control frames Python seals and
+data frames sealed here never share a seq.
+
+Arrays (built by SecureFastPath, secure_fast.py):
+  io     int64 words, SIO_*                 useq  uint64[1]: the last seq sealed
+  pfd    struct pollfd[]: [tx doorbell, the socket, control fds...]
+  buf    the carrier's train buffer; src uint8[128] its source; rxm recvmsg scratch
+  hdr    uint8[32]: the DATA header, dest and seq written per datagram; sm sendmsg scratch
+  peers, one row per nodelist member in the codec's order (ReplayTable):
+    p_node int64   p_addr uint8[17] (packed host)   p_port int64   p_sa uint8[28] sockaddr
+    p_salen int64  p_tslot int64 (link table slot, -1 none)  p_rule int64[2] (n, index)
+    p_mtu int64 (largest whole datagram, 0 unknown)  p_stats int64[P_STAT_WORDS]
+  fanout int64[]: the rows a multicast (dest 0) goes to
+  gens   uint64[2]: the link table's state generations; rgen uint64[2] those of p_rule
+  rp_*   the replay windows (replay_window.py)
+  cnt    int64[C_WORDS] (link_loop's counter layout); sc int64[SC_WORDS]; errs as link_loop's
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from coroproc.netproc.jit.link_loop import (
+    AF_INET,
+    AF_INET6,
+    C_RX_BYTES,
+    C_RX_FOREIGN,
+    C_RX_FRAMES,
+    C_RX_GRO_TRAINS,
+    C_RX_OVERSIZE,
+    C_RX_RING_FULL,
+    C_RX_RUNT,
+    C_TX_BAD_RECORD,
+    C_TX_BYTES,
+    C_TX_DATAGRAMS,
+    C_TX_ERRORS,
+    C_TX_FRAMES,
+    C_TX_UNKNOWN_DEST,
+    DEST_PREFIX_BYTES,
+    ERR_TX,
+    ERRNO_SLOTS,
+    HDR_BYTES,
+    MAGIC_BYTE0,
+    MAGIC_BYTE1,
+    RET_GO_ON,
+    RET_TX_CORRUPT,
+    RTYPE_FRAME,
+    count_rx_errno,
+    dest_of,
+    end_turn,
+    recv_train,
+)
+from coroproc.netproc.jit.replay_window import window_accept
+from coroproc.netproc.jit.waker import (
+    waker_note_drain,
+    waker_paid,
+    waker_pushed,
+)
+from coroproc.njit import njit
+from coroproc.ringproc import wire
+from coroproc.shm.kernels import (
+    PEEK_CORRUPT,
+    PEEK_EMPTY,
+    PUSH_FULL,
+    ring_peek,
+    ring_push,
+    ring_release,
+    ring_tail,
+)
+from coroproc.shm.layout import W_RECORDS_POPPED
+from coroproc.shm.syscalls import (
+    EAGAIN,
+    IOVEC_WORDS,
+    MMSG_CONTROL,
+    MMSG_CONTROLLEN,
+    MMSG_FLAGS,
+    MMSG_IOV,
+    MMSG_IOVLEN,
+    MMSG_NAME,
+    MMSG_NAMELEN,
+    MMSGHDR_WORDS,
+    eventfd_write_one,
+    monotonic_ns,
+    sendmsg,
+)
+
+# the link frame header (secure/frame.py; tests pin the two together)
+LINK_HDR_BYTES = 32
+LINK_MAGIC_BYTE0, LINK_MAGIC_BYTE1 = 0x7E, 0xC0      # 0xC07E little-endian
+LINK_VERSION = 1
+LINK_FTYPE_DATA = 1
+LINK_FLAGS_CLEAR = 0
+O_VERSION, O_FTYPE, O_FLAGS, O_KEY_ID, O_LINK, O_RESERVED = 2, 3, 4, 5, 6, 7
+O_SENDER, O_DEST, O_SESSION, O_SEQ = 8, 12, 16, 24
+DATAGRAM_MAX_BYTES = 65507
+
+# io words
+SIO_FD = 0
+SIO_RING_WAKE_FD = 1           # -1: the rx ring has no consumer eventfd
+SIO_LIMIT_BYTES = 2            # the longest Totem frame taken (LinkSpec.rx_limit_bytes)
+SIO_RECV_BYTES = 3             # the train buffer's size
+SIO_RX_BATCH = 4
+SIO_TX_BATCH = 5
+SIO_N_CTRL = 6
+SIO_LOCAL_NODEID = 7
+SIO_LINKNUMBER = 8
+SIO_SLOW_POS = 9               # RET_SLOW_RX: where in buf the Python path takes over,
+SIO_SLOW_END = 10              # the train's length
+SIO_SLOW_SEG = 11              # and its segment size
+SIO_CORRUPT_POS = 12
+SIO_CORRUPT_OFF = 13
+SIO_CORRUPT_LEN = 14
+SIO_POLL_ERRNO = 15
+SIO_WORDS = 16
+
+# sm: one sendmsg: a msghdr, then two iovecs (the header, the frame in the tx ring)
+SM_MH = 0
+SM_IOV = MMSGHDR_WORDS
+SM_WORDS = SM_IOV + 2 * IOVEC_WORDS
+
+# p_stats columns (peerstats.py names)
+P_TX_PACKETS, P_TX_BYTES, P_RX_PACKETS, P_RX_BYTES, P_TX_ERRORS = range(5)
+P_STAT_WORDS = 5
+
+# sc: the secure link's own counters, named as secure_link.py / the codec / the carrier
+SC_TX_NOT_CHOSEN, SC_RX_OK, SC_RX_REPLAYED, SC_TX_SEALED, SC_RX_EMPTY, SC_RX_TOO_LONG = \
+    range(6)
+SC_NAMES = ("tx_not_chosen", "rx_ok", "rx_replayed", "tx_sealed", "rx_empty",
+            "rx_too_long")
+SC_WORDS = 6
+
+# why run_secure returned, beyond link_loop's RET_* (0..4)
+RET_SLOW_RX = 5                # buf[io[SIO_SLOW_POS]:] is the Python path's to open
+RET_SLOW_TX = 6                # the tx ring's next record is the Python path's to send
+RET_RULES = 7                  # the link table moved: recompute p_rule, then call again
+
+
+@njit(cache=True, inline="always")
+def _u32_at(buf, at):
+    return (np.int64(buf[at]) | (np.int64(buf[at + 1]) << 8)
+            | (np.int64(buf[at + 2]) << 16) | (np.int64(buf[at + 3]) << 24))
+
+
+@njit(cache=True, inline="always")
+def _u64_at(buf, at):
+    v = np.uint64(0)
+    for i in range(8):
+        v |= np.uint64(buf[at + i]) << np.uint64(8 * i)
+    return v
+
+
+@njit(cache=True, inline="always")
+def _row_of(p_node, nodeid):
+    for r in range(p_node.shape[0]):
+        if p_node[r] == nodeid:
+            return r
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _from_row(src, p_addr, p_port, row):
+    """Did the datagram come from row's configured address and port?"""
+    fam = src[0] | (np.int64(src[1]) << 8)
+    n = p_addr[row, 16]
+    if fam == AF_INET and n == 4:
+        at = 4
+    elif fam == AF_INET6 and n == 16:
+        at = 8
+    else:
+        return False
+    if ((np.int64(src[2]) << 8) | src[3]) != p_port[row]:
+        return False
+    for i in range(n):
+        if src[at + i] != p_addr[row, i]:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session):
+    """The sender's row if buf[off:off+k] is a clear DATA frame this loop may open,
+    else -1 (the Python path opens it, with its checks and counters)."""
+    if k < LINK_HDR_BYTES:
+        return -1
+    if (buf[off] != LINK_MAGIC_BYTE0 or buf[off + 1] != LINK_MAGIC_BYTE1
+            or buf[off + O_VERSION] != LINK_VERSION or buf[off + O_FTYPE] != LINK_FTYPE_DATA
+            or buf[off + O_FLAGS] != LINK_FLAGS_CLEAR or buf[off + O_KEY_ID] != 0
+            or buf[off + O_LINK] != io[SIO_LINKNUMBER] or buf[off + O_RESERVED] != 0):
+        return -1
+    if _u32_at(buf, off + O_DEST) != io[SIO_LOCAL_NODEID]:
+        return -1
+    row = _row_of(p_node, _u32_at(buf, off + O_SENDER))
+    if row < 0 or not _from_row(src, p_addr, p_port, row):
+        return -1
+    session = _u64_at(buf, off + O_SESSION)
+    if rp_session[row] == 0 or session != rp_session[row]:
+        return -1
+    return row
+
+
+@njit(cache=True)
+def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, cnt, sc, wk,
+               ts, u64):
+    """A clear DATA frame from row: replay window, then the Totem framing checks and the
+    push (secure_link.py _push_frame's order and counters); True if pushed."""
+    if not window_accept(rp_top, rp_bits, row, _u64_at(buf, off + O_SEQ)):
+        sc[SC_RX_REPLAYED] += 1
+        return False
+    sc[SC_RX_OK] += 1
+    p_stats[row, P_RX_PACKETS] += 1
+    p_stats[row, P_RX_BYTES] += k
+    at = off + LINK_HDR_BYTES
+    n = k - LINK_HDR_BYTES
+    if n < HDR_BYTES:
+        cnt[C_RX_RUNT] += 1
+        return False
+    if n > io[SIO_LIMIT_BYTES]:
+        cnt[C_RX_OVERSIZE] += 1
+        return False
+    if buf[at] != MAGIC_BYTE0 or buf[at + 1] != MAGIC_BYTE1:
+        cnt[C_RX_FOREIGN] += 1
+        return False
+    rc = ring_push(rx_h, rx_d, RTYPE_FRAME, 0, buf, at, n)
+    if rc == PUSH_FULL:
+        cnt[C_RX_RING_FULL] += 1       # Totem retransmits; counted, never silent
+        return False
+    if waker_pushed(wk, rc, buf[at + wire.O_TYPE], n, monotonic_ns(ts)):
+        eventfd_write_one(io[SIO_RING_WAKE_FD], u64)
+        waker_paid(wk)
+    cnt[C_RX_FRAMES] += 1
+    cnt[C_RX_BYTES] += n
+    return True
+
+
+@njit(cache=True)
+def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp_session,
+              rp_top, rp_bits, cnt, sc, errs, wk, ts, u64):
+    """Receive until EAGAIN, the batch bound or a frame for the Python path: 0 drained,
+    1 the bound stopped us, RET_SLOW_RX (io's SIO_SLOW_* say where)."""
+    fd = io[SIO_FD]
+    n_max = io[SIO_RECV_BYTES]
+    frames = 0
+    result = 1
+    for _ in range(io[SIO_RX_BATCH]):
+        n, seg = recv_train(fd, buf, n_max, src, rxm)
+        if n < 0:
+            if -n == EAGAIN:
+                result = 0
+                break
+            count_rx_errno(errs, -n)    # e.g. ECONNREFUSED from an earlier ICMP
+            continue
+        if n == 0:
+            sc[SC_RX_EMPTY] += 1        # nothing to open: no link frame is empty
+            continue
+        if n > n_max:
+            sc[SC_RX_TOO_LONG] += 1     # cut off (MSG_TRUNC gave the real length)
+            continue
+        if seg <= 0 or seg > n:
+            seg = n
+        elif seg < n:
+            cnt[C_RX_GRO_TRAINS] += 1
+        off = 0
+        while off < n:
+            k = min(seg, n - off)
+            row = _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session)
+            if row < 0:
+                io[SIO_SLOW_POS] = off
+                io[SIO_SLOW_END] = n
+                io[SIO_SLOW_SEG] = seg
+                waker_note_drain(wk, frames)
+                return RET_SLOW_RX
+            if _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, cnt,
+                          sc, wk, ts, u64):
+                frames += 1
+            off += k
+    waker_note_drain(wk, frames)
+    return result
+
+
+@njit(cache=True)
+def _send_to(io, useq, hdr, sm, row, p_node, p_sa, p_salen, p_stats, cnt, sc, errs):
+    """Seal (the header: dest and the next seq) and send the frame sm's second iovec
+    points at to row."""
+    seq = useq[0] + np.uint64(1)
+    useq[0] = seq
+    dest = p_node[row]
+    for i in range(4):
+        hdr[O_DEST + i] = (dest >> (8 * i)) & 0xFF
+    for i in range(8):
+        hdr[O_SEQ + i] = np.uint8((seq >> np.uint64(8 * i)) & np.uint64(0xFF))
+    sc[SC_TX_SEALED] += 1
+    sm[SM_MH + MMSG_NAME] = p_sa.ctypes.data + row * p_sa.shape[1]
+    sm[SM_MH + MMSG_NAMELEN] = p_salen[row]
+    sent = sendmsg(io[SIO_FD], sm)
+    if sent < 0:        # ENOBUFS, EHOSTUNREACH, ECONNREFUSED, EAGAIN: Totem retransmits
+        errs[ERR_TX, min(-sent, ERRNO_SLOTS - 1)] += 1
+        cnt[C_TX_ERRORS] += 1
+        p_stats[row, P_TX_ERRORS] += 1
+        return
+    cnt[C_TX_DATAGRAMS] += 1
+    cnt[C_TX_BYTES] += sent
+    p_stats[row, P_TX_PACKETS] += 1
+    p_stats[row, P_TX_BYTES] += sent
+
+
+@njit(cache=True, inline="always")
+def _chosen(p_rule, p_tslot, row, frame_no):
+    return p_tslot[row] >= 0 and frame_no % p_rule[row, 0] == p_rule[row, 1]
+
+
+@njit(cache=True)
+def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_rule, p_mtu,
+              p_stats, fanout, gens, rgen, cnt, sc, errs):
+    """Send up to one batch, then release what was taken: 0 the ring is empty, 1 the
+    bound stopped us, -1 corrupt (io's SIO_CORRUPT_*), RET_SLOW_TX / RET_RULES (the
+    record at the ring's tail is not taken)."""
+    pos = ring_tail(tx_h)
+    frame_no = tx_h[W_RECORDS_POPPED]
+    records = 0
+    nbytes = 0
+    result = 1
+    data = tx_d.ctypes.data
+    sm[SM_MH + MMSG_IOV] = sm.ctypes.data + 8 * SM_IOV
+    sm[SM_MH + MMSG_IOVLEN] = 2
+    sm[SM_MH + MMSG_CONTROL] = 0
+    sm[SM_MH + MMSG_CONTROLLEN] = 0
+    sm[SM_MH + MMSG_FLAGS] = 0
+    sm[SM_IOV] = hdr.ctypes.data
+    sm[SM_IOV + 1] = LINK_HDR_BYTES
+    for _ in range(io[SIO_TX_BATCH]):
+        st, off, n, rtype, _flags, nxt = ring_peek(tx_h, tx_d, pos)
+        if st == PEEK_EMPTY:
+            result = 0
+            break
+        if st == PEEK_CORRUPT:
+            io[SIO_CORRUPT_POS] = pos
+            io[SIO_CORRUPT_OFF] = off
+            io[SIO_CORRUPT_LEN] = n
+            result = -1
+            break
+        if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
+            cnt[C_TX_BAD_RECORD] += 1
+        else:
+            if gens[0] != rgen[0] or gens[1] != rgen[1]:
+                result = RET_RULES
+                break
+            dest = dest_of(tx_d, off)
+            f_len = n - DEST_PREFIX_BYTES
+            row = -1
+            if dest != 0:
+                row = _row_of(p_node, dest)
+                if row < 0 or p_tslot[row] < 0:
+                    cnt[C_TX_UNKNOWN_DEST] += 1
+                    records += 1
+                    nbytes += n
+                    pos = nxt
+                    frame_no += 1
+                    continue
+            # every peer this link serves must take the frame whole, or Python sends it
+            size = LINK_HDR_BYTES + f_len
+            whole = size <= DATAGRAM_MAX_BYTES
+            for i in range(1 if dest != 0 else fanout.shape[0]):
+                r = row if dest != 0 else fanout[i]
+                if _chosen(p_rule, p_tslot, r, frame_no) and 0 < p_mtu[r] < size:
+                    whole = False
+            if not whole:
+                result = RET_SLOW_TX
+                break
+            sm[SM_IOV + IOVEC_WORDS] = data + off + DEST_PREFIX_BYTES
+            sm[SM_IOV + IOVEC_WORDS + 1] = f_len
+            for i in range(1 if dest != 0 else fanout.shape[0]):
+                r = row if dest != 0 else fanout[i]
+                if p_tslot[r] < 0:
+                    cnt[C_TX_UNKNOWN_DEST] += 1
+                elif not _chosen(p_rule, p_tslot, r, frame_no):
+                    sc[SC_TX_NOT_CHOSEN] += 1
+                else:
+                    _send_to(io, useq, hdr, sm, r, p_node, p_sa, p_salen, p_stats, cnt, sc,
+                             errs)
+            frame_no += 1
+        records += 1
+        nbytes += n
+        pos = nxt
+    if records:
+        ring_release(tx_h, pos, records, nbytes)
+    cnt[C_TX_FRAMES] += records
+    return result
+
+
+@njit(cache=True)
+def run_secure(io, useq, pfd, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, hdr, sm, p_node,
+               p_addr, p_port, p_sa, p_salen, p_tslot, p_rule, p_mtu, p_stats, fanout,
+               gens, rgen, rp_session, rp_top, rp_bits, cnt, sc, errs, wk, ts, u64,
+               deadline_ns):
+    """Move clear DATA frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd,
+    a signal, or a frame or record for the Python path; returns RET_*."""
+    while True:
+        rx = _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats,
+                       rp_session, rp_top, rp_bits, cnt, sc, errs, wk, ts, u64)
+        if rx == RET_SLOW_RX:
+            return RET_SLOW_RX
+        tx = _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot,
+                       p_rule, p_mtu, p_stats, fanout, gens, rgen, cnt, sc, errs)
+        if tx < 0:
+            return RET_TX_CORRUPT
+        if tx == RET_SLOW_TX or tx == RET_RULES:
+            return tx
+        ret = end_turn(rx != 0 or tx != 0, pfd, 2, io[SIO_N_CTRL], tx_h, wk,
+                       io[SIO_RING_WAKE_FD], cnt, ts, u64, deadline_ns, io, SIO_POLL_ERRNO)
+        if ret != RET_GO_ON:
+            return ret
