@@ -14,7 +14,9 @@ The `control` object (the supervisor's, or control.PipeControl in tests) provide
 """
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
+import os
 import socket
 import time
 
@@ -220,26 +222,37 @@ class LinkProcess:
         self._socks.close()
 
 
-def warm_up() -> None:
-    """Compile (or load from the cache) the jitted loop with the argument types LinkProcess
-    passes it: one turn of a udpu link on loopback over two scratch shm rings."""
-    import os
+def loopback_spec(transport: str) -> LinkSpec:
+    """A one-node link on a free loopback port (the warm-ups' turn)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    spec = LinkSpec(linknumber=0, transport="udpu", family=socket.AF_INET, local_nodeid=1,
-                    bind_addr="127.0.0.1", port=port, peers={1: ("127.0.0.1", port)})
+    return LinkSpec(linknumber=0, transport=transport, family=socket.AF_INET,
+                    local_nodeid=1, bind_addr="127.0.0.1", port=port,
+                    peers={1: ("127.0.0.1", port)})
+
+
+@contextlib.contextmanager
+def scratch_rings(tag: str):
+    """(rx ring, tx ring, doorbell) for a warm-up turn; all gone afterwards."""
     rings = []
     try:
         for role in ("rx", "tx"):
-            rings.append(ShmRing.create(f"/coroproc-warm.{os.getpid()}.{role}", 1 << 18))
+            rings.append(ShmRing.create(f"/{tag}.{role}", 1 << 18))
         with Doorbell() as bell:
-            proc = LinkProcess(spec, rings[0], rings[1], bell)
-            try:
-                L.run_link(*proc.loop_args([]), 0)
-            finally:
-                proc.close()
+            yield rings[0], rings[1], bell
     finally:
         for r in rings:
             r.close()
             r.unlink()
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the jitted loop with the argument types LinkProcess
+    passes it: one turn of a udpu link on loopback over two scratch shm rings."""
+    with scratch_rings(f"coroproc-warm.{os.getpid()}") as (rx, tx, bell):
+        proc = LinkProcess(loopback_spec("udpu"), rx, tx, bell)
+        try:
+            L.run_link(*proc.loop_args([]), 0)
+        finally:
+            proc.close()

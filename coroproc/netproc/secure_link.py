@@ -446,23 +446,15 @@ def warm_up() -> None:
     """Compile (or load from the cache) the jitted clear data path with the argument
     types a link process passes it: one turn of a one-node clear link on loopback."""
     import os
-    import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    spec = LinkSpec(linknumber=0, transport="knet", family=socket.AF_INET, local_nodeid=1,
-                    bind_addr="127.0.0.1", port=port, peers={1: ("127.0.0.1", port)})
+    from coroproc.netproc.link import loopback_spec, scratch_rings
     tag = f"coroproc-warm.{os.getpid()}"
     table = LinkTable.create(f"/{tag}.links", (1,), 1)
     settings = SecureSettings(cluster_name="warm", link_mode="passive", cipher="none",
                               hash="none", authkey=None, table_name=f"/{tag}.links")
-    rings = []
     try:
-        for role in ("rx", "tx"):
-            rings.append(ShmRing.create(f"/{tag}.{role}", 1 << 18))
-        with Doorbell() as bell:
-            proc = SecureLinkProcess(spec, settings, rings[0], rings[1], bell)
+        with scratch_rings(tag) as (rx, tx, bell):
+            proc = SecureLinkProcess(loopback_spec("knet"), settings, rx, tx, bell)
             try:
                 args = proc._fast.loop_args([])
                 S.run_secure(*args, 0)
@@ -470,8 +462,5 @@ def warm_up() -> None:
             finally:
                 proc.close()
     finally:
-        for r in rings:
-            r.close()
-            r.unlink()
         table.close()
         table.unlink()

@@ -212,12 +212,13 @@ def recv_train(fd, buf, n_max, src, rxm):
 
 
 @njit(cache=True, inline="always")
-def _take_frame(io, rx_h, rx_d, buf, off, n, cnt, wk, ts, u64):
-    """The per-frame checks and the push of buf[off:off+n]; True if pushed."""
+def take_frame(limit_bytes, wake_fd, rx_h, rx_d, buf, off, n, cnt, wk, ts, u64):
+    """The per-frame checks and the push of buf[off:off+n] (this loop's and the secure
+    links', secure_loop.py); True if pushed."""
     if n < HDR_BYTES:
         cnt[C_RX_RUNT] += 1
         return False
-    if n > io[IO_LIMIT_BYTES]:
+    if n > limit_bytes:
         cnt[C_RX_OVERSIZE] += 1
         return False
     if buf[off] != MAGIC_BYTE0 or buf[off + 1] != MAGIC_BYTE1:
@@ -228,7 +229,7 @@ def _take_frame(io, rx_h, rx_d, buf, off, n, cnt, wk, ts, u64):
         cnt[C_RX_RING_FULL] += 1       # Totem retransmits; counted, never silent
         return False
     if waker_pushed(wk, rc, buf[off + wire.O_TYPE], n, monotonic_ns(ts)):
-        eventfd_write_one(io[IO_RING_WAKE_FD], u64)
+        eventfd_write_one(wake_fd, u64)
         waker_paid(wk)
     return True
 
@@ -243,6 +244,8 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
     UDP_GRO control message gives, the last possibly shorter. Each is checked and pushed
     as the datagram it was on the wire."""
     n_max = io[IO_RECV_BYTES]
+    limit = io[IO_LIMIT_BYTES]
+    wake_fd = io[IO_RING_WAKE_FD]
     frames = 0
     nbytes = 0
     bound = True
@@ -267,7 +270,7 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
             cnt[C_RX_OVERSIZE] += 1
             continue
         if not train:
-            if _take_frame(io, rx_h, rx_d, buf, 0, n, cnt, wk, ts, u64):
+            if take_frame(limit, wake_fd, rx_h, rx_d, buf, 0, n, cnt, wk, ts, u64):
                 frames += 1
                 nbytes += n
             continue
@@ -275,7 +278,7 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
         off = 0
         while off < n:
             k = min(seg, n - off)
-            if _take_frame(io, rx_h, rx_d, buf, off, k, cnt, wk, ts, u64):
+            if take_frame(limit, wake_fd, rx_h, rx_d, buf, off, k, cnt, wk, ts, u64):
                 frames += 1
                 nbytes += k
             off += k

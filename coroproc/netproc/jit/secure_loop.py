@@ -51,12 +51,8 @@ from coroproc.netproc.jit.link_loop import (
     AF_INET,
     AF_INET6,
     C_RX_BYTES,
-    C_RX_FOREIGN,
     C_RX_FRAMES,
     C_RX_GRO_TRAINS,
-    C_RX_OVERSIZE,
-    C_RX_RING_FULL,
-    C_RX_RUNT,
     C_TX_BAD_RECORD,
     C_TX_BYTES,
     C_TX_DATAGRAMS,
@@ -66,9 +62,6 @@ from coroproc.netproc.jit.link_loop import (
     DEST_PREFIX_BYTES,
     ERR_TX,
     ERRNO_SLOTS,
-    HDR_BYTES,
-    MAGIC_BYTE0,
-    MAGIC_BYTE1,
     RET_GO_ON,
     RET_TX_CORRUPT,
     RTYPE_FRAME,
@@ -76,21 +69,17 @@ from coroproc.netproc.jit.link_loop import (
     dest_of,
     end_turn,
     recv_train,
+    take_frame,
 )
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
     waker_note_drain,
-    waker_paid,
-    waker_pushed,
 )
 from coroproc.njit import njit
-from coroproc.ringproc import wire
 from coroproc.shm.kernels import (
     PEEK_CORRUPT,
     PEEK_EMPTY,
-    PUSH_FULL,
     ring_peek,
-    ring_push,
     ring_release,
     ring_tail,
 )
@@ -106,8 +95,6 @@ from coroproc.shm.syscalls import (
     MMSG_NAME,
     MMSG_NAMELEN,
     MMSGHDR_WORDS,
-    eventfd_write_one,
-    monotonic_ns,
     sendmsg,
 )
 
@@ -236,24 +223,10 @@ def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, cnt, 
     sc[SC_RX_OK] += 1
     p_stats[row, P_RX_PACKETS] += 1
     p_stats[row, P_RX_BYTES] += k
-    at = off + LINK_HDR_BYTES
     n = k - LINK_HDR_BYTES
-    if n < HDR_BYTES:
-        cnt[C_RX_RUNT] += 1
+    if not take_frame(io[SIO_LIMIT_BYTES], io[SIO_RING_WAKE_FD], rx_h, rx_d, buf,
+                      off + LINK_HDR_BYTES, n, cnt, wk, ts, u64):
         return False
-    if n > io[SIO_LIMIT_BYTES]:
-        cnt[C_RX_OVERSIZE] += 1
-        return False
-    if buf[at] != MAGIC_BYTE0 or buf[at + 1] != MAGIC_BYTE1:
-        cnt[C_RX_FOREIGN] += 1
-        return False
-    rc = ring_push(rx_h, rx_d, RTYPE_FRAME, 0, buf, at, n)
-    if rc == PUSH_FULL:
-        cnt[C_RX_RING_FULL] += 1       # Totem retransmits; counted, never silent
-        return False
-    if waker_pushed(wk, rc, buf[at + wire.O_TYPE], n, monotonic_ns(ts)):
-        eventfd_write_one(io[SIO_RING_WAKE_FD], u64)
-        waker_paid(wk)
     cnt[C_RX_FRAMES] += 1
     cnt[C_RX_BYTES] += n
     return True
