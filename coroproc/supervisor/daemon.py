@@ -16,6 +16,7 @@ import fcntl
 import os
 import select
 import signal
+import threading
 import time
 
 import orjson
@@ -46,10 +47,9 @@ class AlreadyRunning(RuntimeError):
 
 class _StoppedWhileStarting(BaseException):
     """Raised by the start-up's SIGTERM/SIGINT handler. A BaseException, as
-    KeyboardInterrupt is: the signal may land inside numba's compiler (an empty cache
-    compiles for a minute or more), whose type inference and overload resolution catch
-    Exception and carry on — the stop was then lost, the compile went on, and the process
-    ended with an error instead of 0."""
+    KeyboardInterrupt is: numba's type inference and overload resolution catch Exception
+    and carry on, so one raised inside the compiler would be lost. (The compile itself now
+    runs in a worker thread, _warm, so the handler no longer lands there.)"""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -117,9 +117,29 @@ class Supervisor:
                                                self.plan.link_table_peers, self.plan.nodeid)
 
     def _warm(self) -> None:
+        """Load (or, with an empty cache, compile) the jitted core in a worker thread while
+        this one waits: the start-up's stop handler runs in the main thread, and raised
+        while that thread was inside LLVM — which calls back into Python through ctypes,
+        where an exception is printed and dropped — the stop was lost and the compile
+        broken (a SIGTERM 25 s into an empty-cache compile; CI saw the exit come after more
+        than a minute). The worker is a daemon thread: a stop leaves it behind, and the
+        process exits without waiting for it."""
         t0 = time.monotonic()
         from coroproc.ringproc.process import warm_up
-        warm_up(self.plan.totem, len(self.plan.links), len(self.plan.engines))
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                warm_up(self.plan.totem, len(self.plan.links), len(self.plan.engines))
+            except BaseException as exc:       # re-raised in the main thread below
+                failed.append(exc)
+
+        worker = threading.Thread(target=work, name="coroproc-warm", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)                   # a signal's handler runs between these
+        if failed:
+            raise failed[0]
         self.log.debug("MAIN", f"Totem kernels loaded in {time.monotonic() - t0:.2f} s")
 
     def _add_children(self) -> None:

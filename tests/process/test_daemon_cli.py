@@ -227,6 +227,39 @@ def test_a_stop_during_start_up_passes_through_except_exception():
         library_code_that_swallows()
 
 
+def test_a_stop_during_warm_up_is_not_lost_in_a_ctypes_callback(monkeypatch):
+    """The start-up's stop handler raises in the main thread. While that thread was inside
+    LLVM, which calls back into Python through ctypes, the exception was printed and
+    dropped there (a SIGTERM 25 s into an empty-cache compile): _warm runs the warm-up in
+    a worker thread, so the handler meets the main thread in its wait instead."""
+    import ctypes
+    import threading
+    from types import SimpleNamespace
+
+    from coroproc.supervisor.daemon import Supervisor, _StoppedWhileStarting
+    inside = threading.Event()
+
+    def warm_up_inside_a_callback(*_args):
+        @ctypes.CFUNCTYPE(None)
+        def callback():
+            inside.set()
+            time.sleep(3)          # where LLVM's object-cache callback would be
+        callback()
+
+    monkeypatch.setattr("coroproc.ringproc.process.warm_up", warm_up_inside_a_callback)
+    sup = SimpleNamespace(plan=SimpleNamespace(totem=None, links=[], engines=[]),
+                          log=SimpleNamespace(debug=lambda *a: None))
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _f: Supervisor._stop_while_starting(
+        sup, signum, None))
+    threading.Thread(target=lambda: inside.wait(10) and os.kill(os.getpid(), signal.SIGUSR1),
+                     daemon=True).start()
+    try:
+        with pytest.raises(_StoppedWhileStarting):
+            Supervisor._warm(sup)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_sigterm_while_starting_removes_what_start_up_created(tmp_path):
     """systemctl stop while the node starts: the supervisor ends its start-up in order
     (exit 0) and unlinks the shared memory it had created. An empty numba cache makes
