@@ -34,7 +34,6 @@ SOCKADDR_SRC_BYTES = 128
 _NEVER = (1, -1)
 
 
-
 class SecureFastPath:
     def __init__(self, link, rx_ring, tx_ring, doorbell):
         """`link` is the SecureLinkProcess (its spec, codec, carrier, selector, pmtu,
