@@ -41,6 +41,7 @@ class SecureFastPath:
         self._link = link
         spec, codec, carrier = link.spec, link.codec, link.carrier
         self._rx_ring, self._tx_ring, self._doorbell = rx_ring, tx_ring, doorbell
+        codec.share_with_jit()
         replay = codec.replay
         self.nodeids = replay.nodeids
         self.row_of = dict(replay.row)

@@ -21,7 +21,7 @@ from coroproc.netproc.secure.frame import (DATAGRAM_MAX_BYTES, FLAGS_AEAD, FLAGS
                                            HEADER_BYTES, LINKNUMBER_MAX, MAGIC, NODEID_MAX,
                                            NONCE, SEQ_MAX, SESSION_MAX, VERSION)
 from coroproc.netproc.secure.keys import KeyRing
-from coroproc.netproc.secure.replay import PeerState, ReplayTable
+from coroproc.netproc.secure.replay import PeerState, ReplayTable, share
 
 _unpack_header = HEADER.unpack_from
 _pack_header = HEADER.pack
@@ -49,10 +49,12 @@ class LinkCodec:
         self._tag_bytes = self.suite.tag_bytes
         self._min_bytes = self.suite.overhead_bytes
         self._max_payload_bytes = DATAGRAM_MAX_BYTES - self.suite.overhead_bytes
-        # the last seq sealed, shared with the jitted clear data path (jit/secure_loop.py)
-        self.tx_seq = np.zeros(1, np.uint64)
+        self._seq = 0
+        # set by share_with_jit(): the seq and replay windows in arrays, which a clear
+        # link's jitted data path (jit/secure_loop.py) updates too
+        self.tx_seq: np.ndarray | None = None
         self.replay: ReplayTable | None = None
-        self._peers: dict[int, PeerState] = {}
+        self._peers: dict = {}
         self.set_peers(peers)
         self._tx_generation = -1
         self._tx_key_id = 0
@@ -68,12 +70,18 @@ class LinkCodec:
         if self.local_nodeid not in nodeids:
             raise ValueError(f"local nodeid {self.local_nodeid} is not in the peers "
                              f"{sorted(nodeids)} (pass the whole nodelist, self included)")
-        self.replay = table = ReplayTable(nodeids, keep=self.replay)
-        old = self._peers
-        self._peers = {n: PeerState(table, i) for n, i in table.row.items()}
-        for n, state in self._peers.items():
-            if n in old:
-                state.key, state.cipher = old[n].key, old[n].cipher
+        if self.replay is not None:
+            raise ValueError("the nodelist of a codec shared with a jitted data path is "
+                             "fixed (the loop holds its rows)")
+        self._peers = {n: self._peers.get(n) or PeerState() for n in nodeids}
+
+    def share_with_jit(self) -> None:
+        """From now on keep the seq (tx_seq) and every sender's replay window (replay) in
+        arrays, for a jitted data path that seals and opens frames of this link too. The
+        Python forms are cheaper, so this is only done for such a link."""
+        if self.replay is None:
+            self.tx_seq = np.array([self._seq], np.uint64)
+            self.replay, self._peers = share(self._peers)
 
     def _refresh_tx(self) -> None:
         """Re-read keyring.tx after a rotation phase (keyring.generation moved)."""
@@ -97,9 +105,13 @@ class LinkCodec:
                              f"most {self._max_payload_bytes} with {self.suite.describe()}")
         if self.keyring.generation != self._tx_generation:
             self._refresh_tx()
-        seq = int(self.tx_seq[0]) + 1
+        shared = self.tx_seq
+        seq = (self._seq if shared is None else int(shared[0])) + 1
         assert seq <= SEQ_MAX, "seq exhausted: start a new session"
-        self.tx_seq[0] = seq
+        if shared is None:
+            self._seq = seq
+        else:
+            shared[0] = seq
         header = _pack_header(MAGIC, VERSION, ftype, self._flags, self._tx_key_id,
                               self.linknumber, 0, self.local_nodeid, dest, self.session, seq)
         self.counters.tx_sealed += 1

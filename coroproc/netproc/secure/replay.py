@@ -11,53 +11,89 @@ neither advance the window nor switch the session. With crypto off the same wind
 suppresses duplicates, but anyone can forge a frame past it: it says nothing about
 security there.
 
-The windows of a link's senders live in one ReplayTable (arrays, jit/replay_window.py),
-which the link's jitted clear data path (jit/secure_loop.py) updates too: a frame one
-path accepted is a replay for the other.
+Two forms of one state. PeerState keeps it in Python ints (the cheapest form for the
+codec, which opens every frame of a link with crypto on). When a clear link's jitted
+data path (jit/secure_loop.py) opens frames too, the codec moves every sender's state
+into a ReplayTable (arrays, jit/replay_window.py) both update, and each sender's
+SharedPeerState is its row: a frame one path accepted is then a replay for the other.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
-from coroproc.netproc.jit.replay_window import (WINDOW_SEQS, new_windows, window_accept,
-                                                window_start_session)
+from coroproc.netproc.jit.replay_window import (WINDOW_SEQS, WINDOW_WORDS, new_windows,
+                                                window_accept, window_start_session)
 
-__all__ = ["WINDOW_SEQS", "PeerState", "ReplayTable"]
-
-
-class ReplayTable:
-    """The windows of a link's senders, one row per nodeid (sorted)."""
-
-    def __init__(self, nodeids: Iterable[int], keep: ReplayTable | None = None):
-        self.nodeids = tuple(sorted(set(int(n) for n in nodeids)))
-        self.row = {n: i for i, n in enumerate(self.nodeids)}
-        self.session, self.top, self.bits = new_windows(len(self.nodeids))
-        if keep is not None:        # a new nodelist: senders still in it keep their state
-            for n, i in self.row.items():
-                j = keep.row.get(n)
-                if j is not None:
-                    self.session[i], self.top[i] = keep.session[j], keep.top[j]
-                    self.bits[i] = keep.bits[j]
+_WINDOW_MASK = (1 << WINDOW_SEQS) - 1
+_WORD_MASK = (1 << 64) - 1
 
 
 class PeerState:
-    """What one link's receiver knows about one sender: its row of a ReplayTable, and
-    the session key of the accepted session for the link key it was last opened with
-    (key / cipher), so the common frame skips the LRU lookup."""
+    """What one link's receiver knows about one sender. Plain slots: touched per frame.
 
-    __slots__ = ("_table", "_row", "key", "cipher")
+    key / cipher cache the session key of the accepted session for the link key it was
+    last opened with, so the common frame skips the LRU lookup.
+    """
 
-    def __init__(self, table: ReplayTable | None = None, row: int = 0):
-        self._table = table if table is not None else ReplayTable((0,))
-        self._row = row
+    __slots__ = ("session", "top", "bits", "key", "cipher")
+
+    def __init__(self):
+        self.session = 0        # accepted session; 0 = none yet (session ids are > 0)
+        self.top = 0
+        self.bits = 1           # seq 0 counts as seen
         self.key = None
         self.cipher = None
 
+    def start_session(self, session: int) -> None:
+        """An authenticated frame of a newer session: forget the old session's window."""
+        assert session > self.session
+        self.session, self.top, self.bits = session, 0, 1
+        self.key = self.cipher = None
+
+    def accept(self, seq: int) -> bool:
+        """Record seq as seen; False if it was seen already or is older than the window."""
+        top = self.top
+        if seq > top:
+            shift = seq - top
+            # A big jump must not build a huge int: past the window nothing survives.
+            self.bits = ((self.bits << shift) | 1) & _WINDOW_MASK if shift < WINDOW_SEQS else 1
+            self.top = seq
+            return True
+        age = top - seq
+        if age >= WINDOW_SEQS:
+            return False
+        bit = 1 << age
+        if self.bits & bit:
+            return False
+        self.bits |= bit
+        return True
+
+
+class ReplayTable:
+    """The windows of a link's senders as arrays, one row per nodeid (sorted), taking
+    over the state of their PeerStates."""
+
+    def __init__(self, states: dict[int, PeerState]):
+        self.nodeids = tuple(sorted(states))
+        self.row = {n: i for i, n in enumerate(self.nodeids)}
+        self.session, self.top, self.bits = new_windows(len(self.nodeids))
+        for n, i in self.row.items():
+            st = states[n]
+            self.session[i], self.top[i] = st.session, st.top
+            self.bits[i] = [(st.bits >> (64 * w)) & _WORD_MASK for w in range(WINDOW_WORDS)]
+
+
+class SharedPeerState:
+    """PeerState's interface over a ReplayTable row (see the module docstring)."""
+
+    __slots__ = ("_table", "_row", "key", "cipher")
+
+    def __init__(self, table: ReplayTable, row: int, key=None, cipher=None):
+        self._table, self._row = table, row
+        self.key, self.cipher = key, cipher
+
     @property
     def session(self) -> int:
-        """The accepted session; 0 = none yet (session ids are > 0)."""
         return int(self._table.session[self._row])
 
     @property
@@ -66,17 +102,24 @@ class PeerState:
 
     @property
     def bits(self) -> int:
-        """The window as one int: bit i = seq top - i seen."""
         return sum(int(w) << (64 * i) for i, w in enumerate(self._table.bits[self._row]))
 
     def start_session(self, session: int) -> None:
-        """An authenticated frame of a newer session: forget the old session's window."""
         assert session > self.session
         t = self._table
         window_start_session(t.session, t.top, t.bits, self._row, np.uint64(session))
         self.key = self.cipher = None
 
     def accept(self, seq: int) -> bool:
-        """Record seq as seen; False if it was seen already or is older than the window."""
         return bool(window_accept(self._table.top, self._table.bits, self._row,
                                   np.uint64(seq)))
+
+
+def share(states: dict[int, PeerState]) -> tuple[ReplayTable, dict[int, SharedPeerState]]:
+    """Move these senders' states into a ReplayTable: (the table, their new states)."""
+    table = ReplayTable(states)
+    return table, {n: SharedPeerState(table, i, states[n].key, states[n].cipher)
+                   for n, i in table.row.items()}
+
+
+__all__ = ["WINDOW_SEQS", "PeerState", "ReplayTable", "SharedPeerState", "share"]

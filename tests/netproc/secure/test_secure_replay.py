@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from secure_helpers import codec, counted, pair, ring
 
 from coroproc.netproc.secure.frame import HEADER, MAGIC
-from coroproc.netproc.secure.replay import WINDOW_SEQS, PeerState
+from coroproc.netproc.secure.replay import WINDOW_SEQS, PeerState, share
 
 SUITES = [("aes256", "sha256"), ("none", "sha1"), ("none", "none")]
 
@@ -96,9 +96,29 @@ class WindowModel:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.integers(0, 3000), st.integers(0, 2**64 - 1)), max_size=300))
-def test_window_matches_model(seqs):
+@given(st.lists(st.one_of(st.integers(0, 3000), st.integers(0, 2**64 - 1)), max_size=300),
+       st.integers(0, 300))
+def test_window_matches_model(seqs, shared_from):
+    """The Python window, and from `shared_from` on its arrays form (share(): what a
+    clear link's jitted data path updates), against the model."""
     window, model = PeerState(), WindowModel()
-    for seq in seqs:
+    for i, seq in enumerate(seqs):
+        if i == shared_from:
+            _table, states = share({7: window})
+            window = states[7]
         assert window.accept(seq) == model.accept(seq), seq
     assert window.bits < 1 << WINDOW_SEQS
+
+
+def test_shared_window_keeps_the_session_and_key_cache():
+    window = PeerState()
+    window.start_session(5)
+    assert window.accept(3) and window.accept(1)
+    window.key, window.cipher = "k", "c"
+    table, states = share({2: window})
+    shared = states[2]
+    assert (shared.session, shared.top, shared.bits) == (5, 3, window.bits)
+    assert (shared.key, shared.cipher) == ("k", "c")
+    assert not shared.accept(1) and shared.accept(2)
+    shared.start_session(6)
+    assert (int(table.session[0]), shared.top, shared.key) == (6, 0, None)
