@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import sys
 
 
 def sockaddr(family: int, addr: str, port: int, default_scope_id: int = 0) -> tuple:
@@ -49,6 +50,19 @@ def sockaddr_bytes(family: int, sa: tuple) -> bytes:
     return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flowinfo)
             + socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
             + struct.pack("=I", scope_id))
+
+
+def sockaddr_tuple(raw: bytes) -> tuple:
+    """A raw sockaddr_in / sockaddr_in6 as recvmsg gives it: (host, port) or (host, port,
+    flowinfo, scope_id)."""
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    port = int.from_bytes(raw[2:4], "big")
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+    if family == socket.AF_INET6:
+        return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port,
+                int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder))
+    return (f"<family {family}>", port)
 
 
 def ipv6_ifindex(addr: str) -> int:

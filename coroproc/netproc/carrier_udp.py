@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from coroproc.netproc.addresses import canonical_host, sockaddr
+from coroproc.netproc.addresses import canonical_host, sockaddr, sockaddr_tuple
 from coroproc.netproc.fragments.reassembly import Reassembler
 from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, FRAG_MAGIC, FRAG_MAGIC_BYTES,
                                              FRAG_VERSION, HEADER_DTYPE, FragmentError,
@@ -369,19 +369,6 @@ class UdpCarrier:
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
 PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)   # same value for IPv6
-
-
-def sockaddr_tuple(raw: bytes) -> tuple:
-    """A raw sockaddr_in / sockaddr_in6 as recvmsg gives it: (host, port) or (host, port,
-    flowinfo, scope_id)."""
-    family = int.from_bytes(raw[:2], sys.byteorder)
-    port = int.from_bytes(raw[2:4], "big")
-    if family == socket.AF_INET:
-        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
-    if family == socket.AF_INET6:
-        return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port,
-                int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder))
-    return (f"<family {family}>", port)
 
 
 def _open_probe_socket(spec: LinkSpec) -> socket.socket:

@@ -156,7 +156,7 @@ def count_rx_errno(errs, e):
 
 
 @njit(cache=True, inline="always")
-def _source_matches(src, slot):
+def source_matches(src, slot):
     """Does the sockaddr in src carry the packed address in slot (ADDR_SLOT_BYTES)?"""
     n = slot[16]
     fam = src[0] | (src[1] << 8)
@@ -175,7 +175,7 @@ def _source_matches(src, slot):
 @njit(cache=True, inline="always")
 def _allowed(src, allowed):
     for k in range(allowed.shape[0]):
-        if _source_matches(src, allowed[k]):
+        if source_matches(src, allowed[k]):
             return True
     return False
 
@@ -263,7 +263,7 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
             cnt[C_RX_UNLISTED] += in_train
             continue
         if (is_mcast != 0 and ((src[2] << 8) | src[3]) == io[IO_OWN_PORT]
-                and _source_matches(src, own)):
+                and source_matches(src, own)):
             cnt[C_RX_OWN_MCAST] += in_train
             continue
         if n > n_max:                  # cut off (MSG_TRUNC gave the real length)
@@ -289,7 +289,8 @@ def _drain_socket(io, fd, is_mcast, rx_h, rx_d, buf, src, rxm, allowed, own, cnt
 
 
 @njit(cache=True, inline="always")
-def dest_of(tx_d, off):
+def u32_at(tx_d, off):
+    """The little-endian u32 at tx_d[off:off+4] (a tx record's dest, a header field)."""
     return (np.int64(tx_d[off]) | (np.int64(tx_d[off + 1]) << 8)
             | (np.int64(tx_d[off + 2]) << 16) | (np.int64(tx_d[off + 3]) << 24))
 
@@ -396,7 +397,7 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso
         if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
             cnt[C_TX_BAD_RECORD] += 1
             continue
-        dest = dest_of(tx_d, off)
+        dest = u32_at(tx_d, off)
         f_len = n - DEST_PREFIX_BYTES
         seg_max = max(io[IO_GSO_SEGS], 1)    # a refused GSO send turns it off mid-batch
         if g_n and (dest != g_dest or not g_open or f_len > g_seg or g_n >= seg_max

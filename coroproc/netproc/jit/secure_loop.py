@@ -48,8 +48,6 @@ from __future__ import annotations
 import numpy as np
 
 from coroproc.netproc.jit.link_loop import (
-    AF_INET,
-    AF_INET6,
     C_RX_BYTES,
     C_RX_FRAMES,
     C_RX_GRO_TRAINS,
@@ -66,10 +64,11 @@ from coroproc.netproc.jit.link_loop import (
     RET_TX_CORRUPT,
     RTYPE_FRAME,
     count_rx_errno,
-    dest_of,
     end_turn,
     recv_train,
+    source_matches,
     take_frame,
+    u32_at,
 )
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
@@ -150,12 +149,6 @@ RET_RULES = 7                  # the link table moved: recompute p_rule, then ca
 
 
 @njit(cache=True, inline="always")
-def _u32_at(buf, at):
-    return (np.int64(buf[at]) | (np.int64(buf[at + 1]) << 8)
-            | (np.int64(buf[at + 2]) << 16) | (np.int64(buf[at + 3]) << 24))
-
-
-@njit(cache=True, inline="always")
 def _u64_at(buf, at):
     v = np.uint64(0)
     for i in range(8):
@@ -174,20 +167,8 @@ def _row_of(p_node, nodeid):
 @njit(cache=True, inline="always")
 def _from_row(src, p_addr, p_port, row):
     """Did the datagram come from row's configured address and port?"""
-    fam = src[0] | (np.int64(src[1]) << 8)
-    n = p_addr[row, 16]
-    if fam == AF_INET and n == 4:
-        at = 4
-    elif fam == AF_INET6 and n == 16:
-        at = 8
-    else:
-        return False
-    if ((np.int64(src[2]) << 8) | src[3]) != p_port[row]:
-        return False
-    for i in range(n):
-        if src[at + i] != p_addr[row, i]:
-            return False
-    return True
+    return (((np.int64(src[2]) << 8) | src[3]) == p_port[row]
+            and source_matches(src, p_addr[row]))
 
 
 @njit(cache=True, inline="always")
@@ -201,9 +182,9 @@ def _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session):
             or buf[off + O_FLAGS] != LINK_FLAGS_CLEAR or buf[off + O_KEY_ID] != 0
             or buf[off + O_LINK] != io[SIO_LINKNUMBER] or buf[off + O_RESERVED] != 0):
         return -1
-    if _u32_at(buf, off + O_DEST) != io[SIO_LOCAL_NODEID]:
+    if u32_at(buf, off + O_DEST) != io[SIO_LOCAL_NODEID]:
         return -1
-    row = _row_of(p_node, _u32_at(buf, off + O_SENDER))
+    row = _row_of(p_node, u32_at(buf, off + O_SENDER))
     if row < 0 or not _from_row(src, p_addr, p_port, row):
         return -1
     session = _u64_at(buf, off + O_SESSION)
@@ -344,7 +325,7 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
             if gens[0] != rgen[0] or gens[1] != rgen[1]:
                 result = RET_RULES
                 break
-            dest = dest_of(tx_d, off)
+            dest = u32_at(tx_d, off)
             f_len = n - DEST_PREFIX_BYTES
             row = -1
             if dest != 0:
