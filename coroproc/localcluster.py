@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-import orjson
-
+from coroproc.eventlog import append_event, read_event_log
 from coroproc.ipc.names import remove_stale_connection_dirs
 from coroproc.shm.names import remove_node_segments
 
@@ -140,8 +139,8 @@ class LocalCluster:
         p.send_signal(sig)
         p.wait(timeout=30)
         if sig == signal.SIGKILL:
-            with open(self.event_log(i), "ab") as f:
-                f.write(orjson.dumps({"ev": "crash", "node": i, "t_us": time.monotonic_ns() // 1000}) + b"\n")
+            append_event(self.event_log(i),
+                         {"ev": "crash", "node": i, "t_us": time.monotonic_ns() // 1000})
 
     def stop_all(self) -> None:
         for p in self.procs.values():
@@ -217,11 +216,4 @@ class LocalCluster:
         return "\n".join(self.log_lines(i)[-n:] + text)
 
     def event_logs(self) -> dict[int, list[dict]]:
-        logs = {}
-        for i in self.addrs:
-            try:
-                with open(self.event_log(i), "rb") as f:
-                    logs[i] = [orjson.loads(line) for line in f if line.strip()]
-            except FileNotFoundError:
-                logs[i] = []
-        return logs
+        return {i: read_event_log(self.event_log(i)) for i in self.addrs}

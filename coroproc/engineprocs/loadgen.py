@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 import orjson
 
+from coroproc.eventlog import open_event_log
 from coroproc.ringproc import totempg as pg
 from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG,
                                        RT_DELIVER, RT_RING_START, RT_SUBMIT, SUBMIT_SAFE)
@@ -101,7 +102,7 @@ class LoadEngine:
             self.last_ev = _last_event(self.log_path)
             # the checker wants each sender's seqs consecutive: continue the log's
             self.seq = _last_sent_seq(self.log_path, self.nodeid) or self.seq
-            self.out = open(self.log_path, "ab", buffering=0)
+            self.out = open_event_log(self.log_path)
             seen = self._load_state()
             if seen.get("incarnation") == self.incarnation_us:
                 # only this engine restarted: same node incarnation, resume where we were

@@ -12,6 +12,8 @@ import os
 
 import orjson
 
+from coroproc.eventlog import read_event_log
+
 
 def stamp(t_us: int) -> str:
     return f"{t_us // 1000:6d}.{t_us % 1000:03d}ms"
@@ -88,6 +90,5 @@ def read_logs(directory: str) -> dict[int, list[dict]]:
         if not (name.startswith("node-") and name.endswith(".jsonl")):
             continue
         node = int(name[len("node-"):-len(".jsonl")])
-        with open(os.path.join(directory, name), "rb") as f:
-            logs[node] = [orjson.loads(line) for line in f if line.strip()]
+        logs[node] = read_event_log(os.path.join(directory, name))
     return logs

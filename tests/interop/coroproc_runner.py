@@ -15,6 +15,7 @@ import time
 
 import orjson
 
+from coroproc.eventlog import append_event, read_event_log
 from coroproc.shm.names import remove_node_segments
 
 MEMBERS_RE = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
@@ -86,19 +87,14 @@ class CoroprocNode:
         return orjson.loads(out.stdout) if out.returncode == 0 else None
 
     def event_log(self) -> list[dict]:
-        try:
-            with open(self.event_log_path, "rb") as f:
-                return [orjson.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
+        return read_event_log(self.event_log_path)
 
     def kill(self) -> None:
         """SIGKILL the supervisor (its children follow); the event log records the crash."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
-        with open(self.event_log_path, "ab") as f:
-            f.write(orjson.dumps({"ev": "crash", "node": self.nodeid,
-                                  "t_us": time.monotonic_ns() // 1000}) + b"\n")
+        append_event(self.event_log_path,
+                     {"ev": "crash", "node": self.nodeid, "t_us": time.monotonic_ns() // 1000})
 
 
 def wait_for(pred, what: str, timeout_s: float = 90.0) -> float:
