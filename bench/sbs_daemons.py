@@ -33,10 +33,11 @@ MEMBERS_RE = re.compile(r"\[QUORUM\] Members\[\d+\]:((?: \d+)+)")
 class Kind:
     name: str         # column label, e.g. "corosync-shm"
     daemon: str       # "corosync" | "coroproc"
-    transport: str    # "udpu" | "knet" (coroproc's knet = its secure links, crypto off)
+    transport: str    # "udpu" | "knet" (coroproc's knet = its secure links)
     ipc: str          # libqb IPC the clients get: "shm" (Corosync's default) | "socket"
     baseline: str     # the kind its ratio is taken against ("" for a baseline itself)
     rr: bool = False  # the bench sets SCHED_RR 99 on every coroproc process after start
+    cipher: str = "none"   # knet only: crypto_cipher (crypto_hash sha256 when not none)
 
 
 KINDS = {k.name: k for k in (
@@ -47,7 +48,13 @@ KINDS = {k.name: k for k in (
     Kind("coroproc-rr", "coroproc", "udpu", "socket", "corosync-shm", rr=True),
     Kind("corosync-knet", "corosync", "knet", "shm", ""),
     Kind("coroproc-knet", "coroproc", "knet", "socket", "corosync-knet"),
+    # crypto on: Corosync's knet encrypts then MACs (AES-256-CBC + HMAC-SHA256 through
+    # NSS); coroproc's links seal with AES-256-GCM (docs/secure-links.md)
+    Kind("corosync-knet-aes", "corosync", "knet", "shm", "", cipher="aes256"),
+    Kind("coroproc-knet-aes", "coroproc", "knet", "socket", "corosync-knet-aes",
+         cipher="aes256"),
 )}
+AUTHKEY_BYTES = 256
 
 
 def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
@@ -55,8 +62,12 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
     text = corosync_conf(cluster_name=cluster_name, nodes=[(h.index, h.addr) for h in hosts],
                          logfile=str(workdir / "corosync.log"), state_dir=str(workdir / "state"),
                          token_ms=TOKEN_MS)
-    if kind.transport == "knet":  # crypto stays none/none: both daemons send in clear
+    if kind.transport == "knet":
         text = text.replace("transport: udpu", "transport: knet", 1)
+    if kind.cipher != "none":       # both daemons read one authkey, the session's
+        text = text.replace("crypto_cipher: none", f"crypto_cipher: {kind.cipher}", 1)
+        text = text.replace("crypto_hash: none",
+                            f"crypto_hash: sha256\n    keyfile: {workdir.parent / 'authkey'}", 1)
     if kind.daemon == "corosync" and kind.ipc == "socket":
         text = with_socket_ipc(text)
     return text
@@ -96,6 +107,10 @@ class Session:
 
     def _start(self) -> None:
         name = f"sbs{os.getpid() % 100000}"
+        if self.kind.cipher != "none":
+            key = self.workdir / "authkey"
+            key.write_bytes(os.urandom(AUTHKEY_BYTES))
+            key.chmod(0o400)
         for h in self.net:
             nd = self.workdir / f"n{h.index}"
             nd.mkdir(parents=True, exist_ok=True)

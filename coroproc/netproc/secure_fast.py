@@ -1,12 +1,18 @@
-"""SecureFastPath: the arrays of a clear secure link's jitted data path, and its reports.
+"""SecureFastPath: the arrays of a secure link's jitted data path, and its reports.
 
-A SecureLinkProcess whose crypto is off and whose carrier is UDP moves its DATA frames
-through jit/secure_loop.py, which also sleeps for it; this class builds what that loop
-reads and writes from the link process's own pieces — the carrier's socket and train
-buffer, the codec's seq and replay windows, the link selector's rules, path-MTU
-discovery's sizes, the waker's words — and turns its counters back into the names the
-Python path reports, so a link's counters and stats.knet.* read the same whichever path
-handled a frame.
+A SecureLinkProcess whose frames are clear or AES-GCM and whose carrier is UDP moves its
+DATA frames through jit/secure_loop.py, which also sleeps for it; this class builds what
+that loop reads and writes from the link process's own pieces — the carrier's socket
+and train buffer, the codec's seq and replay windows, the session keys (in EVP contexts,
+jit/aead.py), the link selector's rules, path-MTU discovery's sizes, the waker's words —
+and turns its counters back into the names the Python path reports, so a link's
+counters and stats.knet.* read the same whichever path handled a frame.
+
+Keys: the loop seals with the keyring's tx key and opens a sender's frames only with the
+key its accepted session was last opened with on the Python path (codec.peer_key), for
+that session; anything else goes to the Python path, which tries every key with the
+frame's id. sync_keys() re-keys the contexts when either moved: after a rotation phase
+(the keyring's generation) and after the Python path opened frames.
 """
 from __future__ import annotations
 
@@ -18,15 +24,18 @@ from coroproc.netproc.addresses import sockaddr, sockaddr_bytes
 from coroproc.netproc.counters import COUNTER_NAMES
 from coroproc.netproc.jit import link_loop as L
 from coroproc.netproc.jit import secure_loop as S
+from coroproc.netproc.jit.aead import GCM_IV_BYTES, GcmContext
 from coroproc.netproc.link import packed_address
-from coroproc.netproc.secure.frame import (FTYPE_DATA, HEADER, HEADER_BYTES, MAGIC,
-                                           VERSION)
+from coroproc.netproc.secure.frame import (DATAGRAM_MAX_BYTES, FLAGS_AEAD, FLAGS_CLEAR,
+                                           FTYPE_DATA, HEADER, HEADER_BYTES, MAGIC, VERSION)
 from coroproc.netproc.sockets import link_scope_id
 from coroproc.shm.syscalls import pollfd_array
 
 assert S.LINK_HDR_BYTES == HEADER_BYTES
 assert (S.LINK_MAGIC_BYTE0 | S.LINK_MAGIC_BYTE1 << 8) == MAGIC and S.LINK_VERSION == VERSION
 assert S.LINK_FTYPE_DATA == FTYPE_DATA
+assert (S.LINK_FLAGS_CLEAR, S.LINK_FLAGS_AEAD) == (FLAGS_CLEAR, FLAGS_AEAD)
+FLAGS_JITTED = (FLAGS_CLEAR, FLAGS_AEAD)   # MAC-only suites keep the Python path
 
 RX_BATCH_DATAGRAMS_MAX = 64
 TX_BATCH_RECORDS_MAX = 256
@@ -55,11 +64,16 @@ class SecureFastPath:
         io[S.SIO_TX_BATCH] = TX_BATCH_RECORDS_MAX
         io[S.SIO_LOCAL_NODEID] = spec.local_nodeid
         io[S.SIO_LINKNUMBER] = spec.linknumber
+        suite = codec.suite
+        if suite.flags not in FLAGS_JITTED:
+            raise ValueError(f"no jitted data path for {suite.describe()}")
+        io[S.SIO_FLAGS] = suite.flags
+        io[S.SIO_TAG_BYTES] = suite.tag_bytes
         self.io = io
         # the DATA header; _send_to writes dest and seq into it per datagram
         self.hdr = np.frombuffer(bytearray(HEADER.pack(
-            MAGIC, VERSION, FTYPE_DATA, 0, 0, spec.linknumber, 0, spec.local_nodeid, 0,
-            codec.session, 0)), np.uint8)
+            MAGIC, VERSION, FTYPE_DATA, suite.flags, 0, spec.linknumber, 0,
+            spec.local_nodeid, 0, codec.session, 0)), np.uint8)
         scope = link_scope_id(spec)
         self.p_node = np.array(self.nodeids, np.int64)
         self.p_addr = np.zeros((rows, L.ADDR_SLOT_BYTES), np.uint8)
@@ -92,8 +106,27 @@ class SecureFastPath:
         self.sm = np.zeros(S.SM_WORDS, np.int64)
         self.ts = np.zeros(2, np.int64)
         self.u64 = np.zeros(1, np.uint64)
+        # the keys: a sender's row opens only under rk_id[row] (0: clear; -1: none yet)
+        self.rk_id = np.full(rows, 0 if suite.flags == FLAGS_CLEAR else -1, np.int64)
+        self.rk_ctx = np.zeros(rows, np.int64)
+        self._aead = suite.flags == FLAGS_AEAD
+        self._rx_ctx: list[GcmContext] = []
+        self._tx_ctx = None
+        self._row_keyed: list[tuple | None] = [None] * rows
+        self._key_generation = -1
+        self.rows_dirty = False
+        if self._aead:
+            self._tx_ctx = GcmContext(encrypt=True)
+            io[S.SIO_TX_CTX] = self._tx_ctx.ptr
+            for row in range(rows):
+                self._rx_ctx.append(GcmContext(encrypt=False))
+                self.rk_ctx[row] = self._rx_ctx[row].ptr
+        self.iv = np.zeros(GCM_IV_BYTES, np.uint8)
+        self.cbuf = np.zeros(DATAGRAM_MAX_BYTES if self._aead else 1, np.uint8)
+        self.outl = np.zeros(1, np.int32)
         link.peer_stats.add_fast(self.p_stats, self.row_of)
         self.refresh()
+        self.sync_keys()
 
     # -- what the loop reads, kept in step ----------------------------------------------
     def refresh(self) -> None:
@@ -108,6 +141,35 @@ class SecureFastPath:
         for row in range(len(self.nodeids)):
             slot = self.p_tslot[row]
             self.p_rule[row] = _NEVER if slot < 0 else selector.decide(int(slot))
+
+    def sync_keys(self) -> None:
+        """Re-key the loop's contexts if the keyring or an accepted session moved (cheap
+        when nothing did: the loop calls this every turn)."""
+        if not self._aead:
+            return
+        codec = self._link.codec
+        ring = codec.keyring
+        if ring.generation != self._key_generation:
+            self._key_generation = ring.generation
+            tx = ring.tx
+            self._tx_ctx.set_key(tx.session_key(codec.local_nodeid, codec.linknumber,
+                                                codec.session))
+            self.hdr[S.O_KEY_ID] = tx.key_id
+            self.rows_dirty = True      # a dropped key must stop opening frames
+        if not self.rows_dirty:
+            return
+        self.rows_dirty = False
+        link = codec.linknumber
+        for row, node in enumerate(self.nodeids):
+            key, session = codec.peer_key(node), codec.peer_session(node)
+            if key is None or not any(k is key for k in ring.keys):
+                self.rk_id[row] = -1
+                self._row_keyed[row] = None
+                continue
+            if self._row_keyed[row] != (key, session):
+                self._rx_ctx[row].set_key(key.session_key(node, link, session))
+                self._row_keyed[row] = (key, session)
+            self.rk_id[row] = key.key_id
 
     def refresh_mtu(self) -> None:
         """Path-MTU discovery's sizes (0 while unknown: frames go whole, as the carrier
@@ -127,7 +189,8 @@ class SecureFastPath:
                 self.hdr, self.sm, self.p_node, self.p_addr, self.p_port, self.p_sa,
                 self.p_salen, self.p_tslot, self.p_rule, self.p_mtu, self.p_stats,
                 self.fanout, self.gens, self.rgen, replay.session, replay.top, replay.bits,
-                self.cnt, self.sc, self.errs, self._link.waker.wk, self.ts, self.u64)
+                self.rk_id, self.rk_ctx, self.iv, self.cbuf, self.outl, self.cnt, self.sc,
+                self.errs, self._link.waker.wk, self.ts, self.u64)
 
     def slow_train(self) -> tuple[int, int, int, bytes]:
         """After RET_SLOW_RX: (pos, length, segment size, source sockaddr) of the train."""
@@ -153,3 +216,8 @@ class SecureFastPath:
         before those are closed)."""
         self._link = None
         self.gens = self.buf = None
+        self.rk_ctx[:] = 0
+        self.io[S.SIO_TX_CTX] = 0
+        for ctx in self._rx_ctx + ([self._tx_ctx] if self._tx_ctx else []):
+            ctx.free()
+        self._rx_ctx, self._tx_ctx = [], None

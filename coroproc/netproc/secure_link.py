@@ -43,7 +43,6 @@ from coroproc.netproc.jit.link_loop import (MAGIC_BYTE0, MAGIC_BYTE1, RET_POLL_F
                                             RET_TX_CORRUPT, RTYPE_FRAME)
 from coroproc.netproc.link import poll_failed, tx_ring_corrupt
 from coroproc.netproc.secure.codec import LinkCodec
-from coroproc.netproc.secure.frame import FLAGS_CLEAR
 from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as FT_PING,
                                            FTYPE_PMTU_PROBE as FT_PMTU_PROBE,
                                            FTYPE_PMTU_REPLY as FT_PMTU_REPLY,
@@ -51,7 +50,7 @@ from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as 
 from coroproc.netproc.secure.keys import KeyRing
 from coroproc.netproc.secure.session import new_session_id
 from coroproc.netproc.secure.suite import CryptoSuite
-from coroproc.netproc.secure_fast import SecureFastPath
+from coroproc.netproc.secure_fast import FLAGS_JITTED, SecureFastPath
 from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.select import LinkSelector
 from coroproc.netproc.spec import LinkSpec
@@ -132,10 +131,10 @@ class SecureLinkProcess:
         if rx_ring.max_payload_bytes < self._limit:
             raise ValueError(f"rx ring {rx_ring.name!r} cannot hold a frame of "
                              f"{self._limit} bytes")
-        # crypto off over UDP: the jitted data path (secure_fast.py); jit_data_path=False
-        # keeps every frame on the Python path (tests compare the two)
+        # clear or AES-GCM frames over UDP: the jitted data path (secure_fast.py);
+        # jit_data_path=False keeps every frame on the Python path (tests compare the two)
         self._fast = None
-        if (settings.jit_data_path and suite.flags == FLAGS_CLEAR
+        if (settings.jit_data_path and suite.flags in FLAGS_JITTED
                 and hasattr(self.carrier, "adopt_train")):
             self._fast = SecureFastPath(self, rx_ring, tx_ring, tx_doorbell)
         self._note(f"link {spec.linknumber}: {suite.describe()}; link_mode "
@@ -183,6 +182,7 @@ class SecureLinkProcess:
                     fast.refresh()          # the stale links and the path MTUs move here
                 deadline_ns = min(self._timers_due_us * 1000,
                                   now_ns + int(control.tick_s * 1e9))
+                fast.sync_keys()
                 ret = S.run_secure(*args, deadline_ns)
                 # what the jitted path hands back, the Python path takes a batch of: the
                 # rest of the socket's queue, or of the tx ring (in a flood of frames that
@@ -190,6 +190,7 @@ class SecureLinkProcess:
                 if ret == S.RET_SLOW_RX:
                     self.carrier.adopt_train(*fast.slow_train())
                     self._drain_rx()
+                    fast.rows_dirty = True  # it may have accepted a session or a key
                     fast.refresh_mtu()      # a PMTU reply may have come in
                 elif ret == S.RET_SLOW_TX:
                     self._drain_tx()

@@ -1,4 +1,5 @@
-"""The jitted clear data path of a secure link against the Python path it stands in for.
+"""The jitted data path of a secure link against the Python path it stands in for, with
+frames in clear and with AES-GCM.
 
 One real SecureLinkProcess (node 2 on loopback, its own link table, shm rings and
 doorbell) runs under a control that stops it after a number of loop turns, once with the
@@ -6,7 +7,8 @@ jitted path (jit/secure_loop.py) and once without. Real sockets play nodes 1 and
 stranger, and send the same datagrams to both runs: valid frames, a replay, frames for
 another node or link, a ping, Totem runts and foreign frames, a truncated header, a
 node-1 frame from node 3's address, an unlisted source, an old and a new session, and a
-frame fragmented into a GSO train. Both runs must push the same frames into the rx ring
+frame fragmented into a GSO train; with crypto on also a frame sealed under another
+authkey and one whose ciphertext was altered. Both runs must push the same frames into the rx ring
 and count the same refusals under the same names, and the jitted run must have opened
 most DATA frames itself. On the send side both must deliver the same frames to the same
 peers, a frame above the fixed knet_mtu fragmented by the carrier.
@@ -36,7 +38,10 @@ COMPARED = ("rx_frames", "rx_bytes", "rx_runt", "rx_oversize", "rx_foreign", "rx
             "rx_ok", "rx_replayed", "rx_old_session", "rx_wrong_dest", "rx_wrong_link",
             "rx_truncated", "rx_bad_magic", "rx_unknown_sender", "rx_sender_mismatch",
             "rx_unlisted", "rx_control", "pongs_sent", "rx_fragments", "tx_frames",
-            "tx_unknown_dest", "tx_fragmented_frames")
+            "tx_unknown_dest", "tx_fragmented_frames", "rx_auth_failed", "rx_unknown_key",
+            "rx_clear_refused")
+AUTHKEY = bytes(range(128))
+SUITES = {"clear": ("none", "none", None), "aes-gcm": ("aes256", "sha256", AUTHKEY)}
 
 
 def _free_port() -> int:
@@ -70,6 +75,12 @@ class Turns:
         return True
 
 
+@pytest.fixture(params=sorted(SUITES))
+def suite(request):
+    """(cipher, hash, authkey) of every link in the test."""
+    return SUITES[request.param]
+
+
 @pytest.fixture
 def peers():
     """Nodes 1 and 3 as UDP carriers on their nodelist addresses (mtu 1,200: they
@@ -90,7 +101,7 @@ def peers():
     stranger.close()
 
 
-def _run_link(nodelist: dict, jit: bool, before_run, mtu_bytes: int = 0, phases=()):
+def _run_link(nodelist: dict, suite, jit: bool, before_run, mtu_bytes: int = 0, phases=()):
     """Build node 2's link, call before_run(link, tx_ring) (push tx records), run it for
     TURNS turns with `phases` (Turns); returns (counters, rx frames, the jitted
     counters)."""
@@ -99,8 +110,9 @@ def _run_link(nodelist: dict, jit: bool, before_run, mtu_bytes: int = 0, phases=
                     local_nodeid=LOCAL, bind_addr="127.0.0.1", port=nodelist[LOCAL][1],
                     peers=nodelist, netmtu=8000)
     table = LinkTable.create(f"/coroproc-test.sfast.{tag}.links", sorted(nodelist), LOCAL)
-    settings = SecureSettings(cluster_name="sfast", link_mode="passive", cipher="none",
-                              hash="none", authkey=None, table_name=table.name,
+    cipher, hash_, authkey = suite
+    settings = SecureSettings(cluster_name="sfast", link_mode="passive", cipher=cipher,
+                              hash=hash_, authkey=authkey, table_name=table.name,
                               mtu_bytes=mtu_bytes, jit_data_path=jit)
     bell = Doorbell()
     rx = ShmRing.create(f"/coroproc-test.sfast.{tag}.rx", 1 << 20, role="consumer")
@@ -130,16 +142,18 @@ def _run_link(nodelist: dict, jit: bool, before_run, mtu_bytes: int = 0, phases=
         table.unlink()
 
 
-def _codec(node: int, session: int) -> LinkCodec:
-    return LinkCodec(KeyRing(CryptoSuite("none", "none"), None, "sfast"), node, 0, session,
-                     (1, LOCAL, 3))
+def _codec(node: int, session: int, suite, authkey: bytes | None = None) -> LinkCodec:
+    cipher, hash_, key = suite
+    return LinkCodec(KeyRing(CryptoSuite(cipher, hash_), authkey or key, "sfast"), node, 0,
+                     session, (1, LOCAL, 3))
 
 
-def _hostile_script(carriers, stranger):
+def _hostile_script(carriers, stranger, suite):
     """What node 2 is sent, in phases that arrive between loop turns (the same bytes
     for both runs). Each phase starts with frames the jitted path may open, then ones it
     must hand back (the Python path then takes the rest of the socket's queue)."""
-    n1, n1_old, n1_new, n3 = _codec(1, 5000), _codec(1, 4000), _codec(1, 6000), _codec(3, 7000)
+    n1, n1_old, n1_new, n3 = (_codec(1, 5000, suite), _codec(1, 4000, suite),
+                              _codec(1, 6000, suite), _codec(3, 7000, suite))
     s1, s3 = carriers[1]._sock, carriers[3]._sock
 
     def data(c, tag, size=200, dest=LOCAL):
@@ -168,24 +182,35 @@ def _hostile_script(carriers, stranger):
     bad_magic = bytearray(data(n3, 40))
     bad_magic[0] ^= 0xFF
     phases.append([(s3, data(n3, i)) for i in range(41, 45)] + [(s3, bytes(bad_magic))])
+    if suite[2] is not None:
+        # another cluster's key, and a frame altered on the way: both fail authentication
+        # (the first would carry another key id: seal it under ours' id to reach the tag)
+        forged = bytearray(data(_codec(3, 7000, suite, authkey=b"x" * 128), 45))
+        forged[5] = n3.keyring.tx.key_id
+        altered = bytearray(data(n3, 46))
+        altered[-20] ^= 0x01
+        phases.append([(s3, data(n3, 47)), (s3, bytes(forged)), (s3, bytes(altered)),
+                       (s3, data(n3, 48))])
     return phases, n1_new
 
 
-def test_receive_path_matches_the_python_path(peers):
+def test_receive_path_matches_the_python_path(peers, suite):
     nodelist, carriers, stranger = peers
     to2 = nodelist[LOCAL]
     results = {}
     for jit in (False, True):
-        script, n1 = _hostile_script(carriers, stranger)
+        script, n1 = _hostile_script(carriers, stranger, suite)
         phases = [lambda batch=batch: [sock.sendto(d, to2) for sock, d in batch]
                   for batch in script]
         # a frame above node 1's path: its carrier fragments it (one GSO train)
         big = n1.seal(FTYPE_DATA, LOCAL, frame(99, 5000))
         phases.append(lambda big=big: carriers[1].send(big, LOCAL))
-        results[jit] = _run_link(nodelist, jit, lambda _link, _tx: None, phases=phases)
+        results[jit] = _run_link(nodelist, suite, jit, lambda _link, _tx: None,
+                                 phases=phases)
     (slow_c, slow_frames, _), (fast_c, fast_frames, jitted) = results[False], results[True]
     assert fast_frames == slow_frames
-    assert len(slow_frames) == 5 + 1 + 4 + 21 + 4 + 1      # what must get through
+    crypto = suite[2] is not None
+    assert len(slow_frames) == 5 + 1 + 4 + 21 + 4 + 1 + 2 * crypto     # what must get through
     assert max(len(f) for f in slow_frames) == 5000         # the reassembled one
     assert {k: fast_c.get(k, 0) for k in COMPARED} == {k: slow_c.get(k, 0) for k in COMPARED}
     for node in ("1", "3"):
@@ -199,9 +224,10 @@ def test_receive_path_matches_the_python_path(peers):
     assert slow_c["rx_truncated"] == 1 and slow_c["rx_bad_magic"] == 1
     assert fast_c["jit_data_path"] == 1 and slow_c["jit_data_path"] == 0
     assert jitted["rx_ok"] >= 28 and jitted["rx_replayed"] == 1
+    assert slow_c["rx_auth_failed"] == 2 * crypto
 
 
-def test_send_path_matches_the_python_path(peers):
+def test_send_path_matches_the_python_path(peers, suite):
     nodelist, carriers, _stranger = peers
     got = {}
     for jit in (False, True):
@@ -214,10 +240,11 @@ def test_send_path_matches_the_python_path(peers):
         phases = [lambda r=r: push(r) for r in (
             [(0, 300), (1, 200)], [(3, 3000)], [(0, 2500)], [(9, 100), (LOCAL, 120), (0, 64)])]
         counters, _frames, jitted = _run_link(
-            nodelist, jit, lambda _link, tx: tx_rings.append(tx), mtu_bytes=1200,
+            nodelist, suite, jit, lambda _link, tx: tx_rings.append(tx), mtu_bytes=1200,
             phases=phases)
         time.sleep(0.05)
-        got[jit] = (counters, {n: _data_frames(carriers[n], n) for n in (1, 3)}, jitted)
+        got[jit] = (counters, {n: _data_frames(carriers[n], n, suite) for n in (1, 3)},
+                    jitted)
     (slow_c, slow_rx, _), (fast_c, fast_rx, jitted) = got[False], got[True]
     assert fast_rx == slow_rx
     assert {k: fast_c.get(k, 0) for k in COMPARED} == {k: slow_c.get(k, 0) for k in COMPARED}
@@ -229,9 +256,9 @@ def test_send_path_matches_the_python_path(peers):
     assert jitted["tx_sealed"] >= 5
 
 
-def _data_frames(carrier: UdpCarrier, node: int) -> list[bytes]:
+def _data_frames(carrier: UdpCarrier, node: int, suite) -> list[bytes]:
     """The DATA frames a node got from node 2 (its carrier reassembles fragments)."""
-    opener = _codec(node, 1)
+    opener = _codec(node, 1, suite)
     buf = bytearray(70000)
     out = []
     while (got := carrier.recv_into(buf)) is not None:

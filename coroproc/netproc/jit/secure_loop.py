@@ -1,33 +1,40 @@
-"""The data path of a secure (transport knet) link with crypto off, jitted.
+"""The data path of a secure (transport knet) link, jitted: frames in clear or AES-GCM.
 
-A clear link frame is a 32-byte header (secure/frame.py) and a Totem frame; sealing is a
-header write and opening a handful of compares and the replay window, so nothing in it
-needs Python, and Python was most of what the link cost per frame and per wake-up: a
-token hop wakes a link process twice on every node. This loop does what the plain links'
-loop (link_loop.py) does — drain the socket into the rx ring, drain the tx ring onto the
+A clear link frame is a 32-byte header (secure/frame.py) and a Totem frame; an AES-GCM
+one is the header, the Totem frame encrypted, and a 16-byte tag, the header being the
+associated data. Sealing and opening either is a header write or a handful of compares,
+one EVP call sequence (aead.py) and the replay window, so nothing in it needs Python,
+and Python was most of what the link cost per frame and per wake-up: a token hop wakes
+a link process twice on every node. This loop does what the plain links' loop
+(link_loop.py) does — drain the socket into the rx ring, drain the tx ring onto the
 socket, pay the ring process's deferred wake-up, sleep in poll() with the tx ring's
 sleeping-flag handshake — for the frames that are plain DATA, and hands everything else
 back to the Python link process (secure_link.py) untouched:
 
-* receive: a datagram (or one segment of a GRO train) goes on here only if it is a clear
-  DATA frame of this link for this node, from a nodelist member whose configured address
-  and port it came from, in the session already accepted from that sender. Then the
-  replay window (replay_window.py, shared with the codec) and the Totem framing checks
-  decide, counted as the codec and secure_link.py count them. Anything else — a ping, a
-  pong, a PMTU probe, a fragment, a new session, a header that fails a check, a source
-  that is not the sender's own address — stops the loop with RET_SLOW_RX and the train's
-  position in io, and the Python path opens it from there (UdpCarrier.adopt_train), with
-  every check and counter it has.
+* receive: a datagram (or one segment of a GRO train) goes on here only if it is a DATA
+  frame of this link's flags for this node, from a nodelist member whose configured
+  address and port it came from, in the session already accepted from that sender and
+  under the key id of the session key held for it (rk_id; -1 while none is). An AES-GCM
+  body is opened into cbuf and must authenticate. Then the replay window
+  (replay_window.py, shared with the codec) and the Totem framing checks decide, counted
+  as the codec and secure_link.py count them. Anything else — a ping, a pong, a PMTU
+  probe, a fragment, a new session, a header that fails a check, a tag that does not
+  verify under the held key, a source that is not the sender's own address — stops the
+  loop with RET_SLOW_RX and the train's position in io, and the Python path opens it from
+  there (UdpCarrier.adopt_train), with every check, every key and every counter it has.
+  Nothing a refused frame carries changes the window: the tag is checked first.
 * send: a tx record goes out here when every peer it goes to can take it whole (its
-  path MTU is unknown or at least the frame). A record that must be fragmented stops
-  the loop with RET_SLOW_TX before it is taken, and Python sends it through the carrier.
-  Which peers THIS link serves is the link selector's rule per peer (select.py: send
-  frame k iff k % n == index), which Python computes for the link table's state
-  generations in rgen; when the table moved, the loop stops with RET_RULES before the
-  record, and Python recomputes them.
+  path MTU is unknown or at least the sealed frame). AES-GCM seals it per peer (dest
+  and seq are in the header, so each copy is its own ciphertext) into cbuf under the tx
+  context (io[SIO_TX_CTX]). A record that must be fragmented stops the loop with
+  RET_SLOW_TX before it is taken, and Python sends it through the carrier. Which peers
+  THIS link serves is the link selector's rule per peer (select.py: send frame k iff
+  k % n == index), which Python computes for the link table's state generations in
+  rgen; when the table moved, the loop stops with RET_RULES before the record, and
+  Python recomputes them.
 
 The sealed seq (useq[0]) is the codec's own counter, so control frames Python seals and
-data frames sealed here never share a seq.
+data frames sealed here never share a seq (nor, under one session key, a nonce).
 
 Arrays (built by SecureFastPath, secure_fast.py):
   io     int64 words, SIO_*                 useq  uint64[1]: the last seq sealed
@@ -41,6 +48,9 @@ Arrays (built by SecureFastPath, secure_fast.py):
   fanout int64[]: the rows a multicast (dest 0) goes to
   gens   uint64[2]: the link table's state generations; rgen uint64[2] those of p_rule
   rp_*   the replay windows (replay_window.py)
+  rk_id int64[rows]: the key id a row's frames must carry here (0 clear, -1 none yet)
+  rk_ctx int64[rows]: the row's opening EVP context; iv uint8[12], cbuf (sealed or opened
+         bodies), outl int32[1]: aead.py's scratch
   cnt    int64[C_WORDS] (link_loop's counter layout); sc int64[SC_WORDS]; errs as link_loop's
 """
 from __future__ import annotations
@@ -70,6 +80,7 @@ from coroproc.netproc.jit.link_loop import (
     take_frame,
     u32_at,
 )
+from coroproc.netproc.jit.aead import gcm_open, gcm_seal, set_iv
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
     waker_note_drain,
@@ -103,6 +114,7 @@ LINK_MAGIC_BYTE0, LINK_MAGIC_BYTE1 = 0x7E, 0xC0      # 0xC07E little-endian
 LINK_VERSION = 1
 LINK_FTYPE_DATA = 1
 LINK_FLAGS_CLEAR = 0
+LINK_FLAGS_AEAD = 1
 O_VERSION, O_FTYPE, O_FLAGS, O_KEY_ID, O_LINK, O_RESERVED = 2, 3, 4, 5, 6, 7
 O_SENDER, O_DEST, O_SESSION, O_SEQ = 8, 12, 16, 24
 DATAGRAM_MAX_BYTES = 65507
@@ -124,7 +136,10 @@ SIO_CORRUPT_POS = 12
 SIO_CORRUPT_OFF = 13
 SIO_CORRUPT_LEN = 14
 SIO_POLL_ERRNO = 15
-SIO_WORDS = 16
+SIO_FLAGS = 16                 # LINK_FLAGS_CLEAR or LINK_FLAGS_AEAD: what this link's frames carry
+SIO_TAG_BYTES = 17             # the AES-GCM tag's 16, or 0
+SIO_TX_CTX = 18                # the sealing EVP context (aead.GcmContext.ptr), or 0
+SIO_WORDS = 19
 
 # sm: one sendmsg: a msghdr, then two iovecs (the header, the frame in the tx ring)
 SM_MH = 0
@@ -136,11 +151,11 @@ P_TX_PACKETS, P_TX_BYTES, P_RX_PACKETS, P_RX_BYTES, P_TX_ERRORS = range(5)
 P_STAT_WORDS = 5
 
 # sc: the secure link's own counters, named as secure_link.py / the codec / the carrier
-SC_TX_NOT_CHOSEN, SC_RX_OK, SC_RX_REPLAYED, SC_TX_SEALED, SC_RX_EMPTY, SC_RX_TOO_LONG = \
-    range(6)
+(SC_TX_NOT_CHOSEN, SC_RX_OK, SC_RX_REPLAYED, SC_TX_SEALED, SC_RX_EMPTY, SC_RX_TOO_LONG,
+ SC_TX_SEAL_FAILED) = range(7)
 SC_NAMES = ("tx_not_chosen", "rx_ok", "rx_replayed", "tx_sealed", "rx_empty",
-            "rx_too_long")
-SC_WORDS = 6
+            "rx_too_long", "tx_seal_failed")
+SC_WORDS = 7
 
 # why run_secure returned, beyond link_loop's RET_* (0..4)
 RET_SLOW_RX = 5                # buf[io[SIO_SLOW_POS]:] is the Python path's to open
@@ -172,20 +187,21 @@ def _from_row(src, p_addr, p_port, row):
 
 
 @njit(cache=True, inline="always")
-def _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session):
-    """The sender's row if buf[off:off+k] is a clear DATA frame this loop may open,
-    else -1 (the Python path opens it, with its checks and counters)."""
-    if k < LINK_HDR_BYTES:
+def _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session, rk_id):
+    """The sender's row if buf[off:off+k] is a DATA frame this loop may open (this link's
+    flags, and the key id of the session key it holds for the sender), else -1 (the
+    Python path opens it, with its checks and counters)."""
+    if k < LINK_HDR_BYTES + io[SIO_TAG_BYTES]:
         return -1
     if (buf[off] != LINK_MAGIC_BYTE0 or buf[off + 1] != LINK_MAGIC_BYTE1
             or buf[off + O_VERSION] != LINK_VERSION or buf[off + O_FTYPE] != LINK_FTYPE_DATA
-            or buf[off + O_FLAGS] != LINK_FLAGS_CLEAR or buf[off + O_KEY_ID] != 0
+            or buf[off + O_FLAGS] != io[SIO_FLAGS]
             or buf[off + O_LINK] != io[SIO_LINKNUMBER] or buf[off + O_RESERVED] != 0):
         return -1
     if u32_at(buf, off + O_DEST) != io[SIO_LOCAL_NODEID]:
         return -1
     row = _row_of(p_node, u32_at(buf, off + O_SENDER))
-    if row < 0 or not _from_row(src, p_addr, p_port, row):
+    if row < 0 or buf[off + O_KEY_ID] != rk_id[row] or not _from_row(src, p_addr, p_port, row):
         return -1
     session = _u64_at(buf, off + O_SESSION)
     if rp_session[row] == 0 or session != rp_session[row]:
@@ -194,28 +210,39 @@ def _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session):
 
 
 @njit(cache=True)
-def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, cnt, sc, wk,
-               ts, u64):
-    """A clear DATA frame from row: replay window, then the Totem framing checks and the
-    push (secure_link.py _push_frame's order and counters); True if pushed."""
-    if not window_accept(rp_top, rp_bits, row, _u64_at(buf, off + O_SEQ)):
+def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, rk_ctx, iv, cbuf,
+               outl, cnt, sc, wk, ts, u64):
+    """A DATA frame from row: authentication (AEAD: opened into cbuf), the replay window,
+    then the Totem framing checks and the push (the codec's and secure_link.py
+    _push_frame's order and counters). 1 pushed, 0 refused, -1 it did not authenticate
+    under the session key held for row: the Python path tries every key with its id."""
+    seq = _u64_at(buf, off + O_SEQ)
+    n = k - LINK_HDR_BYTES - io[SIO_TAG_BYTES]
+    frame, at = buf, off + LINK_HDR_BYTES
+    if io[SIO_FLAGS] == LINK_FLAGS_AEAD:
+        set_iv(iv, seq)
+        base = buf.ctypes.data + off
+        if not gcm_open(rk_ctx[row], iv, base, LINK_HDR_BYTES, base + LINK_HDR_BYTES, n,
+                        cbuf.ctypes.data, outl):
+            return -1
+        frame, at = cbuf, 0
+    if not window_accept(rp_top, rp_bits, row, seq):
         sc[SC_RX_REPLAYED] += 1
-        return False
+        return 0
     sc[SC_RX_OK] += 1
     p_stats[row, P_RX_PACKETS] += 1
     p_stats[row, P_RX_BYTES] += k
-    n = k - LINK_HDR_BYTES
-    if not take_frame(io[SIO_LIMIT_BYTES], io[SIO_RING_WAKE_FD], rx_h, rx_d, buf,
-                      off + LINK_HDR_BYTES, n, cnt, wk, ts, u64):
-        return False
+    if not take_frame(io[SIO_LIMIT_BYTES], io[SIO_RING_WAKE_FD], rx_h, rx_d, frame, at, n,
+                      cnt, wk, ts, u64):
+        return 0
     cnt[C_RX_FRAMES] += 1
     cnt[C_RX_BYTES] += n
-    return True
+    return 1
 
 
 @njit(cache=True)
 def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp_session,
-              rp_top, rp_bits, cnt, sc, errs, wk, ts, u64):
+              rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc, errs, wk, ts, u64):
     """Receive until EAGAIN, the batch bound or a frame for the Python path: 0 drained,
     1 the bound stopped us, RET_SLOW_RX (io's SIO_SLOW_* say where)."""
     fd = io[SIO_FD]
@@ -243,25 +270,28 @@ def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp
         off = 0
         while off < n:
             k = min(seg, n - off)
-            row = _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session)
-            if row < 0:
+            row = _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session, rk_id)
+            opened = -1
+            if row >= 0:
+                opened = _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top,
+                                    rp_bits, rk_ctx, iv, cbuf, outl, cnt, sc, wk, ts, u64)
+            if opened < 0:
                 io[SIO_SLOW_POS] = off
                 io[SIO_SLOW_END] = n
                 io[SIO_SLOW_SEG] = seg
                 waker_note_drain(wk, frames)
                 return RET_SLOW_RX
-            if _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, cnt,
-                          sc, wk, ts, u64):
-                frames += 1
+            frames += opened
             off += k
     waker_note_drain(wk, frames)
     return result
 
 
 @njit(cache=True)
-def _send_to(io, useq, hdr, sm, row, p_node, p_sa, p_salen, p_stats, cnt, sc, errs):
-    """Seal (the header: dest and the next seq) and send the frame sm's second iovec
-    points at to row."""
+def _send_to(io, useq, hdr, sm, frame, f_len, row, p_node, p_sa, p_salen, p_stats, iv, cbuf,
+             outl, cnt, sc, errs):
+    """Seal the f_len-byte frame at address `frame` for row (the header's dest and the
+    next seq; AEAD: the body into cbuf) and send it."""
     seq = useq[0] + np.uint64(1)
     useq[0] = seq
     dest = p_node[row]
@@ -269,6 +299,19 @@ def _send_to(io, useq, hdr, sm, row, p_node, p_sa, p_salen, p_stats, cnt, sc, er
         hdr[O_DEST + i] = (dest >> (8 * i)) & 0xFF
     for i in range(8):
         hdr[O_SEQ + i] = np.uint8((seq >> np.uint64(8 * i)) & np.uint64(0xFF))
+    if io[SIO_FLAGS] == LINK_FLAGS_AEAD:
+        set_iv(iv, seq)
+        if not gcm_seal(io[SIO_TX_CTX], iv, hdr.ctypes.data, LINK_HDR_BYTES, frame, f_len,
+                        cbuf.ctypes.data, outl):
+            sc[SC_TX_SEAL_FAILED] += 1
+            cnt[C_TX_ERRORS] += 1
+            p_stats[row, P_TX_ERRORS] += 1
+            return
+        sm[SM_IOV + IOVEC_WORDS] = cbuf.ctypes.data
+        sm[SM_IOV + IOVEC_WORDS + 1] = f_len + io[SIO_TAG_BYTES]
+    else:
+        sm[SM_IOV + IOVEC_WORDS] = frame
+        sm[SM_IOV + IOVEC_WORDS + 1] = f_len
     sc[SC_TX_SEALED] += 1
     sm[SM_MH + MMSG_NAME] = p_sa.ctypes.data + row * p_sa.shape[1]
     sm[SM_MH + MMSG_NAMELEN] = p_salen[row]
@@ -291,7 +334,7 @@ def _chosen(p_rule, p_tslot, row, frame_no):
 
 @njit(cache=True)
 def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_rule, p_mtu,
-              p_stats, fanout, gens, rgen, cnt, sc, errs):
+              p_stats, fanout, gens, rgen, iv, cbuf, outl, cnt, sc, errs):
     """Send up to one batch, then release what was taken: 0 the ring is empty, 1 the
     bound stopped us, -1 corrupt (io's SIO_CORRUPT_*), RET_SLOW_TX / RET_RULES (the
     record at the ring's tail is not taken)."""
@@ -338,7 +381,7 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
                     frame_no += 1
                     continue
             # every peer this link serves must take the frame whole, or Python sends it
-            size = LINK_HDR_BYTES + f_len
+            size = LINK_HDR_BYTES + f_len + io[SIO_TAG_BYTES]
             whole = size <= DATAGRAM_MAX_BYTES
             for i in range(1 if dest != 0 else fanout.shape[0]):
                 r = row if dest != 0 else fanout[i]
@@ -347,8 +390,6 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
             if not whole:
                 result = RET_SLOW_TX
                 break
-            sm[SM_IOV + IOVEC_WORDS] = data + off + DEST_PREFIX_BYTES
-            sm[SM_IOV + IOVEC_WORDS + 1] = f_len
             for i in range(1 if dest != 0 else fanout.shape[0]):
                 r = row if dest != 0 else fanout[i]
                 if p_tslot[r] < 0:
@@ -356,8 +397,8 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
                 elif not _chosen(p_rule, p_tslot, r, frame_no):
                     sc[SC_TX_NOT_CHOSEN] += 1
                 else:
-                    _send_to(io, useq, hdr, sm, r, p_node, p_sa, p_salen, p_stats, cnt, sc,
-                             errs)
+                    _send_to(io, useq, hdr, sm, data + off + DEST_PREFIX_BYTES, f_len, r,
+                             p_node, p_sa, p_salen, p_stats, iv, cbuf, outl, cnt, sc, errs)
             frame_no += 1
         records += 1
         nbytes += n
@@ -371,17 +412,19 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
 @njit(cache=True)
 def run_secure(io, useq, pfd, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, hdr, sm, p_node,
                p_addr, p_port, p_sa, p_salen, p_tslot, p_rule, p_mtu, p_stats, fanout,
-               gens, rgen, rp_session, rp_top, rp_bits, cnt, sc, errs, wk, ts, u64,
-               deadline_ns):
-    """Move clear DATA frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd,
-    a signal, or a frame or record for the Python path; returns RET_*."""
+               gens, rgen, rp_session, rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt,
+               sc, errs, wk, ts, u64, deadline_ns):
+    """Move DATA frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd, a
+    signal, or a frame or record for the Python path; returns RET_*."""
     while True:
         rx = _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats,
-                       rp_session, rp_top, rp_bits, cnt, sc, errs, wk, ts, u64)
+                       rp_session, rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc,
+                       errs, wk, ts, u64)
         if rx == RET_SLOW_RX:
             return RET_SLOW_RX
         tx = _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot,
-                       p_rule, p_mtu, p_stats, fanout, gens, rgen, cnt, sc, errs)
+                       p_rule, p_mtu, p_stats, fanout, gens, rgen, iv, cbuf, outl, cnt, sc,
+                       errs)
         if tx < 0:
             return RET_TX_CORRUPT
         if tx == RET_SLOW_TX or tx == RET_RULES:

@@ -221,6 +221,12 @@ class LinkCodec:
             return view[HEADER_BYTES:end]
         return None
 
+    def peer_key(self, sender: int):
+        """The link key (LinkKey) the sender's accepted session was last opened with
+        (None: nothing accepted yet, or crypto off)."""
+        peer = self._peers.get(sender)
+        return None if peer is None else peer.key
+
     def peer_session(self, sender: int) -> int | None:
         """The session accepted from sender on this link (None: nothing accepted yet)."""
         peer = self._peers.get(sender)

@@ -65,12 +65,20 @@ class LinkKey:
         self.suite = suite
         self._key = hkdf_sha256(bytes(authkey), LINK_KEY_SALT, info, suite.key_bytes)
         self.key_id = 1 + hashlib.sha256(self._key).digest()[0] % 255
-        self._sessions: OrderedDict[tuple[int, int, int], object] = OrderedDict()
+        self._sessions: OrderedDict[tuple[int, int, int], tuple[bytes, object]] = \
+            OrderedDict()
         self._cache_entries = cache_entries
         assert 1 <= self.key_id <= 255
 
     def session(self, sender: int, link: int, session: int):
         """The session's AESGCM or (unfed) HMAC object, derived on first use (LRU-cached)."""
+        return self._session_entry(sender, link, session)[1]
+
+    def session_key(self, sender: int, link: int, session: int) -> bytes:
+        """The session key itself, for a jitted data path's own cipher context."""
+        return self._session_entry(sender, link, session)[0]
+
+    def _session_entry(self, sender: int, link: int, session: int) -> tuple[bytes, object]:
         ident = (sender, link, session)
         found = self._sessions.get(ident)
         if found is not None:
@@ -80,9 +88,9 @@ class LinkKey:
                                                                           session),
                           self.suite.key_bytes)
         if self.suite.flags == FLAGS_AEAD:
-            found = AESGCM(key)
+            found = (key, AESGCM(key))
         else:
-            found = hmac.new(key, digestmod=self.suite.hash)
+            found = (key, hmac.new(key, digestmod=self.suite.hash))
         self._sessions[ident] = found
         if len(self._sessions) > self._cache_entries:
             self._sessions.popitem(last=False)
