@@ -1,14 +1,19 @@
 """Benchmark: µs per frame for LinkCodec.seal and .open (one process, no sockets), per suite
 at 64 B, 1 KiB and 1400 B payloads, with the ratio to the clear suite (the codec's
 non-crypto cost) and to a bare AES-GCM encrypt+decrypt of the same payload (the limit
-the crypto library sets). Run: .venv/bin/python bench/bench_link_codec.py [frames]
+the crypto library sets); then the jitted AES-GCM the secure links' jitted data path
+uses (netproc/jit/aead.py: seal + open in one jitted loop, no Python per frame).
+Run: .venv/bin/python bench/bench_link_codec.py [frames]
 """
 import os
 import sys
 import time
 
+import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from numba import njit
 
+from coroproc.netproc.jit.aead import GCM_TAG_BYTES, GcmContext, gcm_open, gcm_seal, set_iv
 from coroproc.netproc.secure import CryptoSuite, KeyRing, LinkCodec
 
 SUITES = [("none", "none"), ("none", "sha1"), ("none", "sha256"), ("none", "sha512"),
@@ -69,6 +74,34 @@ def bare_gcm_us(size, frames):
     return per_frame_us(run, frames)
 
 
+@njit
+def _jitted_rounds(sealer, opener, iv, aad, src, dst, back, outl, size, n):
+    ok = 0
+    for seq in range(1, n + 1):
+        set_iv(iv, np.uint64(seq))
+        gcm_seal(sealer, iv, aad.ctypes.data, 32, src.ctypes.data, size, dst.ctypes.data, outl)
+        ok += gcm_open(opener, iv, aad.ctypes.data, 32, dst.ctypes.data, size,
+                       back.ctypes.data, outl)
+    return ok
+
+
+def jitted_gcm_us(size, frames):
+    key = os.urandom(32)
+    sealer, opener = GcmContext(True), GcmContext(False)
+    sealer.set_key(key)
+    opener.set_key(key)
+    iv, aad, outl = np.zeros(12, np.uint8), np.zeros(32, np.uint8), np.zeros(1, np.int32)
+    src = np.frombuffer(os.urandom(size), np.uint8)
+    dst, back = np.zeros(size + GCM_TAG_BYTES, np.uint8), np.zeros(size, np.uint8)
+    args = (sealer.ptr, opener.ptr, iv, aad, src, dst, back, outl, size)
+    try:
+        assert _jitted_rounds(*args, 10) == 10          # compiled, and every frame opened
+        return per_frame_us(lambda n: _jitted_rounds(*args, n), frames)
+    finally:
+        sealer.free()
+        opener.free()
+
+
 def main():
     frames = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     rows = {}
@@ -85,6 +118,8 @@ def main():
                   f"{total:>8.2f}{total / clear:>8.2f}{total / bare[size]:>11.2f}")
     print("bare AES-256-GCM encrypt+decrypt µs: "
           + ", ".join(f"{s} B {bare[s]:.2f}" for s in SIZES_BYTES))
+    print("jitted AES-256-GCM seal+open µs (netproc/jit/aead.py): "
+          + ", ".join(f"{s} B {jitted_gcm_us(s, frames):.2f}" for s in SIZES_BYTES))
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         saved = json.loads(Path(a.from_json).read_text())
         out = Path(a.out)
         write_markdown(out, saved["rows"], saved["meta"],
-                       sbs_report.plots(saved["rows"], out.parent / "plots"))
+                       sbs_report.plots(saved["rows"], out.parent / "plots", _plot_prefix(out)))
         print(f"wrote {out} from {a.from_json}")
         return 0
     a.sizes = [int(x) for x in a.sizes.split(",")]
@@ -215,12 +215,17 @@ def main(argv=None) -> int:
             "elapsed_s": time.monotonic() - t0, "versions": versions(), "runs": a.runs,
             "seconds": a.seconds, "idle_s": a.idle_s,
             "load_min": min(loads), "load_max": max(loads)}
-    plot_paths = sbs_report.plots(rows, out.parent / "plots")
+    plot_paths = sbs_report.plots(rows, out.parent / "plots", _plot_prefix(out))
     write_markdown(out, rows, meta, plot_paths)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {out}, {out.with_suffix('.json')} and {len(plot_paths)} plot(s); "
           f"{meta['elapsed_s'] / 60:.1f} min")
     return 0
+
+
+def _plot_prefix(out: Path) -> str:
+    """sbs_* for side_by_side.md, sbs_knet_* for side_by_side_knet.md, ..."""
+    return out.stem.replace("side_by_side", "sbs", 1)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class Session:
     def _start(self) -> None:
         name = f"sbs{os.getpid() % 100000}"
         if self.kind.cipher != "none":
+            self.workdir.mkdir(parents=True, exist_ok=True)
             key = self.workdir / "authkey"
             key.write_bytes(os.urandom(AUTHKEY_BYTES))
             key.chmod(0o400)

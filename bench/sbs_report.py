@@ -124,17 +124,19 @@ def limits_lines(rows) -> list[str]:
             "|---|---|---:|---:|---:|---|", *out]
 
 
-def plots(rows, plot_dir: Path) -> list[Path]:
-    """msgs/s vs size for (1 node), (3 nodes, 1 sender), (3 nodes, 3 senders); latency."""
+def plots(rows, plot_dir: Path, prefix: str = "sbs") -> list[Path]:
+    """msgs/s vs size for (1 node), (3 nodes, 1 sender), (3 nodes, 3 senders); latency.
+    File names start with `prefix` (a report of a subset must not overwrite the full
+    report's plots)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plot_dir.mkdir(parents=True, exist_ok=True)
     made = []
-    series = [("1 node, 1 sender", 1, 1, "sbs_msgs_1n.png"),
-              ("3 nodes, 1 sender", 3, 1, "sbs_msgs_3n_1s.png"),
-              ("3 nodes, a sender per node", 3, 3, "sbs_msgs_3n_3s.png")]
+    series = [("1 node, 1 sender", 1, 1, f"{prefix}_msgs_1n.png"),
+              ("3 nodes, 1 sender", 3, 1, f"{prefix}_msgs_3n_1s.png"),
+              ("3 nodes, a sender per node", 3, 3, f"{prefix}_msgs_3n_3s.png")]
     for title, nodes, senders, fname in series:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         drawn = False
@@ -161,11 +163,11 @@ def plots(rows, plot_dir: Path) -> list[Path]:
             fig.savefig(plot_dir / fname, dpi=100)
             made.append(plot_dir / fname)
         plt.close(fig)
-    made += _latency_plot(rows, plot_dir, plt)
+    made += _latency_plot(rows, plot_dir, plt, prefix)
     return made
 
 
-def _latency_plot(rows, plot_dir: Path, plt) -> list[Path]:
+def _latency_plot(rows, plot_dir: Path, plt, prefix: str) -> list[Path]:
     lat = [r for r in rows if r["what"] == "load" and r["cell"].endswith("/s")]
     groups = [(n, k) for n in (1, 3) for k in KINDS if any(r["nodes"] == n and r["kind"] == k for r in lat)]
     if not groups:
@@ -183,7 +185,7 @@ def _latency_plot(rows, plot_dir: Path, plt) -> list[Path]:
            title="Latency at 1,000 msgs/s offered, 1 KiB")
     ax.legend()
     fig.tight_layout()
-    path = plot_dir / "sbs_latency.png"
+    path = plot_dir / f"{prefix}_latency.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return [path]

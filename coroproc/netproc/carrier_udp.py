@@ -169,7 +169,7 @@ class UdpCarrier:
         self._pos, self._end, self._seg = pos, n, seg
         self._train_src, self._train_node = src, nodeid
 
-    # -- the jitted clear data path's side (jit/secure_loop.py) ---------------------------
+    # -- the jitted data path's side (jit/secure_loop.py) ---------------------------
     @property
     def fd(self) -> int:
         return self._sock.fileno()

@@ -26,7 +26,7 @@ TX = {ft: (_INDEX[f"tx_{k}_packets"], _INDEX[f"tx_{k}_bytes"], _INDEX[f"tx_{k}_e
 RX = {ft: (_INDEX[f"rx_{k}_packets"], _INDEX[f"rx_{k}_bytes"]) for ft, k in _KIND.items()}
 
 
-# the DATA columns the jitted clear data path counts in its own array (jit/secure_loop.py
+# the DATA columns the jitted data path counts in its own array (jit/secure_loop.py
 # P_* order), added in by as_dict
 FAST_NAMES = ("tx_data_packets", "tx_data_bytes", "rx_data_packets", "rx_data_bytes",
               "tx_data_errors")

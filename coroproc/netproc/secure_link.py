@@ -17,11 +17,13 @@ and the link keeps its own health:
   table, which the other links' processes read to pick who sends: a dead link hands its
   traffic to the next one within a ping timeout, without Totem noticing.
 
-With crypto off and a UDP carrier, DATA frames take the jitted path instead
-(jit/secure_loop.py, arrays in secure_fast.py): it receives, sends and sleeps for this
-process, and hands back every datagram and record it does not handle (control frames,
-fragments, a new session, anything that fails a check; frames that must be fragmented)
-to the Python path below, which is then the one that opens or sends them.
+In clear or with AES-GCM, over a UDP carrier, DATA frames take the jitted path instead
+(jit/secure_loop.py, arrays in secure_fast.py, AES-GCM in jit/aead.py): it receives,
+sends and sleeps for this process, and hands back every datagram and record it does not
+handle (control frames, fragments, a new session, a tag that does not verify under the
+key it holds, anything that fails a check; frames that must be fragmented) to the
+Python path below, which is then the one that opens or sends them. HMAC-only links keep
+the Python path for every frame.
 
 Key rotation: the control op "crypto" (from the supervisor, driven by the CFG engine in
 agreed order) runs the KeyRing phases add / use / drop.
@@ -444,7 +446,7 @@ def event_text(event) -> str:
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the jitted clear data path with the argument
+    """Compile (or load from the cache) the jitted data path with the argument
     types a link process passes it: one turn of a one-node clear link on loopback."""
     import os
 

@@ -1,10 +1,11 @@
-"""The CI nemesis: 3 coroproc daemons (udpu; and knet with crypto off) in network namespaces under load engines and
-CPG recorders, one fault of every kind from a seeded schedule — kill -9 of a daemon and its
-restart, kill -9 of one engine, SIGSTOP longer than the token, a partition and its heal,
-random packet loss on a host — then a quiet period. The EVS checker (safety 1-12 and
-liveness after quiet_from), the CPG EVS-13 checker and CPG progress after settling must
-all pass, as must the CPG same-view and per-sender checks (they caught the missing
-waiting_trans_ack, docs/nemesis.md "Found so far"). About 100 s of wall time per seed.
+"""The CI nemesis: 3 coroproc daemons (udpu; knet in clear and with AES-256-GCM) in network
+namespaces under load engines and CPG recorders, one fault of every kind from a seeded
+schedule — kill -9 of a daemon and its restart, kill -9 of one engine, SIGSTOP longer
+than the token, a partition and its heal, random packet loss on a host — then a quiet
+period. The EVS checker (safety 1-12 and liveness after quiet_from), the CPG EVS-13
+checker and CPG progress after settling must all pass, as must the CPG same-view and
+per-sender checks (they caught the missing waiting_trans_ack, docs/nemesis.md "Found so
+far"). About 100 s of wall time per seed.
 
 A failure names the seed: `python bench/soak.py --seed S --nodes 3 --minutes 1` (or
 runner.run with the same RunConfig) replays the same schedule; the run's files (event
@@ -28,11 +29,13 @@ FAULT_WINDOW_S = 55.0      # five faults, each settled before quiet_from (schedu
 CI_KINDS = (S.DAEMON_KILL, S.ENGINE_KILL, S.SIGSTOP, S.PARTITION, S.LOSS)
 
 
-@pytest.mark.parametrize("transport,seed", [("udpu", 1), ("udpu", 2), ("knet", 3)])
-def test_one_fault_of_each_kind_then_quiet(tmp_path, transport, seed):
-    # knet with crypto off: its DATA frames take the jitted path (docs/secure-links.md)
+@pytest.mark.parametrize("transport,seed,crypto", [("udpu", 1, False), ("udpu", 2, False),
+                                                   ("knet", 3, False), ("knet", 4, True)])
+def test_one_fault_of_each_kind_then_quiet(tmp_path, transport, seed, crypto):
+    # knet's DATA frames take the jitted path, in clear and with AES-GCM (a restarted
+    # daemon's new session and key go through the Python path first: docs/secure-links.md)
     cfg = RunConfig(seed=seed, out_dir=tmp_path / f"seed{seed}", n_nodes=3,
-                    transport=transport, knet_crypto=False, fault_window_s=FAULT_WINDOW_S,
+                    transport=transport, knet_crypto=crypto, fault_window_s=FAULT_WINDOW_S,
                     kinds=CI_KINDS, cover_menu=True, progress=print)
     result = run(cfg)
     s = result.summary

@@ -32,11 +32,13 @@ _EVP_CTRL_GCM_SET_TAG = 0x11
 
 
 def _load_libcrypto() -> ctypes.CDLL:
-    path = ctypes.util.find_library("crypto")
-    if path is None:
-        raise ImportError("libcrypto (OpenSSL) not found: the jitted AES-GCM path needs it")
-    llvm.load_library_permanently(path)
-    lib = ctypes.CDLL(path)
+    path = ctypes.util.find_library("crypto") or "libcrypto.so.3"
+    try:
+        lib = ctypes.CDLL(path)
+        llvm.load_library_permanently(path)
+    except (OSError, RuntimeError) as exc:
+        raise ImportError(f"libcrypto (OpenSSL 3) not loadable as {path!r}: {exc}; the "
+                          "secure links' jitted data path calls it (Debian: libssl3)") from exc
     lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
     lib.EVP_CIPHER_CTX_free.argtypes = [ctypes.c_void_p]
     for name in ("EVP_aes_128_gcm", "EVP_aes_192_gcm", "EVP_aes_256_gcm"):

@@ -50,7 +50,7 @@ class LinkCodec:
         self._min_bytes = self.suite.overhead_bytes
         self._max_payload_bytes = DATAGRAM_MAX_BYTES - self.suite.overhead_bytes
         self._seq = 0
-        # set by share_with_jit(): the seq and replay windows in arrays, which a clear
+        # set by share_with_jit(): the seq and replay windows in arrays, which the
         # link's jitted data path (jit/secure_loop.py) updates too
         self.tx_seq: np.ndarray | None = None
         self.replay: ReplayTable | None = None
