@@ -11,13 +11,15 @@ frame fragmented into a GSO train; with crypto on also a frame sealed under anot
 authkey and one whose ciphertext was altered. Both runs must push the same frames into the rx ring
 and count the same refusals under the same names, and the jitted run must have opened
 most DATA frames itself. On the send side both must deliver the same frames to the same
-peers, a frame above the fixed knet_mtu fragmented by the carrier.
+peers, a frame above the fixed knet_mtu fragmented by the carrier. A corrupt tx ring
+stops the jitted link with the record's position, offset and length.
 """
 from __future__ import annotations
 
 import socket
 import time
 
+import numpy as np
 import pytest
 from netproc_harness import frame, unique_tag
 
@@ -30,6 +32,7 @@ from coroproc.netproc.secure_link import SecureLinkProcess
 from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.spec import LinkSpec
 from coroproc.shm.doorbell import Doorbell
+from coroproc.shm.errors import ShmError
 from coroproc.shm.ring import ShmRing
 
 LOCAL = 2
@@ -266,3 +269,15 @@ def _data_frames(carrier: UdpCarrier, node: int, suite) -> list[bytes]:
         if opened is not None and opened[0] == FTYPE_DATA:
             out.append(bytes(opened[2]))
     return out
+
+
+def test_a_corrupt_tx_ring_stops_the_jitted_link_with_the_position(peers, suite):
+    nodelist, _carriers, _stranger = peers
+
+    def corrupt(_link, tx):
+        assert tx.push(1, (1).to_bytes(4, "little") + frame(7, 64))
+        # a record header whose length runs past the head: nothing a producer writes
+        tx.data[:4] = np.frombuffer((1 << 15).to_bytes(4, "little"), np.uint8)
+    with pytest.raises(ShmError, match=r"corrupt record at position 0 \(offset 0, length "
+                                       r"32768\)"):
+        _run_link(nodelist, suite, True, corrupt)

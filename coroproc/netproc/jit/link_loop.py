@@ -99,7 +99,7 @@ IO_FILTER = 5                  # 1: block_unlisted_ips
 IO_OWN_PORT = 6                # udp: the port our multicasts come from; -1 otherwise
 IO_RX_BATCH = 7
 IO_TX_BATCH = 8
-IO_CORRUPT_POS = 9
+IO_CORRUPT_POS = 9             # ... OFF and LEN follow it (peek_tx writes all three)
 IO_CORRUPT_OFF = 10
 IO_CORRUPT_LEN = 11
 IO_POLL_ERRNO = 12             # why poll() failed (RET_POLL_FAILED)
@@ -381,14 +381,11 @@ def _drain_tx(io, tx_h, tx_d, dests, dest_len, dest_node, fanout, cnt, errs, gso
     g_bytes = 0
     g_open = True
     for _ in range(io[IO_TX_BATCH]):
-        st, off, n, rtype, _flags, nxt = ring_peek(tx_h, tx_d, pos)
+        st, off, n, rtype, nxt = peek_tx(tx_h, tx_d, pos, io, IO_CORRUPT_POS)
         if st == PEEK_EMPTY:
             more = 0
             break
         if st == PEEK_CORRUPT:
-            io[IO_CORRUPT_POS] = pos
-            io[IO_CORRUPT_OFF] = off
-            io[IO_CORRUPT_LEN] = n
             more = -1
             break
         records += 1
@@ -450,6 +447,20 @@ def run_link(io, pfd, rx_mcast, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, allowed, 
                        deadline_ns, io, IO_POLL_ERRNO)
         if ret != RET_GO_ON:
             return ret
+
+
+@njit(cache=True, inline="always")
+def peek_tx(tx_h, tx_d, pos, io, corrupt_at):
+    """ring_peek of the tx ring's record at pos: (status, offset, length, type, next). A
+    corrupt record's position, offset and length go to io[corrupt_at:corrupt_at + 3],
+    where the Python side's tx_ring_corrupt reads them (this loop's and the secure
+    links' both)."""
+    st, off, n, rtype, _flags, nxt = ring_peek(tx_h, tx_d, pos)
+    if st == PEEK_CORRUPT:
+        io[corrupt_at] = pos
+        io[corrupt_at + 1] = off
+        io[corrupt_at + 2] = n
+    return st, off, n, rtype, nxt
 
 
 @njit(cache=True, inline="always")

@@ -75,6 +75,7 @@ from coroproc.netproc.jit.link_loop import (
     RTYPE_FRAME,
     count_rx_errno,
     end_turn,
+    peek_tx,
     recv_train,
     source_matches,
     take_frame,
@@ -89,7 +90,6 @@ from coroproc.njit import njit
 from coroproc.shm.kernels import (
     PEEK_CORRUPT,
     PEEK_EMPTY,
-    ring_peek,
     ring_release,
     ring_tail,
 )
@@ -132,7 +132,7 @@ SIO_LINKNUMBER = 8
 SIO_SLOW_POS = 9               # RET_SLOW_RX: where in buf the Python path takes over,
 SIO_SLOW_END = 10              # the train's length
 SIO_SLOW_SEG = 11              # and its segment size
-SIO_CORRUPT_POS = 12
+SIO_CORRUPT_POS = 12           # ... OFF and LEN follow it (link_loop.peek_tx)
 SIO_CORRUPT_OFF = 13
 SIO_CORRUPT_LEN = 14
 SIO_POLL_ERRNO = 15
@@ -352,14 +352,11 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
     sm[SM_IOV] = hdr.ctypes.data
     sm[SM_IOV + 1] = LINK_HDR_BYTES
     for _ in range(io[SIO_TX_BATCH]):
-        st, off, n, rtype, _flags, nxt = ring_peek(tx_h, tx_d, pos)
+        st, off, n, rtype, nxt = peek_tx(tx_h, tx_d, pos, io, SIO_CORRUPT_POS)
         if st == PEEK_EMPTY:
             result = 0
             break
         if st == PEEK_CORRUPT:
-            io[SIO_CORRUPT_POS] = pos
-            io[SIO_CORRUPT_OFF] = off
-            io[SIO_CORRUPT_LEN] = n
             result = -1
             break
         if rtype != RTYPE_FRAME or n <= DEST_PREFIX_BYTES:
