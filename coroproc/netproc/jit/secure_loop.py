@@ -220,6 +220,8 @@ def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, rk_ct
     n = k - LINK_HDR_BYTES - io[SIO_TAG_BYTES]
     frame, at = buf, off + LINK_HDR_BYTES
     if io[SIO_FLAGS] == LINK_FLAGS_AEAD:
+        if n > cbuf.shape[0]:
+            return -1       # not one datagram's body (a train without its segment size)
         set_iv(iv, seq)
         base = buf.ctypes.data + off
         if not gcm_open(rk_ctx[row], iv, base, LINK_HDR_BYTES, base + LINK_HDR_BYTES, n,
