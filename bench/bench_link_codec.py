@@ -1,8 +1,9 @@
 """Benchmark: µs per frame for LinkCodec.seal and .open (one process, no sockets), per suite
 at 64 B, 1 KiB and 1400 B payloads, with the ratio to the clear suite (the codec's
 non-crypto cost) and to a bare AES-GCM encrypt+decrypt of the same payload (the limit
-the crypto library sets); then the jitted AES-GCM the secure links' jitted data path
-uses (netproc/jit/aead.py: seal + open in one jitted loop, no Python per frame).
+the crypto library sets); then the jitted AES-GCM and HMAC-SHA256 the secure links'
+jitted data path uses (netproc/jit/aead.py, mac.py: seal + open in one jitted loop, no
+Python per frame).
 Run: .venv/bin/python bench/bench_link_codec.py [frames]
 """
 import os
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from numba import njit
 
 from coroproc.netproc.jit.aead import GCM_TAG_BYTES, GcmContext, gcm_open, gcm_seal, set_iv
+from coroproc.netproc.jit.mac import MacContext, mac_compute, mac_verify
 from coroproc.netproc.secure import CryptoSuite, KeyRing, LinkCodec
 
 SUITES = [("none", "none"), ("none", "sha1"), ("none", "sha256"), ("none", "sha512"),
@@ -102,6 +104,32 @@ def jitted_gcm_us(size, frames):
         opener.free()
 
 
+@njit
+def _jitted_mac_rounds(sealer, opener, frame, scratch, outl, size, n):
+    ok = 0
+    for _ in range(n):
+        mac_compute(sealer, frame.ctypes.data, size, frame.ctypes.data + size, outl)
+        ok += mac_verify(opener, 32, frame, 0, size, scratch, outl)
+    return ok
+
+
+def jitted_hmac_us(size, frames):
+    key = os.urandom(32)
+    sealer, opener = MacContext("sha256"), MacContext("sha256")
+    sealer.set_key(key)
+    opener.set_key(key)
+    frame = np.zeros(size + 32, np.uint8)
+    frame[:size] = np.frombuffer(os.urandom(size), np.uint8)
+    args = (sealer.ptr, opener.ptr, frame, np.zeros(64, np.uint8), np.zeros(1, np.int32),
+            size)
+    try:
+        assert _jitted_mac_rounds(*args, 10) == 10
+        return per_frame_us(lambda n: _jitted_mac_rounds(*args, n), frames)
+    finally:
+        sealer.free()
+        opener.free()
+
+
 def main():
     frames = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     rows = {}
@@ -120,6 +148,8 @@ def main():
           + ", ".join(f"{s} B {bare[s]:.2f}" for s in SIZES_BYTES))
     print("jitted AES-256-GCM seal+open µs (netproc/jit/aead.py): "
           + ", ".join(f"{s} B {jitted_gcm_us(s, frames):.2f}" for s in SIZES_BYTES))
+    print("jitted HMAC-SHA256 seal+open µs (netproc/jit/mac.py): "
+          + ", ".join(f"{s} B {jitted_hmac_us(s, frames):.2f}" for s in SIZES_BYTES))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """SecureFastPath: the arrays of a secure link's jitted data path, and its reports.
 
-A SecureLinkProcess whose frames are clear or AES-GCM and whose carrier is UDP moves its
-DATA frames through jit/secure_loop.py, which also sleeps for it; this class builds what
-that loop reads and writes from the link process's own pieces — the carrier's socket
-and train buffer, the codec's seq and replay windows, the session keys (in EVP contexts,
-jit/aead.py), the link selector's rules, path-MTU discovery's sizes, the waker's words —
-and turns its counters back into the names the Python path reports, so a link's
-counters and stats.knet.* read the same whichever path handled a frame.
+A SecureLinkProcess whose carrier is UDP moves its DATA frames (clear, AES-GCM or HMAC)
+through jit/secure_loop.py, which also sleeps for it; this class builds what that loop
+reads and writes from the link process's own pieces — the carrier's socket and train
+buffer, the codec's seq and replay windows, the session keys (EVP contexts, jit/aead.py,
+or HMAC contexts, jit/mac.py), the link selector's rules, path-MTU discovery's sizes,
+the waker's words — and turns its counters back into the names the Python path reports,
+so a link's counters and stats.knet.* read the same whichever path handled a frame.
 
 Keys: the loop seals with the keyring's tx key and opens a sender's frames only with the
 key its accepted session was last opened with on the Python path (codec.peer_key), for
@@ -25,17 +25,20 @@ from coroproc.netproc.counters import COUNTER_NAMES
 from coroproc.netproc.jit import link_loop as L
 from coroproc.netproc.jit import secure_loop as S
 from coroproc.netproc.jit.aead import GCM_IV_BYTES, GcmContext
+from coroproc.netproc.jit.mac import MacContext
 from coroproc.netproc.link import packed_address
 from coroproc.netproc.secure.frame import (DATAGRAM_MAX_BYTES, FLAGS_AEAD, FLAGS_CLEAR,
-                                           FTYPE_DATA, HEADER, HEADER_BYTES, MAGIC, VERSION)
+                                           FLAGS_MAC, FTYPE_DATA, HEADER, HEADER_BYTES, MAGIC,
+                                           VERSION)
 from coroproc.netproc.sockets import link_scope_id
 from coroproc.shm.syscalls import pollfd_array
 
 assert S.LINK_HDR_BYTES == HEADER_BYTES
 assert (S.LINK_MAGIC_BYTE0 | S.LINK_MAGIC_BYTE1 << 8) == MAGIC and S.LINK_VERSION == VERSION
 assert S.LINK_FTYPE_DATA == FTYPE_DATA
-assert (S.LINK_FLAGS_CLEAR, S.LINK_FLAGS_AEAD) == (FLAGS_CLEAR, FLAGS_AEAD)
-FLAGS_JITTED = (FLAGS_CLEAR, FLAGS_AEAD)   # MAC-only suites keep the Python path
+assert (S.LINK_FLAGS_CLEAR, S.LINK_FLAGS_AEAD, S.LINK_FLAGS_MAC) == (FLAGS_CLEAR, FLAGS_AEAD,
+                                                                      FLAGS_MAC)
+FLAGS_JITTED = (FLAGS_CLEAR, FLAGS_AEAD, FLAGS_MAC)
 
 RX_BATCH_DATAGRAMS_MAX = 64
 TX_BATCH_RECORDS_MAX = 256
@@ -109,20 +112,25 @@ class SecureFastPath:
         # the keys: a sender's row opens only under rk_id[row] (0: clear; -1: none yet)
         self.rk_id = np.full(rows, 0 if suite.flags == FLAGS_CLEAR else -1, np.int64)
         self.rk_ctx = np.zeros(rows, np.int64)
-        self._aead = suite.flags == FLAGS_AEAD
-        self._rx_ctx: list[GcmContext] = []
+        # the keys the loop seals and opens with: an EVP context (AES-GCM) or an HMAC_CTX
+        # per sender row, and one for sealing
+        self._keyed = suite.flags != FLAGS_CLEAR
+        self._rx_ctx: list[GcmContext | MacContext] = []
         self._tx_ctx = None
         self._row_keyed: list[tuple | None] = [None] * rows
         self._key_generation = -1
         self.rows_dirty = False
-        if self._aead:
-            self._tx_ctx = GcmContext(encrypt=True)
+        if self._keyed:
+            aead = suite.flags == FLAGS_AEAD
+            self._tx_ctx = GcmContext(encrypt=True) if aead else MacContext(suite.hash)
             io[S.SIO_TX_CTX] = self._tx_ctx.ptr
             for row in range(rows):
-                self._rx_ctx.append(GcmContext(encrypt=False))
+                self._rx_ctx.append(GcmContext(encrypt=False) if aead
+                                    else MacContext(suite.hash))
                 self.rk_ctx[row] = self._rx_ctx[row].ptr
         self.iv = np.zeros(GCM_IV_BYTES, np.uint8)
-        self.cbuf = np.zeros(DATAGRAM_MAX_BYTES if self._aead else 1, np.uint8)
+        # sealed bodies, opened bodies, a MAC's header + frame + digest: one datagram
+        self.cbuf = np.zeros(DATAGRAM_MAX_BYTES if self._keyed else 1, np.uint8)
         self.outl = np.zeros(1, np.int32)
         link.peer_stats.add_fast(self.p_stats, self.row_of)
         self.refresh()
@@ -145,7 +153,7 @@ class SecureFastPath:
     def sync_keys(self) -> None:
         """Re-key the loop's contexts if the keyring or an accepted session moved (cheap
         when nothing did: the loop calls this every turn)."""
-        if not self._aead:
+        if not self._keyed:
             return
         codec = self._link.codec
         ring = codec.keyring

@@ -17,13 +17,12 @@ and the link keeps its own health:
   table, which the other links' processes read to pick who sends: a dead link hands its
   traffic to the next one within a ping timeout, without Totem noticing.
 
-In clear or with AES-GCM, over a UDP carrier, DATA frames take the jitted path instead
-(jit/secure_loop.py, arrays in secure_fast.py, AES-GCM in jit/aead.py): it receives,
+Over a UDP carrier, DATA frames take the jitted path instead (jit/secure_loop.py,
+arrays in secure_fast.py, AES-GCM in jit/aead.py, HMAC in jit/mac.py): it receives,
 sends and sleeps for this process, and hands back every datagram and record it does not
 handle (control frames, fragments, a new session, a tag that does not verify under the
 key it holds, anything that fails a check; frames that must be fragmented) to the
-Python path below, which is then the one that opens or sends them. HMAC-only links keep
-the Python path for every frame.
+Python path below, which is then the one that opens or sends them.
 
 Key rotation: the control op "crypto" (from the supervisor, driven by the CFG engine in
 agreed order) runs the KeyRing phases add / use / drop.
@@ -133,7 +132,7 @@ class SecureLinkProcess:
         if rx_ring.max_payload_bytes < self._limit:
             raise ValueError(f"rx ring {rx_ring.name!r} cannot hold a frame of "
                              f"{self._limit} bytes")
-        # clear or AES-GCM frames over UDP: the jitted data path (secure_fast.py);
+        # over UDP the jitted data path moves the DATA frames (secure_fast.py);
         # jit_data_path=False keeps every frame on the Python path (tests compare the two)
         self._fast = None
         if (settings.jit_data_path and suite.flags in FLAGS_JITTED

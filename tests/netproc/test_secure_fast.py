@@ -1,5 +1,5 @@
 """The jitted data path of a secure link against the Python path it stands in for, with
-frames in clear and with AES-GCM.
+frames in clear, with AES-GCM and with HMAC.
 
 One real SecureLinkProcess (node 2 on loopback, its own link table, shm rings and
 doorbell) runs under a control that stops it after a number of loop turns, once with the
@@ -8,8 +8,8 @@ stranger, and send the same datagrams to both runs: valid frames, a replay, fram
 another node or link, a ping, Totem runts and foreign frames, a truncated header, a
 node-1 frame from node 3's address, an unlisted source, an old and a new session, and a
 frame fragmented into a GSO train; with crypto on also a frame sealed under another
-authkey and one whose ciphertext was altered. Both runs must push the same frames into the rx ring
-and count the same refusals under the same names, and the jitted run must have opened
+authkey and one altered on the way. Both runs must push the same frames into the rx
+ring and count the same refusals under the same names, and the jitted run must have opened
 most DATA frames itself. On the send side both must deliver the same frames to the same
 peers, a frame above the fixed knet_mtu fragmented by the carrier. A corrupt tx ring
 stops the jitted link with the record's position, offset and length.
@@ -44,7 +44,8 @@ COMPARED = ("rx_frames", "rx_bytes", "rx_runt", "rx_oversize", "rx_foreign", "rx
             "tx_unknown_dest", "tx_fragmented_frames", "rx_auth_failed", "rx_unknown_key",
             "rx_clear_refused")
 AUTHKEY = bytes(range(128))
-SUITES = {"clear": ("none", "none", None), "aes-gcm": ("aes256", "sha256", AUTHKEY)}
+SUITES = {"clear": ("none", "none", None), "aes-gcm": ("aes256", "sha256", AUTHKEY),
+          "hmac-sha256": ("none", "sha256", AUTHKEY), "hmac-md5": ("none", "md5", AUTHKEY)}
 
 
 def _free_port() -> int:

@@ -8,21 +8,14 @@ cost. The functions here take an EVP_CIPHER_CTX that already holds its key sched
 only the nonce is set: init with the IV, the 32-byte header as associated data, the
 body, the tag.
 
-libcrypto is the system's OpenSSL 3 (the one Python's ssl module links); it is loaded
-into LLVM's symbol space before any function here is compiled or loaded from numba's
-cache, which refers to the EVP symbols by name. Without it this module does not import,
-and a secure link keeps every frame on the Python path (secure_link.py says so in its
-log).
+OpenSSL comes from libcrypto.py (loaded before anything here compiles).
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
-import llvmlite.binding as llvm
 import numpy as np
 from numba import types
 
+from coroproc.netproc.jit import libcrypto
 from coroproc.njit import njit
 
 GCM_IV_BYTES = 12
@@ -31,26 +24,7 @@ _EVP_CTRL_GCM_GET_TAG = 0x10
 _EVP_CTRL_GCM_SET_TAG = 0x11
 
 
-def _load_libcrypto() -> ctypes.CDLL:
-    path = ctypes.util.find_library("crypto") or "libcrypto.so.3"
-    try:
-        lib = ctypes.CDLL(path)
-        llvm.load_library_permanently(path)
-    except (OSError, RuntimeError) as exc:
-        raise ImportError(f"libcrypto (OpenSSL 3) not loadable as {path!r}: {exc}; the "
-                          "secure links' jitted data path calls it (Debian: libssl3)") from exc
-    lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
-    lib.EVP_CIPHER_CTX_free.argtypes = [ctypes.c_void_p]
-    for name in ("EVP_aes_128_gcm", "EVP_aes_192_gcm", "EVP_aes_256_gcm"):
-        getattr(lib, name).restype = ctypes.c_void_p
-    for name in ("EVP_EncryptInit_ex", "EVP_DecryptInit_ex"):
-        fn = getattr(lib, name)
-        fn.argtypes = [ctypes.c_void_p] * 5
-        fn.restype = ctypes.c_int
-    return lib
-
-
-_lib = _load_libcrypto()
+_lib = libcrypto.lib
 _CIPHER_BY_KEY_BYTES = {16: _lib.EVP_aes_128_gcm, 24: _lib.EVP_aes_192_gcm,
                         32: _lib.EVP_aes_256_gcm}
 

@@ -1,9 +1,10 @@
-"""The data path of a secure (transport knet) link, jitted: frames in clear or AES-GCM.
+"""A secure (knet) link's data path, jitted: frames in clear, AES-GCM or HMAC.
 
 A clear link frame is a 32-byte header (secure/frame.py) and a Totem frame; an AES-GCM
 one is the header, the Totem frame encrypted, and a 16-byte tag, the header being the
-associated data. Sealing and opening either is a header write or a handful of compares,
-one EVP call sequence (aead.py) and the replay window, so nothing in it needs Python,
+associated data; an HMAC one is the header, the frame and the digest of both. Sealing
+and opening any is a header write or a handful of compares, one call into OpenSSL
+(aead.py, mac.py) and the replay window, so nothing in it needs Python,
 and Python was most of what the link cost per frame and per wake-up: a token hop wakes
 a link process twice on every node. This loop does what the plain links' loop
 (link_loop.py) does — drain the socket into the rx ring, drain the tx ring onto the
@@ -15,7 +16,8 @@ back to the Python link process (secure_link.py) untouched:
   frame of this link's flags for this node, from a nodelist member whose configured
   address and port it came from, in the session already accepted from that sender and
   under the key id of the session key held for it (rk_id; -1 while none is). An AES-GCM
-  body is opened into cbuf and must authenticate. Then the replay window
+  body is opened into cbuf, an HMAC frame's digest computed there; either must
+  authenticate. Then the replay window
   (replay_window.py, shared with the codec) and the Totem framing checks decide, counted
   as the codec and secure_link.py count them. Anything else — a ping, a pong, a PMTU
   probe, a fragment, a new session, a header that fails a check, a tag that does not
@@ -82,6 +84,7 @@ from coroproc.netproc.jit.link_loop import (
     u32_at,
 )
 from coroproc.netproc.jit.aead import gcm_open, gcm_seal, set_iv
+from coroproc.netproc.jit.mac import mac_compute, mac_verify
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
     waker_note_drain,
@@ -115,6 +118,7 @@ LINK_VERSION = 1
 LINK_FTYPE_DATA = 1
 LINK_FLAGS_CLEAR = 0
 LINK_FLAGS_AEAD = 1
+LINK_FLAGS_MAC = 2
 O_VERSION, O_FTYPE, O_FLAGS, O_KEY_ID, O_LINK, O_RESERVED = 2, 3, 4, 5, 6, 7
 O_SENDER, O_DEST, O_SESSION, O_SEQ = 8, 12, 16, 24
 DATAGRAM_MAX_BYTES = 65507
@@ -136,9 +140,9 @@ SIO_CORRUPT_POS = 12           # ... OFF and LEN follow it (link_loop.peek_tx)
 SIO_CORRUPT_OFF = 13
 SIO_CORRUPT_LEN = 14
 SIO_POLL_ERRNO = 15
-SIO_FLAGS = 16                 # LINK_FLAGS_CLEAR or LINK_FLAGS_AEAD: what this link's frames carry
-SIO_TAG_BYTES = 17             # the AES-GCM tag's 16, or 0
-SIO_TX_CTX = 18                # the sealing EVP context (aead.GcmContext.ptr), or 0
+SIO_FLAGS = 16                 # LINK_FLAGS_*: what this link's frames carry
+SIO_TAG_BYTES = 17             # the AES-GCM tag's 16, the HMAC digest's length, or 0
+SIO_TX_CTX = 18                # the sealing context: aead.GcmContext / mac.MacContext .ptr
 SIO_WORDS = 19
 
 # sm: one sendmsg: a msghdr, then two iovecs (the header, the frame in the tx ring)
@@ -219,7 +223,11 @@ def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, rk_ct
     seq = _u64_at(buf, off + O_SEQ)
     n = k - LINK_HDR_BYTES - io[SIO_TAG_BYTES]
     frame, at = buf, off + LINK_HDR_BYTES
-    if io[SIO_FLAGS] == LINK_FLAGS_AEAD:
+    if io[SIO_FLAGS] == LINK_FLAGS_MAC:
+        if not mac_verify(rk_ctx[row], io[SIO_TAG_BYTES], buf, off, LINK_HDR_BYTES + n,
+                          cbuf, outl):
+            return -1
+    elif io[SIO_FLAGS] == LINK_FLAGS_AEAD:
         if n > cbuf.shape[0]:
             return -1       # not one datagram's body (a train without its segment size)
         set_iv(iv, seq)
@@ -290,10 +298,10 @@ def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp
 
 
 @njit(cache=True)
-def _send_to(io, useq, hdr, sm, frame, f_len, row, p_node, p_sa, p_salen, p_stats, iv, cbuf,
-             outl, cnt, sc, errs):
-    """Seal the f_len-byte frame at address `frame` for row (the header's dest and the
-    next seq; AEAD: the body into cbuf) and send it."""
+def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p_stats, iv,
+             cbuf, outl, cnt, sc, errs):
+    """Seal the f_len-byte frame at tx_d[foff:] for row (the header's dest and the next
+    seq; AEAD: the body into cbuf; MAC: header, frame and digest into cbuf) and send it."""
     seq = useq[0] + np.uint64(1)
     useq[0] = seq
     dest = p_node[row]
@@ -301,19 +309,33 @@ def _send_to(io, useq, hdr, sm, frame, f_len, row, p_node, p_sa, p_salen, p_stat
         hdr[O_DEST + i] = (dest >> (8 * i)) & 0xFF
     for i in range(8):
         hdr[O_SEQ + i] = np.uint8((seq >> np.uint64(8 * i)) & np.uint64(0xFF))
-    if io[SIO_FLAGS] == LINK_FLAGS_AEAD:
-        set_iv(iv, seq)
-        if not gcm_seal(io[SIO_TX_CTX], iv, hdr.ctypes.data, LINK_HDR_BYTES, frame, f_len,
-                        cbuf.ctypes.data, outl):
+    flags = io[SIO_FLAGS]
+    if flags == LINK_FLAGS_CLEAR:
+        sm[SM_IOV + IOVEC_WORDS] = tx_d.ctypes.data + foff
+        sm[SM_IOV + IOVEC_WORDS + 1] = f_len
+    else:
+        tag = io[SIO_TAG_BYTES]
+        if flags == LINK_FLAGS_AEAD:
+            set_iv(iv, seq)
+            body = cbuf.ctypes.data
+            sealed = gcm_seal(io[SIO_TX_CTX], iv, hdr.ctypes.data, LINK_HDR_BYTES,
+                              tx_d.ctypes.data + foff, f_len, body, outl)
+        else:
+            # the MAC covers header + frame: both go into cbuf, the digest after them
+            for i in range(LINK_HDR_BYTES):
+                cbuf[i] = hdr[i]
+            for i in range(f_len):
+                cbuf[LINK_HDR_BYTES + i] = tx_d[foff + i]
+            body = cbuf.ctypes.data + LINK_HDR_BYTES
+            sealed = mac_compute(io[SIO_TX_CTX], cbuf.ctypes.data, LINK_HDR_BYTES + f_len,
+                                 body + f_len, outl)
+        if not sealed:
             sc[SC_TX_SEAL_FAILED] += 1
             cnt[C_TX_ERRORS] += 1
             p_stats[row, P_TX_ERRORS] += 1
             return
-        sm[SM_IOV + IOVEC_WORDS] = cbuf.ctypes.data
-        sm[SM_IOV + IOVEC_WORDS + 1] = f_len + io[SIO_TAG_BYTES]
-    else:
-        sm[SM_IOV + IOVEC_WORDS] = frame
-        sm[SM_IOV + IOVEC_WORDS + 1] = f_len
+        sm[SM_IOV + IOVEC_WORDS] = body
+        sm[SM_IOV + IOVEC_WORDS + 1] = f_len + tag
     sc[SC_TX_SEALED] += 1
     sm[SM_MH + MMSG_NAME] = p_sa.ctypes.data + row * p_sa.shape[1]
     sm[SM_MH + MMSG_NAMELEN] = p_salen[row]
@@ -345,7 +367,6 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
     records = 0
     nbytes = 0
     result = 1
-    data = tx_d.ctypes.data
     sm[SM_MH + MMSG_IOV] = sm.ctypes.data + 8 * SM_IOV
     sm[SM_MH + MMSG_IOVLEN] = 2
     sm[SM_MH + MMSG_CONTROL] = 0
@@ -396,7 +417,7 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
                 elif not _chosen(p_rule, p_tslot, r, frame_no):
                     sc[SC_TX_NOT_CHOSEN] += 1
                 else:
-                    _send_to(io, useq, hdr, sm, data + off + DEST_PREFIX_BYTES, f_len, r,
+                    _send_to(io, useq, hdr, sm, tx_d, off + DEST_PREFIX_BYTES, f_len, r,
                              p_node, p_sa, p_salen, p_stats, iv, cbuf, outl, cnt, sc, errs)
             frame_no += 1
         records += 1

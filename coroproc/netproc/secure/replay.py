@@ -12,8 +12,8 @@ suppresses duplicates, but anyone can forge a frame past it: it says nothing abo
 security there.
 
 Two forms of one state. PeerState keeps it in Python ints (the cheapest form for the
-codec, which opens every frame of a link without a jitted path: an HMAC-only one, or a
-non-UDP carrier). When a link's jitted data path (jit/secure_loop.py) opens frames too, the codec moves every sender's state
+codec, which opens every frame of a link without a jitted path: one over a carrier other
+than UDP). When a link's jitted data path (jit/secure_loop.py) opens frames too, the codec moves every sender's state
 into a ReplayTable (arrays, jit/replay_window.py) both update, and each sender's
 SharedPeerState is its row: a frame one path accepted is then a replay for the other.
 """
