@@ -138,8 +138,8 @@ def run_shm(n, total):
     finally:
         os.close(go_r)
         os.close(go_w)
-        ring.close()
         ring.unlink()
+        ring.close()
         bell.close()
 
 

@@ -243,8 +243,8 @@ def scratch_rings(tag: str):
             yield rings[0], rings[1], bell
     finally:
         for r in rings:
-            r.close()
             r.unlink()
+            r.close()
 
 
 def warm_up() -> None:

@@ -464,5 +464,5 @@ def warm_up() -> None:
             finally:
                 proc.close()
     finally:
-        table.close()
         table.unlink()
+        table.close()

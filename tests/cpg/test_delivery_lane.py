@@ -102,8 +102,8 @@ class Rig:
         for ours, theirs in self.clients:
             ours.close()
             theirs.close()
-        self.ring.close()
         self.ring.unlink()
+        self.ring.close()
 
 
 @pytest.fixture

@@ -112,8 +112,8 @@ class LoopRig(Rig):
         self.poke_rx.close()
         self.poke_tx.close()
         os.close(self.bell)
-        self.submit.close()
         self.submit.unlink()
+        self.submit.close()
         super().close()
 
 

@@ -63,8 +63,8 @@ class Rig:
         self.server.close()
         self.client.close()
         self.bell.close()
-        self.ring.close()
         self.ring.unlink()
+        self.ring.close()
 
 
 @pytest.fixture

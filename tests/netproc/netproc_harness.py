@@ -182,8 +182,8 @@ class LinkHarness:
             except OSError:
                 pass
         for ring in (self.rx, self.tx):
-            ring.close()
             ring.unlink()
+            ring.close()
         self.rx_bell.close()
         self.tx_bell.close()
 

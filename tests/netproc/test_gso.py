@@ -72,8 +72,8 @@ class Sender:
         for s in self.peers:
             s.close()
         for r in (self.rx, self.tx):
-            r.close()
             r.unlink()
+            r.close()
         self.bell.close()
 
 

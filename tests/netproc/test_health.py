@@ -37,8 +37,8 @@ def tables():
 
     yield make
     for t in made:
-        t.close()
         t.unlink()
+        t.close()
 
 
 def health(table, local, peers=(1, 2), link=0, pong_count=2, precision=2048, **kw):
@@ -208,8 +208,8 @@ def tables_once():
     h.due_pings(T0)
     yield h
     del h
-    t.close()
     t.unlink()
+    t.close()
 
 
 def test_two_links_report_the_passive_best_link(tables):

@@ -37,8 +37,8 @@ def name():
 def table(name):
     t = LinkTable.create(name, NODES, local_nodeid=1)
     yield t
-    t.close()
     t.unlink()
+    t.close()
 
 
 def _child_writer(name, conn):
@@ -149,8 +149,8 @@ def test_stale_segment_is_replaced(name):
         assert stale[:8] == b"garbage!"   # the old mapping is a different, unlinked object
     finally:
         stale.close()
-        t.close()
         t.unlink()
+        t.close()
 
 
 def test_close_refuses_while_a_view_is_alive_then_cleans_up(name):

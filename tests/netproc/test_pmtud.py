@@ -36,8 +36,8 @@ def tables():
 
     yield make
     for t in made:
-        t.close()
         t.unlink()
+        t.close()
 
 
 def pmtu(table, local, fixed=False, max_bytes=MAX):

@@ -139,11 +139,11 @@ def _run_link(nodelist: dict, suite, jit: bool, before_run, mtu_bytes: int = 0, 
         return control.counters, frames, jitted
     finally:
         for r in (rx, tx):
-            r.close()
             r.unlink()
+            r.close()
         bell.close()
-        table.close()
         table.unlink()
+        table.close()
 
 
 def _codec(node: int, session: int, suite, authkey: bytes | None = None) -> LinkCodec:

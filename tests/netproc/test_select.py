@@ -26,8 +26,8 @@ def table():
     name = f"/coroproc.test-select-{os.getpid()}-{uuid.uuid4().hex[:8]}.links"
     t = LinkTable.create(name, NODES, local_nodeid=1)
     yield t
-    t.close()
     t.unlink()
+    t.close()
 
 
 def link(t, n, connected=True, priority=1, enabled=True, configured=True, slots=(0, 1, 2)):
@@ -168,8 +168,8 @@ def table_once():
     name = f"/coroproc.test-select-prop-{os.getpid()}-{uuid.uuid4().hex[:8]}.links"
     t = LinkTable.create(name, NODES, local_nodeid=1)
     yield t
-    t.close()
     t.unlink()
+    t.close()
 
 
 def _other_link_process(name, conn):

@@ -372,8 +372,8 @@ def warm_up() -> None:
     finally:
         a.close()
         b.close()
-        ring.close()
         ring.unlink()
+        ring.close()
 
 
 class _WarmEngine:
