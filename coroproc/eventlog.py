@@ -21,17 +21,20 @@ import os
 import orjson
 
 
+def parse_event_line(line: bytes) -> dict | None:
+    """One line's event; None for a blank line or the line a kill cut (module docstring)."""
+    if not line.strip():
+        return None
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def parse_event_lines(data: bytes) -> list[dict]:
     """The events in a log's bytes, without the line still being written."""
-    events = []
-    for line in data[:data.rfind(b"\n") + 1].splitlines():
-        if not line.strip():
-            continue
-        try:
-            events.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            continue  # the line a kill cut (see the module docstring)
-    return events
+    events = (parse_event_line(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
+    return [ev for ev in events if ev is not None]
 
 
 def read_event_log(path: str) -> list[dict]:

@@ -24,7 +24,7 @@ import zlib
 import numpy as np
 import orjson
 
-from coroproc.eventlog import open_event_log
+from coroproc.eventlog import open_event_log, parse_event_line
 from coroproc.ringproc import totempg as pg
 from coroproc.ringproc.records import (CFG_HDR, CFG_HDR_BYTES, DLV_HDR, DLV_HDR_BYTES, RT_CONFIG,
                                        RT_DELIVER, RT_RING_START, RT_SUBMIT, SUBMIT_SAFE)
@@ -55,8 +55,8 @@ def _last_sent_seq(path: str, nodeid: int) -> int | None:
             f.seek(max(size - span, 0))
             for line in reversed(f.read().splitlines()[1 if size > span else 0:]):
                 if b'"ev":"send"' in line:
-                    ev = orjson.loads(line)
-                    if ev["id"][0] == nodeid:
+                    ev = parse_event_line(line)     # None: a line a kill cut
+                    if ev is not None and ev["id"][0] == nodeid:
                         return int(ev["id"][1])
             if span >= size:
                 return None
@@ -71,10 +71,8 @@ def _last_event(path: str) -> str | None:
             lines = [ln for ln in f.read().splitlines() if ln.strip()]
     except FileNotFoundError:
         return None
-    try:
-        return orjson.loads(lines[-1]).get("ev") if lines else None
-    except orjson.JSONDecodeError:
-        return None  # a line cut by a kill: the next event starts a fresh line
+    last = parse_event_line(lines[-1]) if lines else None
+    return None if last is None else last.get("ev")   # None too for a line a kill cut
 
 
 class LoadEngine:

@@ -51,7 +51,7 @@ from coroproc.netproc.secure.frame import (FTYPE_DATA as FT_DATA, FTYPE_PING as 
 from coroproc.netproc.secure.keys import KeyRing
 from coroproc.netproc.secure.session import new_session_id
 from coroproc.netproc.secure.suite import CryptoSuite
-from coroproc.netproc.secure_fast import FLAGS_JITTED, SecureFastPath
+from coroproc.netproc.secure_fast import SecureFastPath
 from coroproc.netproc.secure_spec import SecureSettings
 from coroproc.netproc.select import LinkSelector
 from coroproc.netproc.spec import LinkSpec
@@ -135,8 +135,7 @@ class SecureLinkProcess:
         # over UDP the jitted data path moves the DATA frames (secure_fast.py);
         # jit_data_path=False keeps every frame on the Python path (tests compare the two)
         self._fast = None
-        if (settings.jit_data_path and suite.flags in FLAGS_JITTED
-                and hasattr(self.carrier, "adopt_train")):
+        if settings.jit_data_path and hasattr(self.carrier, "adopt_train"):
             self._fast = SecureFastPath(self, rx_ring, tx_ring, tx_doorbell)
         self._note(f"link {spec.linknumber}: {suite.describe()}; link_mode "
                    f"{settings.link_mode}, priority {settings.priority}, ping interval "

@@ -8,6 +8,7 @@ ring and doorbell is cleaned up by close(), which the tests call from fixtures/f
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -36,6 +37,16 @@ def frame(tag: int, size_bytes: int = 64) -> bytes:
     assert size_bytes >= 13
     body = struct.pack("<I", tag) * (size_bytes // 4 + 1)
     return (TOTEM_MAGIC_LE + body)[:size_bytes]
+
+
+@contextlib.contextmanager
+def keyed(ctx, key: bytes):
+    """A jitted crypto context (aead.GcmContext, mac.MacContext) keyed, freed afterwards."""
+    try:
+        ctx.set_key(key)
+        yield ctx
+    finally:
+        ctx.free()
 
 
 def unique_tag() -> str:

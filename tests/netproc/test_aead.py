@@ -2,14 +2,13 @@
 path of a secure link uses: the two must produce and accept the same frames."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from netproc_harness import keyed
 
 from coroproc.netproc.jit.aead import GCM_TAG_BYTES, GcmContext, gcm_open, gcm_seal, set_iv
 from coroproc.netproc.secure.frame import NONCE
@@ -23,16 +22,6 @@ def _arr(b: bytes, extra: int = 0) -> np.ndarray:
     return a
 
 
-@contextlib.contextmanager
-def _ctx(key: bytes, encrypt: bool):
-    ctx = GcmContext(encrypt)
-    try:
-        ctx.set_key(key)
-        yield ctx
-    finally:
-        ctx.free()
-
-
 @settings(max_examples=60, deadline=None)
 @given(key=KEYS, seq=st.integers(1, 2**64 - 1), aad=st.binary(min_size=32, max_size=32),
        payload=st.binary(max_size=3000))
@@ -43,12 +32,12 @@ def test_seal_and_open_agree_with_cryptography(key, seq, aad, payload):
     want = AESGCM(key).encrypt(NONCE.pack(seq), payload, aad)
     a, src, out = _arr(aad), _arr(payload), np.zeros(len(payload) + GCM_TAG_BYTES, np.uint8)
     outl = np.zeros(1, np.int32)
-    with _ctx(key, True) as sealer:
+    with keyed(GcmContext(True), key) as sealer:
         assert gcm_seal(sealer.ptr, iv, a.ctypes.data, 32, src.ctypes.data, len(payload),
                         out.ctypes.data, outl)
     assert out.tobytes() == want
     back = np.zeros(len(payload) + 1, np.uint8)
-    with _ctx(key, False) as opener:
+    with keyed(GcmContext(False), key) as opener:
         assert gcm_open(opener.ptr, iv, a.ctypes.data, 32, out.ctypes.data, len(payload),
                         back.ctypes.data, outl)
     assert back[:len(payload)].tobytes() == payload
@@ -76,7 +65,7 @@ def test_any_flipped_bit_is_refused_as_cryptography_refuses_it(key, seq, aad, pa
     set_iv(iv, np.uint64(seq))
     a, src = _arr(bytes(aad_b)), _arr(bytes(sealed))
     back, outl = np.zeros(len(payload) + 1, np.uint8), np.zeros(1, np.int32)
-    with _ctx(key, False) as opener:
+    with keyed(GcmContext(False), key) as opener:
         assert not gcm_open(opener.ptr, iv, a.ctypes.data, 32, src.ctypes.data, len(payload),
                             back.ctypes.data, outl)
 
@@ -86,7 +75,7 @@ def test_a_context_re_keyed_in_place_uses_the_new_key():
     iv, a = np.zeros(12, np.uint8), np.zeros(32, np.uint8)
     set_iv(iv, np.uint64(7))
     src, out, outl = _arr(b"frame"), np.zeros(5 + GCM_TAG_BYTES, np.uint8), np.zeros(1, np.int32)
-    with _ctx(old, True) as ctx:
+    with keyed(GcmContext(True), old) as ctx:
         ctx.set_key(new)
         assert gcm_seal(ctx.ptr, iv, a.ctypes.data, 32, src.ctypes.data, 5, out.ctypes.data,
                         outl)

@@ -2,7 +2,6 @@
 secure link uses: the same digests, and no altered frame accepted."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 
@@ -10,20 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from netproc_harness import keyed
 
 from coroproc.netproc.jit.mac import MacContext, mac_compute, mac_verify
 
 HASHES = ("md5", "sha1", "sha256", "sha384", "sha512")
-
-
-@contextlib.contextmanager
-def _ctx(hash_name: str, key: bytes):
-    ctx = MacContext(hash_name)
-    try:
-        ctx.set_key(key)
-        yield ctx
-    finally:
-        ctx.free()
 
 
 @settings(max_examples=80, deadline=None)
@@ -36,7 +26,7 @@ def test_digests_match_python_hmac_and_any_flipped_bit_is_refused(hash_name, dat
     src, out = np.frombuffer(body + b"\0", np.uint8), np.zeros(64, np.uint8)
     frame = np.frombuffer(bytearray(b"pad" + body + want), np.uint8)
     bit = data.draw(st.integers(0, 8 * (len(body) + size) - 1))
-    with _ctx(hash_name, key) as ctx:
+    with keyed(MacContext(hash_name), key) as ctx:
         # twice: each call starts again from the key, whatever the last one fed
         for _ in range(2):
             assert mac_compute(ctx.ptr, src.ctypes.data, len(body), out.ctypes.data, outl)
@@ -49,7 +39,7 @@ def test_digests_match_python_hmac_and_any_flipped_bit_is_refused(hash_name, dat
 def test_a_context_re_keyed_in_place_uses_the_new_key():
     body = b"frame" * 20
     src, out, outl = np.frombuffer(body, np.uint8), np.zeros(64, np.uint8), np.zeros(1, np.int32)
-    with _ctx("sha256", b"o" * 32) as ctx:
+    with keyed(MacContext("sha256"), b"o" * 32) as ctx:
         ctx.set_key(b"n" * 32)
         assert mac_compute(ctx.ptr, src.ctypes.data, len(body), out.ctypes.data, outl)
     assert out[:32].tobytes() == hmac.new(b"n" * 32, body, "sha256").digest()

@@ -72,3 +72,21 @@ def test_reads_racing_a_live_writer_see_a_growing_prefix(tmp_path):
     writer.join()
     assert writer.exitcode == 0
     assert len(read_event_log(path)) == count
+
+
+def test_the_restarted_load_engine_reads_past_a_send_line_a_kill_cut(tmp_path):
+    """The engine continues its seqs from the log's last whole `send` of its node; a cut
+    `send` line at the end (a kill mid-write) is not one, and must not stop the start."""
+    from coroproc.engineprocs.loadgen import _last_event, _last_sent_seq
+    path = tmp_path / "ev.jsonl"
+    whole = [{"ev": "send", "id": [1, 41], "node": 1}, {"ev": "send", "id": [2, 9], "node": 2},
+             {"ev": "deliver", "id": [1, 41], "node": 1}]
+    cut = orjson.dumps({"ev": "send", "id": [1, 42], "node": 1})[:-7]
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in whole) + cut)
+    assert _last_sent_seq(str(path), 1) == 41
+    assert _last_sent_seq(str(path), 2) == 9
+    assert _last_event(str(path)) is None          # the cut line: no event to continue from
+    with open_event_log(str(path)) as f:           # what the engine then opens and writes
+        f.write(orjson.dumps({"ev": "restart", "node": 1}) + b"\n")
+    assert _last_event(str(path)) == "restart"
+    assert [e["ev"] for e in read_event_log(str(path))] == ["send", "send", "deliver", "restart"]

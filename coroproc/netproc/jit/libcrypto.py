@@ -3,8 +3,8 @@
 Loaded into LLVM's symbol space before any function of aead.py or mac.py is compiled or
 loaded from numba's cache, which refers to OpenSSL's symbols by name; `lib` is the same
 library through ctypes, for the calls made from Python (contexts, EVP_MD pointers).
-Without it these modules do not import, and neither does the secure links' jitted data
-path: the error says what is missing.
+Without it these modules do not import, nor does secure_link.py (a knet link process
+cannot start): the ImportError says what is missing.
 """
 from __future__ import annotations
 

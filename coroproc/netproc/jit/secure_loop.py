@@ -26,9 +26,9 @@ back to the Python link process (secure_link.py) untouched:
   there (UdpCarrier.adopt_train), with every check, every key and every counter it has.
   Nothing a refused frame carries changes the window: the tag is checked first.
 * send: a tx record goes out here when every peer it goes to can take it whole (its
-  path MTU is unknown or at least the sealed frame). AES-GCM seals it per peer (dest
-  and seq are in the header, so each copy is its own ciphertext) into cbuf under the tx
-  context (io[SIO_TX_CTX]). A record that must be fragmented stops the loop with
+  path MTU is unknown or at least the sealed frame). AES-GCM and HMAC seal it per peer
+  (dest and seq are in the header, so each copy has its own ciphertext or digest) into
+  cbuf under the tx context (io[SIO_TX_CTX]). A record that must be fragmented stops the loop with
   RET_SLOW_TX before it is taken, and Python sends it through the carrier. Which peers
   THIS link serves is the link selector's rule per peer (select.py: send frame k iff
   k % n == index), which Python computes for the link table's state generations in
@@ -51,8 +51,8 @@ Arrays (built by SecureFastPath, secure_fast.py):
   gens   uint64[2]: the link table's state generations; rgen uint64[2] those of p_rule
   rp_*   the replay windows (replay_window.py)
   rk_id int64[rows]: the key id a row's frames must carry here (0 clear, -1 none yet)
-  rk_ctx int64[rows]: the row's opening EVP context; iv uint8[12], cbuf (sealed or opened
-         bodies), outl int32[1]: aead.py's scratch
+  rk_ctx int64[rows]: the row's opening context (aead.GcmContext / mac.MacContext .ptr);
+         iv uint8[12], cbuf (sealed, opened or digested bodies), outl int32[1]: scratch
   cnt    int64[C_WORDS] (link_loop's counter layout); sc int64[SC_WORDS]; errs as link_loop's
 """
 from __future__ import annotations
