@@ -28,9 +28,10 @@ The drain rate is learnt from what the ring process took in RATE_WINDOW_S window
   (the average is raised to it, never lowered);
 * no backlog at the start: it says nothing.
 A rate learnt while the flag throttled the clients could understate the ring and keep
-the flag up ever sooner; FLOOR_BYTES of backlog is always allowed, which is more than
-the ring's intake, so a throttled ring still shows its real speed. Before the first
-measurement the limit is the floor.
+the flag up ever sooner; FLOOR_BYTES of backlog is always allowed, so a throttled ring
+still shows its real speed: it keeps a backlog across a window, or (when the floor is
+below the ring's intake, as with knet's large frames) takes all of it, and then the
+estimate can only rise. Before the first measurement the limit is the floor.
 
 Hysteresis: on at `limit_bytes`, off again below half of it.
 """
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 RATE_WINDOW_S = 0.005
 RATE_WEIGHT = 0.25          # of the newest window in the moving average
-FLOOR_BYTES = 128 * 1024    # > the ring process's intake (75 kB with Corosync's defaults)
+FLOOR_BYTES = 128 * 1024    # always allowed (the ring's intake: 75 kB udpu, 256 KiB knet)
 
 
 class SubmitDelay:

@@ -130,9 +130,21 @@ SUBMITS_PER_TURN = 64     # submissions taken from each submit ring per turn of 
 LOOP_SLACK_BYTES = 256
 
 
+# The most the core's queue takes from the submit rings, whatever the frame size. A
+# window of knet's 65,000-byte frames is 3.25 MB: a 1 KiB flood on 3 nodes then waited
+# ~60 ms in the core's queue, out of the engines' sight, on top of the 20 ms their flow
+# control allows (own-delivery p50 55-90 ms). Capped here, the p50 came down to ~22 ms at
+# the same rate (50-60k msgs/s), and a 64 KiB flood kept its rate (1,750-2,150 msgs/s
+# against 2,090-2,400) with p50 40 -> 25 ms; 128 KiB cost the 64 KiB flood ~20 % (2
+# messages per token visit). Measured with bench/sbs_daemons.py sessions, knet, 3 nodes.
+INTAKE_MAX_BYTES = 256 * 1024
+
+
 def intake_bytes(window_size: int, netmtu: int) -> int:
     """How much of the core's application queue the pump fills from the submit rings: a
-    full window of frames, at least two token visits' worth (max_messages <= window_size).
+    full window of frames — at least two token visits' worth (max_messages <= window_size)
+    of UDP-sized frames — but no more than INTAKE_MAX_BYTES: with knet's 64 KiB frames a
+    window is 3.25 MB, while four such frames per token visit already keep a flood's rate.
 
     The rest of a backlog waits in the engines' submit rings, where the engine sees it
     and its flow control can bound how long a message queues (engineprocs/submit_delay.py).
@@ -140,7 +152,7 @@ def intake_bytes(window_size: int, netmtu: int) -> int:
     3 nodes queued ~0.6 s before it was sent, out of the engines' sight. A message is
     taken whole while the queue holds less than this, so any size up to the maximum goes.
     """
-    return window_size * netmtu
+    return min(window_size * netmtu, INTAKE_MAX_BYTES)
 
 
 PumpBufs = namedtuple("PumpBufs", "ps pc slot_ids asm_data asm_meta out_data out_meta pyev "

@@ -158,6 +158,14 @@ def test_intake_bytes_is_a_window_of_frames():
     assert P.intake_bytes(cfg.window_size, cfg.netmtu) >= 2 * cfg.max_messages * cfg.netmtu
 
 
+def test_intake_bytes_is_capped_for_large_frames():
+    """knet's 65,000-byte frames: a window would be 3.25 MB of queue out of the engines'
+    sight; the cap still holds a whole 64 KiB message, and more than one."""
+    assert P.intake_bytes(50, 65_000) == P.INTAKE_MAX_BYTES
+    assert P.intake_bytes(50, 9_000) == P.INTAKE_MAX_BYTES
+    assert P.INTAKE_MAX_BYTES >= 2 * 65_536
+
+
 def test_delivery_header_names_sender_ring_and_order(rings):
     cfg = TotemConfig(token_ms=300, nodelist=(1,))
     st, bufs, args = _one_node(rings, cfg)
