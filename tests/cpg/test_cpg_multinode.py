@@ -218,6 +218,92 @@ def test_ring_lost_drops_other_nodes_then_sync_brings_them_back():
     assert a.membership(G) == b.membership(G) == [(1, 10), (2, 20)]
 
 
+def _pause(bus, nodeid: int, paused: bool) -> None:
+    """SIGSTOP / SIGCONT of a whole node: it takes no turn and gets no message meanwhile."""
+    bus.nodes[nodeid].alive = not paused
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_node_back_through_aborted_syncs_is_seen_to_leave(seed):
+    """Node 3 is cut off and runs alone (its client multicasts there) while node 2 is
+    paused; node 2 wakes into a singleton ring, then a ring with node 3, then the merged
+    ring — the first two syncs aborted before they ran. Node 2's last transitional list
+    names node 3, yet node 3 left it in between: node 2's client must see node 3's process
+    leave and come back, not stay in the view while it missed node 3's messages (what
+    cpg.c's downlist against the last transitional list alone gives; a knet soak hit it)."""
+    bus = make_bus([1, 2, 3], seed=seed)
+    a, b, c = Client(bus, 1, 10), Client(bus, 2, 20), Client(bus, 3, 30)
+    for x in (a, b, c):
+        assert x.join(G) == 1
+    bus.run()
+    for x in (a, b, c):
+        x.events()
+    bus.configure([[1], [2], [3]])
+    _pause(bus, 2, True)
+    bus.run()                                 # nodes 1 and 3 sync their singletons
+    for i in range(3):
+        c.mcast(b"alone %d" % i)
+    bus.run()
+    assert [e[4] for e in c.events() if e[0] == "deliver"] == [b"alone 0", b"alone 1",
+                                                               b"alone 2"]
+    _pause(bus, 2, False)
+    bus.configure([[1], [2, 3]])              # node 2's singleton sync never ran
+    bus.configure([[1, 2, 3]])                # nor this one's: node 2's trans list is [2, 3]
+    bus.run()
+    seen = b.events()
+    assert not [e for e in seen if e[0] == "deliver"]
+    left = [x for e in seen if e[0] == "confchg" for x in e[3]]
+    joined = [x for e in seen if e[0] == "confchg" for x in e[4]]
+    assert sorted(left) == [(1, 10, cs.REASON_NODEDOWN), (3, 30, cs.REASON_NODEDOWN)]
+    assert sorted(joined) == [(1, 10, cs.REASON_NODEUP), (3, 30, cs.REASON_NODEUP)]
+    merged = [(1, 10), (2, 20), (3, 30)]
+    assert a.membership(G) == b.membership(G) == c.membership(G) == merged
+
+
+def test_the_nodes_that_stayed_survive_an_engine_snapshot():
+    """`stayed` is part of the engine's snapshot (a restart between two aborted syncs must
+    not forget who left), and a snapshot without it (an earlier version) means all."""
+    import orjson
+    from coroproc.engineprocs.api import RingId
+    from coroproc.engineprocs.cpg import persist
+    from coroproc.engineprocs.cpg.groups import ProcessList
+    from coroproc.engineprocs.cpg.sync import CpgSync
+    sync = CpgSync(2)
+    sync.old_members = (1, 2, 3)
+    sync.init((2,), (2,), RingId(2, 8))
+    blob = persist.dump(ProcessList(), sync, True, 1)
+    again = CpgSync(2)
+    persist.load(blob, ProcessList(), again)
+    assert again.stayed == (2,)
+    again.init((2, 3), (1, 2, 3), RingId(1, 12))
+    assert again.downlist == (1, 3)
+    st = orjson.loads(blob)
+    del st["sync"]["stayed"]
+    old = CpgSync(2)
+    persist.load(orjson.dumps(st), ProcessList(), old)
+    assert old.stayed is None
+
+
+def test_a_node_that_stayed_through_an_aborted_sync_is_not_downlisted():
+    """The control: nodes 1 and 2 stay together through a split whose sync is aborted;
+    only node 3 is downlisted at the merge, as cpg.c's rule gives too."""
+    bus = make_bus([1, 2, 3])
+    a, b, c = Client(bus, 1, 10), Client(bus, 2, 20), Client(bus, 3, 30)
+    for x in (a, b, c):
+        x.join(G)
+    bus.run()
+    for x in (a, b, c):
+        x.events()
+    bus.configure([[1, 2], [3]])
+    bus.configure([[1, 2, 3]])                # the split's sync aborted before it ran
+    bus.run()
+    for x in (a, b):
+        assert [y for e in confchgs(x) for y in e[3]] == [(3, 30, cs.REASON_NODEDOWN)]
+    assert bus.engine(1, 2).sync.downlist == bus.engine(2, 2).sync.downlist == (3,)
+    assert [y for e in confchgs(c) for y in e[3]] == [(1, 10, cs.REASON_NODEDOWN),
+                                                      (2, 20, cs.REASON_NODEDOWN)]
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_client_vanishing_during_sync_leaves_no_ghost(seed):
     """A client that disconnects after its node's JOINLIST went out but before the sync

@@ -46,6 +46,7 @@ def dump(procs: ProcessList, sync: CpgSync, view_known: bool, next_source_id: in
         "v": SNAPSHOT_VERSION,
         "procs": [[p.group.hex(), p.nodeid, p.pid] for p in procs],
         "sync": {"old_members": list(sync.old_members), "members": list(sync.members),
+                 "stayed": None if sync.stayed is None else list(sync.stayed),
                  "ring": [sync.ring_id.nodeid, sync.ring_id.seq],
                  "downlist": list(sync.downlist), "step": sync.step.value,
                  "joinlists": [[s, g.hex(), pid] for s, g, pid in sync.joinlists],
@@ -68,6 +69,8 @@ def load(data: bytes, procs: ProcessList, sync: CpgSync) -> tuple[bool, int]:
     s = st["sync"]
     sync.old_members = tuple(s["old_members"])
     sync.members = tuple(s["members"])
+    stayed = s.get("stayed")       # absent from snapshots of earlier versions: all stayed
+    sync.stayed = None if stayed is None else tuple(stayed)
     sync.ring_id = RingId(*s["ring"])
     sync.downlist = tuple(s["downlist"])
     sync.step = SyncStep(s["step"])

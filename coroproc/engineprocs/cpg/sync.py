@@ -6,7 +6,8 @@ engine (engine.py) turns the computed changes into client confchgs.
 
 What cpg.c does, and so what we do:
 * init: remember the new member list and ring id; the downlist is every member of the
-  previous *activated* membership that is not in the transitional list.
+  previous *activated* membership that is not in the transitional list — of this ring,
+  or of any ring whose sync was aborted since that activation (below, `stayed`).
 * process: multicast DOWNLIST (informational: receivers only log it), then JOINLIST with
   every local (group, pid) — nothing when there is none. Either send may find the submit
   ring full; `process` then returns False and is called again.
@@ -18,6 +19,18 @@ What cpg.c does, and so what we do:
   were apart); then every client gets a totem confchg.
 * abort: the joinlists are dropped. Nothing else changed before activation, so the
   pre-sync view is intact.
+
+Where we differ from cpg.c: cpg.c takes the downlist against the new ring's
+transitional list alone. When a ring's sync is aborted, the clients never see that ring,
+yet its members are in the next ring's transitional list: a node that left us, ran on
+alone (its clients delivering messages we never got) and came back in a ring whose sync
+was aborted, was never in any downlist, and our clients saw its processes stay in the
+view while they missed its messages — a break of virtual synchrony that a 30-minute
+knet soak with SIGSTOPs and partitions hit (a per-sender gap of 67 messages from such a
+node). So the downlist is every node of the last activated membership that was not in
+*every* transitional list since then; such a node's processes go (NODEDOWN) and come
+back from its joinlist (NODEUP), and the clients see the break. The process list after
+the sync is the same as cpg.c's; only the confchgs the local clients get differ.
 """
 from __future__ import annotations
 
@@ -44,6 +57,8 @@ class CpgSync:
     def __init__(self, nodeid: int):
         self.nodeid = nodeid
         self.old_members: tuple[int, ...] = ()      # my_old_member_list (last activated)
+        # old members in every transitional list since the last activation (None: all)
+        self.stayed: Optional[tuple[int, ...]] = None
         self.members: tuple[int, ...] = ()          # my_member_list (this sync)
         self.ring_id = RingId(0, 0)                 # last_sync_ring_id (set at init)
         self.downlist: tuple[int, ...] = ()
@@ -57,7 +72,9 @@ class CpgSync:
         self.members = tuple(member_list)
         self.ring_id = ring_id
         trans = set(trans_list)
-        self.downlist = tuple(n for n in self.old_members if n not in trans)
+        before = self.old_members if self.stayed is None else self.stayed
+        self.stayed = tuple(n for n in before if n in trans)
+        self.downlist = tuple(n for n in self.old_members if n not in self.stayed)
 
     def process(self, send_downlist: Callable[[int, tuple], bool],
                 send_joinlist: Callable[[], Optional[bool]]) -> bool:
@@ -81,6 +98,7 @@ class CpgSync:
 
     def start_activate(self) -> None:
         self.old_members = self.members
+        self.stayed = None
 
     def finish(self) -> None:
         """Activation done or sync aborted: the joinlists are spent."""
@@ -91,6 +109,7 @@ class CpgSync:
         """The ring process restarted: only this node remains of the old membership."""
         self.old_members = (self.nodeid,)
         self.members = (self.nodeid,)
+        self.stayed = None
         self.finish()
 
     # ---- activation computations (they change `procs`) ----------------------------------
