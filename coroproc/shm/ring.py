@@ -52,6 +52,16 @@ def _store_word(hdr, word, value):
     store_release(hdr, word, value)
 
 
+def load_kernels() -> None:
+    """Compile (or load from the cache) the kernels create() and attach() run, on scratch
+    memory. The supervisor calls it from a worker thread before its first segment exists:
+    compiled on the main thread inside create(), a stop signal landing in LLVM's callbacks
+    into Python was printed and dropped, and the node went on starting."""
+    scratch = np.zeros(L.HEADER_WORDS, np.int64)
+    _store_word(scratch, L.W_MAGIC, L.RING_MAGIC)
+    _load_word(scratch, L.W_MAGIC)
+
+
 class ShmRing:
     """A mapped ring segment. Use ShmRing.create() or ShmRing.attach(), not the constructor."""
 

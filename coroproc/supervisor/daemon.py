@@ -25,7 +25,7 @@ import zmq
 from coroproc.engineprocs.snapshots import remove_all as remove_snapshots
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.names import remove_node_segments
-from coroproc.shm.ring import ShmRing
+from coroproc.shm.ring import ShmRing, load_kernels as load_shm_kernels
 
 from . import children as C
 from .control import ControlServer, control_endpoint
@@ -117,20 +117,28 @@ class Supervisor:
                                                self.plan.link_table_peers, self.plan.nodeid)
 
     def _warm(self) -> None:
-        """Load (or, with an empty cache, compile) the jitted core in a worker thread while
-        this one waits: the start-up's stop handler runs in the main thread, and raised
-        while that thread was inside LLVM — which calls back into Python through ctypes,
-        where an exception is printed and dropped — the stop was lost and the compile
-        broken (a SIGTERM 25 s into an empty-cache compile; CI saw the exit come after more
-        than a minute). The worker is a daemon thread: a stop leaves it behind, and the
-        process exits without waiting for it."""
+        """Load (or, with an empty cache, compile) the jitted core off the main thread."""
         t0 = time.monotonic()
         from coroproc.ringproc.process import warm_up
+        self._off_main_thread(lambda: warm_up(self.plan.totem, len(self.plan.links),
+                                              len(self.plan.engines)))
+        self.log.debug("MAIN", f"Totem kernels loaded in {time.monotonic() - t0:.2f} s")
+
+    @staticmethod
+    def _off_main_thread(fn) -> None:
+        """Run fn — numba loading or compiling kernels — in a worker thread while this one
+        waits: the start-up's stop handler runs in the main thread, and raised while that
+        thread was inside LLVM — which calls back into Python through ctypes, where an
+        exception is printed and dropped — the stop was lost and the compile broken (a
+        SIGTERM 25 s into an empty-cache compile; CI saw the exit come after more than a
+        minute, and later none within 60 s when the signal landed in the compile of the
+        shm ring's header kernels). The worker is a daemon thread: a stop leaves it behind,
+        and the process exits without waiting for it."""
         failed: list[BaseException] = []
 
         def work() -> None:
             try:
-                warm_up(self.plan.totem, len(self.plan.links), len(self.plan.engines))
+                fn()
             except BaseException as exc:       # re-raised in the main thread below
                 failed.append(exc)
 
@@ -140,7 +148,6 @@ class Supervisor:
             worker.join(0.1)                   # a signal's handler runs between these
         if failed:
             raise failed[0]
-        self.log.debug("MAIN", f"Totem kernels loaded in {time.monotonic() - t0:.2f} s")
 
     def _add_children(self) -> None:
         from .roles import engine_target, net_target, ring_target
@@ -167,6 +174,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop_while_starting)
         try:
+            self._off_main_thread(load_shm_kernels)   # before the first segment exists
             self._create_rings()
             self._warm()
             self.control = ControlServer(control_endpoint(self.plan.run_dir))

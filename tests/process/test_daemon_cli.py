@@ -227,11 +227,50 @@ def test_a_stop_during_start_up_passes_through_except_exception():
         library_code_that_swallows()
 
 
+def test_shm_kernels_load_off_the_main_thread_before_any_segment(tmp_path, monkeypatch):
+    """ShmRing.create() runs jitted header writes; with an empty numba cache they compiled
+    on the main thread right after the first segment appeared, where a stop signal could
+    land inside LLVM and be dropped (CI: no exit within 60 s). The supervisor loads them
+    in a worker thread first, while no segment of the node exists."""
+    import threading
+
+    from coroproc.supervisor import daemon
+    seen = []
+    real = daemon.load_shm_kernels
+    c = LocalCluster(tmp_path, 1)
+
+    def recording():
+        seen.append((threading.current_thread() is threading.main_thread(),
+                     node_segments(c.cluster, 1)))
+        real()
+
+    monkeypatch.setattr(daemon, "load_shm_kernels", recording)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_rings(self):
+        raise Stop
+    monkeypatch.setattr(daemon.Supervisor, "_warm", stop_after_rings)
+    from coroproc.config.loader import load
+    from coroproc.logsys import Log
+    from coroproc.supervisor.plan import build_plan
+    cfg, _ = load(c.conf(1), 1)
+    plan = build_plan(cfg, time.time_ns() // 1000, foreground=True)
+    sup = daemon.Supervisor(plan, Log(plan.log), None)
+    with pytest.raises(Stop):
+        sup.run()
+    assert seen == [(False, [])]
+    assert node_segments(plan.cluster_name, plan.nodeid) == []
+
+
 def test_a_stop_during_warm_up_is_not_lost_in_a_ctypes_callback(monkeypatch):
     """The start-up's stop handler raises in the main thread. While that thread was inside
     LLVM, which calls back into Python through ctypes, the exception was printed and
     dropped there (a SIGTERM 25 s into an empty-cache compile): _warm runs the warm-up in
-    a worker thread, so the handler meets the main thread in its wait instead."""
+    a worker thread, so the handler meets the main thread in its wait instead. (The shm
+    ring kernels, compiled before the first segment, go the same way:
+    test_shm_kernels_load_off_the_main_thread_before_any_segment.)"""
     import ctypes
     import threading
     from types import SimpleNamespace
@@ -248,7 +287,8 @@ def test_a_stop_during_warm_up_is_not_lost_in_a_ctypes_callback(monkeypatch):
 
     monkeypatch.setattr("coroproc.ringproc.process.warm_up", warm_up_inside_a_callback)
     sup = SimpleNamespace(plan=SimpleNamespace(totem=None, links=[], engines=[]),
-                          log=SimpleNamespace(debug=lambda *a: None))
+                          log=SimpleNamespace(debug=lambda *a: None),
+                          _off_main_thread=Supervisor._off_main_thread)
     previous = signal.signal(signal.SIGUSR1, lambda signum, _f: Supervisor._stop_while_starting(
         sup, signum, None))
     threading.Thread(target=lambda: inside.wait(10) and os.kill(os.getpid(), signal.SIGUSR1),
