@@ -3,8 +3,9 @@
     sudo .venv/bin/python bench/bench_side_by_side.py [--runs 3] [--quick] [--no-knet]
 
 One command measures, per run and per daemon kind (sbs_daemons.KINDS: Corosync udpu with
-its default shm IPC and with socket IPC, coroproc udpu as shipped (SCHED_OTHER) and with
-SCHED_RR 99 like Corosync; Corosync knet and coroproc's secure links, crypto off), on
+its default shm IPC and with socket IPC, coroproc udpu as shipped (SCHED_OTHER, its ring
+and link processes on one CPU) and with SCHED_RR 99 like Corosync (placement left to the
+kernel); Corosync knet and coroproc's secure links, crypto off), on
 1 node (own netns) and 3 nodes (3 netns on a bridge):
   * idle CPU % (of one core) and RSS of every node's whole process tree, no clients;
   * CPG floods (bench/c/sbs_cpgload.c through the real libcpg) per message size, one
@@ -115,8 +116,10 @@ def write_markdown(path: Path, rows: list[dict], meta: dict, plot_paths: list[Pa
          "Cells show median [min–max] over runs; ratios are taken per run and then summarised. "
          "msgs/s = the slowest client's delivery rate (aggregate over senders); latency = send → "
          "own delivery in µs at the sender. Corosync runs SCHED_RR 99 (its default `sched_rr: yes`); "
-         "coroproc as shipped runs SCHED_OTHER; `coroproc-rr` is coroproc with every process set "
-         "to SCHED_RR 99 by the bench after start (what Corosync gives itself). "
+         "coroproc as shipped runs SCHED_OTHER with its ring and link processes on one CPU "
+         "(`coroproc.ring_cpu: auto`, the highest-numbered: CPU 1 here; engines anywhere); "
+         "`coroproc-rr` is coroproc with every process set to SCHED_RR 99 by the bench after "
+         "start (what Corosync gives itself) and `ring_cpu: none`. "
          "All clients run at normal priority. `corosync-socket` is Corosync with "
          "`qb_ipc_type: socket` (the only IPC mode coroproc serves).", ""]
     for transport in ("udpu", "knet"):
@@ -158,7 +161,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="~5 min subset: 1 run, 1 KiB and 64 KiB, 1.5 s cells, 5 s idle, no knet")
     ap.add_argument("--topologies", default="1,3", help="node counts, e.g. 3")
-    ap.add_argument("--kinds", default=",".join(KINDS), help="subset of " + ",".join(KINDS))
+    ap.add_argument("--kinds", default=",".join(k for k in KINDS if KINDS[k].by_default),
+                    help="subset of " + ",".join(KINDS))
     ap.add_argument("--from-json", metavar="JSON",
                     help="measure nothing: redraw the report and plots from a saved .json")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "side_by_side.md"))

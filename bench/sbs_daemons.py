@@ -38,16 +38,28 @@ class Kind:
     baseline: str     # the kind its ratio is taken against ("" for a baseline itself)
     rr: bool = False  # the bench sets SCHED_RR 99 on every coroproc process after start
     cipher: str = "none"   # knet only: crypto_cipher (crypto_hash sha256 when not none)
+    ring_cpu: str = ""     # coroproc only: coroproc.ring_cpu ("" = its default, auto)
+    by_default: bool = True   # in a run without --kinds
 
 
 KINDS = {k.name: k for k in (
     Kind("corosync-shm", "corosync", "udpu", "shm", ""),
     Kind("corosync-socket", "corosync", "udpu", "socket", ""),
     Kind("coroproc", "coroproc", "udpu", "socket", "corosync-shm"),
-    # what Corosync gives itself by default (sched_rr: yes); coroproc does not set it yet
-    Kind("coroproc-rr", "coroproc", "udpu", "socket", "corosync-shm", rr=True),
+    # what Corosync gives itself by default (sched_rr: yes); coroproc does not set it.
+    # ring_cpu none: placed as by default, the six RR-99 chain processes of three nodes
+    # share one CPU and keep it busy passing the token, and the kernel then gives that
+    # CPU's starved normal tasks up to 50 ms of each second (p99 ~30 ms at 1,000 msgs/s;
+    # docs/executive.md "CPU placement")
+    Kind("coroproc-rr", "coroproc", "udpu", "socket", "corosync-shm", rr=True,
+         ring_cpu="none"),
     Kind("corosync-knet", "corosync", "knet", "shm", ""),
     Kind("coroproc-knet", "coroproc", "knet", "socket", "corosync-knet"),
+    # the default placement against none (bench/results/placement.md)
+    Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
+         by_default=False),
+    Kind("coroproc-knet-unpinned", "coroproc", "knet", "socket", "corosync-knet",
+         ring_cpu="none", by_default=False),
     # crypto on: Corosync's knet encrypts then MACs (AES-256-CBC + HMAC-SHA256 through
     # NSS); coroproc's links seal with AES-256-GCM (docs/secure-links.md)
     Kind("corosync-knet-aes", "corosync", "knet", "shm", "", cipher="aes256"),
@@ -70,6 +82,8 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
                             f"crypto_hash: sha256\n    keyfile: {workdir.parent / 'authkey'}", 1)
     if kind.daemon == "corosync" and kind.ipc == "socket":
         text = with_socket_ipc(text)
+    if kind.ring_cpu:               # merged with the runner's own coroproc { run_dir }
+        text += f"coroproc {{\n    ring_cpu: {kind.ring_cpu}\n}}\n"
     return text
 
 

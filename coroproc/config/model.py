@@ -123,6 +123,9 @@ class CoroprocSection:
     # udpu/udp links send runs of full frames as one segmentation-offload datagram train
     # and receive trains whole (UDP GSO / GRO; netproc/jit/link_loop.py)
     udp_gso: bool = True
+    # the CPU of the token's path — the ring process and the link processes: "auto"
+    # (the highest of two or more allowed), "none", or a CPU number (supervisor/placement.py)
+    ring_cpu: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ _TOTEM_FIELDS = {
 }
 _EXTRA_DEFAULTS = {"downcheck": 1000, "max_network_delay": 50}
 _SERVICE_SUFFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
+RING_CPU_MAX = 8191      # the kernel numbers at most 8,192 CPUs (NR_CPUS with CONFIG_MAXSMP)
+_RING_CPU_RE = re.compile(r"auto|none|[0-9]{1,5}")
 
 
 def _key_named_in(message: str) -> str:
@@ -176,10 +178,19 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
     run_dir = keys.get("coroproc.run_dir")
     if run_dir is not None and not os.path.isabs(run_dir):
         raise keys.fail("coroproc.run_dir", f"{run_dir!r} is not an absolute path")
+    ring_cpu = keys.get("coroproc.ring_cpu", "auto")
+    if not _RING_CPU_RE.fullmatch(ring_cpu):
+        raise keys.fail("coroproc.ring_cpu", f"{ring_cpu!r} is not allowed (allowed: auto, "
+                        f"none, or a CPU number 0..{RING_CPU_MAX})")
+    if ring_cpu not in ("auto", "none"):
+        ring_cpu = str(int(ring_cpu))          # "01" → "1"
+        if int(ring_cpu) > RING_CPU_MAX:
+            raise keys.fail("coroproc.ring_cpu", f"CPU {ring_cpu} is above {RING_CPU_MAX}")
     return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
                            service_suffix=suffix,
                            heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000),
-                           udp_gso=keys.flag("coroproc.udp_gso", True))
+                           udp_gso=keys.flag("coroproc.udp_gso", True), ring_cpu=ring_cpu)
+
 
 
 _SERVICE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?")

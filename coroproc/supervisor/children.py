@@ -21,6 +21,8 @@ from typing import Callable
 
 import setproctitle
 
+from .placement import keep_to
+
 PR_SET_PDEATHSIG = 1
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
@@ -45,13 +47,14 @@ class Child:
     restart_at: float = 0.0         # when a dead child may be started again
     restarts: int = 0
     counters: dict = field(default_factory=dict)
+    cpus: frozenset | None = None   # run on these CPUs only (placement.py); None: any
 
     @property
     def alive(self) -> bool:
         return self.pid > 0
 
 
-def _child_setup(title: str, supervisor_pid: int) -> None:
+def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None) -> None:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR2, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -63,6 +66,7 @@ def _child_setup(title: str, supervisor_pid: int) -> None:
     if os.getppid() != supervisor_pid:
         os._exit(1)  # the supervisor died between fork and prctl
     setproctitle.setproctitle(title)
+    keep_to(cpus, title)
 
 
 def spawn(child: Child) -> int:
@@ -79,7 +83,7 @@ def spawn(child: Child) -> int:
         return pid
     status = 1
     try:
-        _child_setup(child.title, parent)
+        _child_setup(child.title, parent, child.cpus)
         status = int(child.target() or 0)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1

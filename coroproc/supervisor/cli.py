@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coroproc: warning: {w}", file=sys.stderr)
     from coroproc.logsys import Log
     from .daemon import AlreadyRunning, Supervisor
+    from .placement import PlacementError
     from .plan import LinkUnavailable, build_plan
     engines, options = [], {}
     if args.workload is not None:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = build_plan(cfg, time.time_ns() // 1000, foreground=args.foreground,
                           engines=engines, engine_options=options)
-    except (EngineLoadError, LinkUnavailable) as exc:
+    except (EngineLoadError, LinkUnavailable, PlacementError) as exc:
         print(f"coroproc: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except LogConfigError as exc:

@@ -29,6 +29,7 @@ from coroproc.shm.ring import ShmRing, load_kernels as load_shm_kernels
 
 from . import children as C
 from .control import ControlServer, control_endpoint
+from .placement import cpu_list
 from .plan import NodePlan
 from .reports import Reports
 from .sdnotify import sd_notify
@@ -156,9 +157,10 @@ class Supervisor:
             role = f"net{link.linknumber}"
             self.children[role] = C.Child(role, f"coroproc: net link{link.linknumber}",
                                           net_target(self.plan, link, self.doorbells[role],
-                                                     endpoint))
+                                                     endpoint), cpus=self.plan.ring_cpus)
         self.children["ring"] = C.Child("ring", "coroproc: ring",
-                                        ring_target(self.plan, self.doorbells["ring"], endpoint))
+                                        ring_target(self.plan, self.doorbells["ring"], endpoint),
+                                        cpus=self.plan.ring_cpus)
         for eng in self.plan.engines:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
@@ -193,6 +195,9 @@ class Supervisor:
                 C.spawn(child)
             self.log.notice("MAIN", f"Corosync Cluster Engine (coroproc) started; node "
                             f"{self.plan.nodeid} of cluster '{self.plan.cluster_name}'")
+            if self.plan.ring_cpus:
+                self.log.notice("MAIN", "The ring and link processes run on CPU "
+                                f"{cpu_list(set(self.plan.ring_cpus))} (coroproc.ring_cpu)")
             sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
             return self._watch(rfd)
         except _StoppedWhileStarting as stop:
@@ -479,6 +484,7 @@ class Supervisor:
                 "crash_loops": self.crash_loops.looping(),
                 "report_rounds_late": self.reports.late,
                 "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
+                                      "cpus": sorted(c.cpus) if c.cpus else None,
                                       "counters": c.counters}
                              for c in self.children.values()}}
 

@@ -81,6 +81,7 @@ class NodePlan:
     config: NodeConfig | None = None   # engines read their settings (and cmap its keys) here
     link_table_name: str = ""  # transport knet: the links' shared health table
     link_table_peers: tuple = ()   # its peer slots (nodeids, sorted)
+    ring_cpus: frozenset | None = None  # the ring and link processes' CPU (placement.py)
 
     @property
     def sync_services(self) -> list[int]:
@@ -233,6 +234,7 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
         by_number = {link.linknumber: link for link in cfg.links}
         for lp in links:
             lp.secure = secure_settings(cfg, by_number[lp.linknumber], table_name, authkey)
+    from .placement import ring_cpus
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
                     log=log_settings(cfg, foreground), links=links,
@@ -241,4 +243,4 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                     heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms,
                     service_suffix=cfg.coroproc.service_suffix, config=cfg,
                     foreground=foreground, link_table_name=table_name,
-                    link_table_peers=peers)
+                    link_table_peers=peers, ring_cpus=ring_cpus(cfg.coroproc.ring_cpu))

@@ -50,7 +50,9 @@ def _print_status(st: dict) -> None:
         rep, seq = ring["ring_id"]
         print(f"ring id {rep:x}.{seq:x}, members: {' '.join(map(str, ring.get('members', [])))}")
     for role, c in st["children"].items():
-        print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}")
+        cpus = c.get("cpus")
+        where = f"  CPU {','.join(map(str, cpus))}" if cpus else ""
+        print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}{where}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,3 +188,20 @@ def test_netmtu_above_one_datagram_is_knet_clamped_and_udpu_refused(tmp_path):
     with pytest.raises(ConfigParseError, match="does not fit one UDP datagram") as info:
         load(_conf(tmp_path, "transport: udpu\nnetmtu: 65536\n"))
     assert info.value.key == "totem.netmtu" and info.value.line == 4
+
+
+@pytest.mark.parametrize("value, loaded", [(None, "auto"), ("auto", "auto"), ("none", "none"),
+                                           ("1", "1"), ("01", "1")])
+def test_ring_cpu_loads_auto_none_or_a_cpu_number(tmp_path, value, loaded):
+    tail = f"coroproc {{\n    ring_cpu: {value}\n}}\n" if value else ""
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))
+    assert warnings == [] and config.coroproc.ring_cpu == loaded
+
+
+@pytest.mark.parametrize("value, says", [("last", "'last' is not allowed"),
+                                         ("-1", "'-1' is not allowed"),
+                                         ("9000", "CPU 9000 is above 8191")])
+def test_ring_cpu_refuses_anything_else_at_its_line(tmp_path, value, says):
+    with pytest.raises(ConfigParseError, match=says) as info:
+        load(_conf(tmp_path, "transport: udpu\n", tail=f"coroproc {{\n    ring_cpu: {value}\n}}\n"))
+    assert info.value.key == "coroproc.ring_cpu" and info.value.line == 17
