@@ -192,7 +192,6 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
                            udp_gso=keys.flag("coroproc.udp_gso", True), ring_cpu=ring_cpu)
 
 
-
 _SERVICE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?")
 
 
