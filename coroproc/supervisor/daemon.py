@@ -197,7 +197,7 @@ class Supervisor:
                             f"{self.plan.nodeid} of cluster '{self.plan.cluster_name}'")
             if self.plan.ring_cpus:
                 self.log.notice("MAIN", "The ring and link processes run on CPU "
-                                f"{cpu_list(set(self.plan.ring_cpus))} (coroproc.ring_cpu)")
+                                f"{cpu_list(self.plan.ring_cpus)} (coroproc.ring_cpu)")
             sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
             return self._watch(rfd)
         except _StoppedWhileStarting as stop:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 AUTO = "auto"
 NONE = "none"
@@ -42,7 +43,7 @@ def ring_cpus(setting: str, allowed: set[int] | None = None) -> frozenset[int] |
     return frozenset({cpu})
 
 
-def cpu_list(cpus: set[int]) -> str:
+def cpu_list(cpus: Iterable[int]) -> str:
     """0-3,6 style, as /proc/*/status Cpus_allowed_list writes it."""
     out, run = [], []
     for cpu in sorted(cpus):
@@ -71,5 +72,5 @@ def keep_to(cpus: frozenset[int] | None, title: str) -> None:
     try:
         os.sched_setaffinity(0, cpus)
     except OSError as exc:
-        print(f"{title}: could not keep to CPU {cpu_list(set(cpus))} "
+        print(f"{title}: could not keep to CPU {cpu_list(cpus)} "
               f"(coroproc.ring_cpu): {exc.strerror}; running on any CPU", file=sys.stderr)

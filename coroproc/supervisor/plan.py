@@ -18,6 +18,8 @@ from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc.config import TotemConfig
 from coroproc.shm.names import segment_name
 
+from .placement import ring_cpus
+
 # rx/tx rings hold frames (≤ rx_limit_bytes = netmtu + 64 each): 4 MiB is ~2,600 full
 # 1,500-byte frames; with knet's 64 KiB frames a ring holds FRAME_RING_FRAMES_MIN of them,
 # more than a whole window (window_size 50) plus a token visit of every member. Delivery
@@ -234,7 +236,6 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
         by_number = {link.linknumber: link for link in cfg.links}
         for lp in links:
             lp.secure = secure_settings(cfg, by_number[lp.linknumber], table_name, authkey)
-    from .placement import ring_cpus
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
                     log=log_settings(cfg, foreground), links=links,

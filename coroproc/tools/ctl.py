@@ -19,6 +19,7 @@ import zmq
 from coroproc.config.errors import ConfigParseError
 from coroproc.config.loader import load
 from coroproc.supervisor.control import control_endpoint
+from coroproc.supervisor.placement import cpu_list
 from coroproc.supervisor.plan import run_dir_of
 
 REPLY_TIMEOUT_MS = 5000
@@ -51,7 +52,7 @@ def _print_status(st: dict) -> None:
         print(f"ring id {rep:x}.{seq:x}, members: {' '.join(map(str, ring.get('members', [])))}")
     for role, c in st["children"].items():
         cpus = c.get("cpus")
-        where = f"  CPU {','.join(map(str, cpus))}" if cpus else ""
+        where = f"  CPU {cpu_list(cpus)}" if cpus else ""
         print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}{where}")
 
 

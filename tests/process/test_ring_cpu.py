@@ -47,8 +47,8 @@ def _pid_of(c: LocalCluster, i: int, title: str) -> int:
 def test_ring_and_link_share_a_cpu_engines_do_not_and_a_restart_keeps_it(tmp_path):
     allowed = os.sched_getaffinity(0)               # the daemon inherits this set
     chain = ring_cpus("auto", allowed)
-    everywhere = cpu_list(set(allowed))
-    want_chain = cpu_list(set(chain)) if chain else everywhere
+    everywhere = cpu_list(allowed)
+    want_chain = cpu_list(chain) if chain else everywhere
     c = LocalCluster(tmp_path, 1)
     try:
         c.start(1)
@@ -60,11 +60,16 @@ def test_ring_and_link_share_a_cpu_engines_do_not_and_a_restart_keeps_it(tmp_pat
         if chain:
             c.wait_for_log(1, f"The ring and link processes run on CPU {want_chain} "
                               "(coroproc.ring_cpu)")
-        status = subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(1),
-                                 "--json", "status"], capture_output=True, timeout=60)
+        ctl = [sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(1)]
+        status = subprocess.run(ctl + ["--json", "status"], capture_output=True, timeout=60)
         children = orjson.loads(status.stdout)["children"]
         assert children["ring"]["cpus"] == (sorted(chain) if chain else None)
         assert children["cpg"]["cpus"] is None
+        text = subprocess.run(ctl + ["status"], capture_output=True, text=True, timeout=60)
+        lines = {ln.split(" pid ")[0].strip(): ln for ln in text.stdout.splitlines()
+                 if " pid " in ln}
+        assert lines["coroproc: ring"].endswith(f"  CPU {want_chain}") == bool(chain), lines
+        assert "CPU" not in lines["coroproc: cpg"], lines
         net = _pid_of(c, 1, "coroproc: net link0")
         os.kill(net, signal.SIGKILL)               # the supervisor forks a new one
         end = time.monotonic() + 60
@@ -83,5 +88,5 @@ def test_a_cpu_the_node_may_not_run_on_stops_the_start_with_the_key(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 8, out.stderr
     assert "configuration error: coroproc.ring_cpu: CPU 8191 is not one this node may run " \
-           f"on (allowed: {cpu_list(set(os.sched_getaffinity(0)))})" in out.stderr, out.stderr
+           f"on (allowed: {cpu_list(os.sched_getaffinity(0))})" in out.stderr, out.stderr
     assert node_segments(c.cluster, 1) == []

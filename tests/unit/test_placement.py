@@ -64,7 +64,7 @@ def test_a_child_keeps_to_its_cpu_and_its_threads_inherit_it():
     out, err = _in_child(lambda: keep_to(frozenset({cpu}), "coroproc: ring"))
     assert (out, err) == (str(cpu), "")
     out, _ = _in_child(lambda: keep_to(None, "coroproc: ring"))
-    assert out == cpu_list(set(allowed))             # None: left alone
+    assert out == cpu_list(allowed)             # None: left alone
     assert os.sched_getaffinity(0) == allowed        # the parent is untouched
 
 
@@ -73,6 +73,6 @@ def test_a_cpu_the_kernel_refuses_later_is_reported_and_the_child_runs_anywhere(
     restart: the restarted child says so and runs unpinned rather than crash-looping."""
     allowed = os.sched_getaffinity(0)
     out, err = _in_child(lambda: keep_to(frozenset({8191}), "coroproc: net link0"))
-    assert out == cpu_list(set(allowed))
+    assert out == cpu_list(allowed)
     assert "coroproc: net link0: could not keep to CPU 8191 (coroproc.ring_cpu)" in err
     assert "running on any CPU" in err
