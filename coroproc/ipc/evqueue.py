@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from coroproc.ipc.jit import evqueue as K
+from coroproc.shm.lazymem import lazy_zeros
 from coroproc.shm.syscalls import IOVEC_WORDS, MMSGHDR_WORDS
 
 # 16 connections of 64 MiB each (connection.py's byte bound): 1 GiB of address space,
@@ -35,8 +36,8 @@ class EventQueues:
         self.region_bytes = region_bytes
         self.qs = np.zeros((slots, K.Q_WORDS), np.int64)
         self.qs[:, K.Q_FD] = -1
-        self.rows = np.zeros((slots, rows_per_slot, 2), np.int64)
-        self.arena = np.zeros(slots * region_bytes, np.uint8)
+        self.rows = lazy_zeros((slots, rows_per_slot, 2), np.int64)
+        self.arena = lazy_zeros(slots * region_bytes, np.uint8)
         self.mm = np.zeros((K.SEND_BATCH_MAX, MMSGHDR_WORDS), np.int64)
         self.iov = np.zeros((K.SEND_BATCH_MAX, IOVEC_WORDS), np.int64)
         self._free = list(range(slots - 1, -1, -1))

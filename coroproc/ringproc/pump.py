@@ -24,6 +24,7 @@ from coroproc.shm.kernels import (PEEK_CORRUPT, PEEK_EMPTY, PEEK_RECORD, PUSH_OK
                                   ring_commit, ring_head, ring_peek, ring_release, ring_reserve,
                                   ring_tail)
 from coroproc.shm.layout import RECORD_HEADER_BYTES, RTYPE_PAD
+from coroproc.shm.lazymem import lazy_zeros
 
 from . import totempg as pg
 from .records import (CFG_HDR_BYTES, DLV_HDR_BYTES, RT_CONFIG, RT_DELIVER, RT_FRAME,
@@ -164,13 +165,14 @@ def new_pump_bufs(n_senders: int, max_message_bytes: int, netmtu: int,
     """Pump state, counters, totempg reassembly (one slot per sender), python events and
     the delivery routes (route_table(); default: every ring takes every message).
 
-    The reassembly rows are max_message_bytes each but zero-filled lazily by the kernel,
-    so memory is only spent on senders that actually fragment."""
+    The reassembly rows are max_message_bytes each but zero-filled lazily by the kernel
+    (shm/lazymem.py: in 4 KiB pages), so memory is only spent on what senders actually
+    fragment."""
     return PumpBufs(
         ps=np.zeros(P_LEN, np.int64),
         pc=np.zeros(PC_LEN, np.int64),
         slot_ids=np.zeros(n_senders, np.int64),
-        asm_data=np.zeros((n_senders, max_message_bytes + 64), np.uint8),
+        asm_data=lazy_zeros((n_senders, max_message_bytes + 64), np.uint8),
         asm_meta=np.zeros((n_senders, pg.ASM_META_LEN), np.int64),
         out_data=np.zeros(max_message_bytes + netmtu * 4, np.uint8),
         out_meta=np.zeros((netmtu, pg.OUT_META_LEN), np.int64),

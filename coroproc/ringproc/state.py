@@ -12,6 +12,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from coroproc.shm.lazymem import lazy_zeros
+
 from . import config as C
 from .wire import (COMMIT_MAX_BYTES, JOIN_MAX_BYTES, PROCESSOR_COUNT_MAX, R_COUNT_MAX,
                    TOKEN_MAX_BYTES)
@@ -202,12 +204,12 @@ def new_state(cfg_array: np.ndarray, nodeid: int, ring_seq: int,
         sq_seq=np.zeros((2, slots), np.int64),
         sq_len=np.zeros((2, slots), np.int32),
         sq_miss=np.zeros((2, slots), np.int32),
-        sq_data=np.zeros((2, slots, frame), np.uint8),
+        sq_data=lazy_zeros((2, slots, frame), np.uint8),
         qhead=np.zeros(2, np.int64),
         qaru=np.zeros(2, np.int64),
         qhigh=np.zeros(2, np.int64),
         rq_len=np.zeros(slots, np.int32),
-        rq_data=np.zeros((slots, frame), np.uint8),
+        rq_data=lazy_zeros((slots, frame), np.uint8),
         tok_buf=np.zeros(max(TOKEN_MAX_BYTES, COMMIT_MAX_BYTES) + 16, np.uint8),
         ct_buf=np.zeros(COMMIT_MAX_BYTES + 16, np.uint8),
         join_buf=np.zeros(JOIN_MAX_BYTES + 16, np.uint8),
@@ -216,14 +218,14 @@ def new_state(cfg_array: np.ndarray, nodeid: int, ring_seq: int,
         tx_meta=np.zeros((tx_rows, 3), np.int64),
         tx_data=np.zeros(tx_rows * frame, np.uint8),
         ev_meta=np.zeros((ev_rows, EV_COLS), np.int64),
-        ev_data=np.zeros(ev_rows * frame, np.uint8),
+        ev_data=lazy_zeros(ev_rows * frame, np.uint8),
         ev_ints=np.zeros(8 * LIST_WIDTH + 64, np.int64),
-        pg_q_data=np.zeros(pg_queue_bytes, np.uint8),
+        pg_q_data=lazy_zeros(pg_queue_bytes, np.uint8),
         pg_q_meta=np.zeros(pg.Q_META_LEN, np.int64),
         pg_frag=np.zeros(pg.FRAG_STATE_LEN, np.int64),
         pg_packet=np.zeros(frame, np.uint8),
         # Corosync's new_message_queue_trans: sync traffic while waiting_trans_ack
-        pg_qt_data=np.zeros(pg_queue_bytes, np.uint8),
+        pg_qt_data=lazy_zeros(pg_queue_bytes, np.uint8),
         pg_qt_meta=np.zeros(pg.Q_META_LEN, np.int64),
         pg_frag_t=np.zeros(pg.FRAG_STATE_LEN, np.int64),
     )
