@@ -8,8 +8,8 @@ faults in and zeroes the whole huge page at once. Measured on the benchmark VMs 
 1 KiB at 1,000 msgs/s, `perf`): every ring process spent 5.6-8.2 ms at a stretch in
 `clear_page_erms` under `do_huge_pmd_anonymous_page` once every ~1.3 s, the time its sort
 queue took to reach the next 2 MiB, and the messages sent meanwhile waited those
-milliseconds; that lasted until each queue had been written once (at a few messages a
-second, hours). With 4 KiB pages the same zeroing is spread over the messages that
+milliseconds; that lasted until each queue had been written once (at one message a
+second, about an hour). With 4 KiB pages the same zeroing is spread over the messages that
 cause it. Memory stays lazy (a node does not pay for queue depth it never uses).
 """
 from __future__ import annotations

@@ -159,6 +159,21 @@ def test_status_views_match_corosync(daemons):
         assert (py.returncode, py.stdout, py.stderr) == (c.returncode, c.stdout, c.stderr), args
 
 
+def _wait_logged(daemons, i: int, text: str) -> None:
+    """Wait for node i's log to hold text. coroproc must log it. Corosync, the reference,
+    writes its log from a separate thread, and a reload re-applies the logging section
+    while the reload's own lines may still be queued: once (CI, 2 vCPUs under load) node
+    2's file never got them within the timeout although the tool had its "Done". That run
+    proves nothing about coroproc, so it is reported as a skip, not a failure."""
+    try:
+        wait_for(lambda: text in daemons.log(i), f"node {i} to log {text!r}", TIMEOUT_S)
+    except AssertionError:
+        if daemons.kinds[i] != "corosync":
+            raise
+        pytest.skip(f"Corosync 3.1.7 (the reference) did not write {text!r} to node {i}'s "
+                    f"log within {TIMEOUT_S:.0f} s")
+
+
 def test_reload_runs_everywhere_and_answers_done(daemons):
     # node 2's file now sets a key that cannot change at run time
     path = daemons.conf_path(2)
@@ -169,10 +184,9 @@ def test_reload_runs_everywhere_and_answers_done(daemons):
     r = daemons.tool(2, ["corosync-cfgtool", "-R"])
     assert (r.returncode, r.stdout, r.stderr) == (0, "Reloading corosync.conf...\nDone\n", "")
     for i in RUNNING:
-        wait_for(lambda i=i: "[CFG   ] Config reload requested by node 2" in daemons.log(i),
-                 f"node {i} to log the reload", TIMEOUT_S)
+        _wait_logged(daemons, i, "[CFG   ] Config reload requested by node 2")
     ro = "Modified entry 'totem.netmtu' in corosync.conf cannot be changed at run-time"
-    wait_for(lambda: ro in daemons.log(2), "node 2 to refuse the netmtu change", TIMEOUT_S)
+    _wait_logged(daemons, 2, ro)
     assert ro not in daemons.log(1)
     if daemons.kind == "coroproc":
         r = daemons.tool(1, [sys.executable, "-m", "coroproc.tools.cfgtool", "-s", "--json"])
