@@ -25,9 +25,9 @@ def lazy_zeros(shape: int | tuple[int, ...], dtype) -> np.ndarray:
     array (it is the array's base); a fork copies it on write like any heap memory."""
     dt = np.dtype(dtype)
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
-    count = int(np.prod(dims, dtype=np.int64))
-    if count < 0 or any(d < 0 for d in dims):
+    if any(d < 0 for d in dims):
         raise ValueError(f"lazy_zeros: negative dimension in {dims}")
+    count = int(np.prod(dims, dtype=np.int64))
     nbytes = count * dt.itemsize
     if nbytes == 0:
         return np.zeros(dims, dt)

@@ -29,8 +29,9 @@ def ring_cpus(setting: str, allowed: set[int] | None = None) -> frozenset[int] |
 
     `setting` is coroproc.ring_cpu as loaded: "auto" (the highest-numbered CPU of the
     allowed set, when there are two or more — CPU 0 is where boot-time interrupt
-    affinity and unbound kernel work tend to land), "none", or a CPU number, which must be in the allowed set (`allowed`
-    defaults to this process's, which systemd's CPUAffinity= and cpusets narrow)."""
+    affinity and unbound kernel work tend to land), "none", or a CPU number, which must
+    be in the allowed set (`allowed` defaults to this process's, which systemd's
+    CPUAffinity= and cpusets narrow)."""
     if setting == NONE:
         return None
     allowed = set(os.sched_getaffinity(0)) if allowed is None else set(allowed)
