@@ -25,7 +25,7 @@ from .state import (COMMIT, GATHER, K_COMMIT_TOKEN_LOST, K_FRAMES_REJECTED, K_GA
                     S_TX_N, S_TX_OFF, T_CONSENSUS, T_COUNT, T_HOLD, T_JOIN, T_MERGE, T_TOKEN,
                     T_TOKEN_RETRANSMIT, T_TOKEN_WARNING)
 from .config import C_CONSENSUS_US, C_JOIN_US, C_TOKEN_US
-from .token import on_hold_cancel, on_mcast, on_token
+from .token import on_hold_cancel, on_mcast, on_token, token_visit_held
 from .wire import (O_JN_FROM, R_OK, R_OVERSIZE, T_COMMIT_TOKEN, T_MCAST, T_MEMB_JOIN,
                    T_MERGE_DETECT, T_ORF_TOKEN, check_frame, rd_u32)
 
@@ -213,10 +213,10 @@ def _release_held_token(st):
     """New messages can go out: a held token moves on now."""
     if st.s[S_TOKEN_HELD] == 1:
         if st.s[S_RING_REP] == st.s[S_MY_ID]:
-            # the representative holds the token itself: release it now
+            # the representative holds the token itself: it sends with it now
             st.s[S_TOKEN_HELD] = 0
             st.timers[T_HOLD] = -1
-            token_retransmit(st)
+            token_visit_held(st)
         else:
             hold_cancel_send(st)
 

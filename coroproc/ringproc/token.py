@@ -28,7 +28,8 @@ from .state import (GATHER, K_MCAST_OUT_OF_WINDOW, K_MCAST_RETX, K_MCAST_RX, K_M
                     S_MY_ID, S_MY_LAST_ARU, S_MY_LAST_SEQ, S_MY_TOKEN_SEQ, S_OLD_REP, S_OLD_SEQ,
                     S_ORF_TOKEN_DISCARD, S_PBL, S_QO, S_QR, S_RETRANS_FLG_COUNT, S_RING_REP,
                     S_RING_SEQ, S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT,
-                    S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_TOKEN_HELD, S_TOKEN_RX_US,
+                    S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_HOLDING_TOKEN, S_TOKEN_HELD,
+                    S_TOKEN_RX_US,
                     S_WAITING_TRANS_ACK,
                     S_NOW_US, S_TRC, T_HOLD, T_MERGE, T_TOKEN, T_TOKEN_RETRANSMIT,
                     T_TOKEN_WARNING)
@@ -288,6 +289,34 @@ def on_token(st, b, n):
     if u32_lte(token_seq, st.s[S_MY_TOKEN_SEQ]):
         st.cnt[K_TOKEN_DUP_DISCARDED] += 1
         return
+    _token_visit(st, b, token_seq)
+
+
+@njit(cache=True)
+def token_visit_held(st):
+    """The representative holds the token and has something to send: it visits the token
+    it holds now, as if it had just come back, instead of sending it round to itself.
+
+    The held token is the one this node stored at its last visit (tok_buf, token_seq one
+    above ours) and nobody else has seen: the ring was idle for seqno_unchanged_const
+    rotations, every member had every message, so the visit numbers the new messages on
+    from there, forwards the token (the seq moved) and delivers our own at once. Corosync
+    sends a token_hold_cancel to itself and the token one rotation round first; the
+    ordering is the same, a rotation of hand-offs later."""
+    b = st.tok_buf
+    if (st.s[S_HOLDING_TOKEN] == 0 or st.s[S_STATE] != OPERATIONAL
+            or not _ring_is_mine(st, b, O_TK_RING_REP, O_TK_RING_SEQ)):
+        # not in hand (a retransmission or a cancel sent it round already: visiting the
+        # copy would make a second token), or recovery, which counts quiet rotations
+        token_retransmit(st)
+        return
+    st.s[S_SEQ_UNCHANGED] = 0
+    _token_visit(st, b, rd_u32(b, O_TK_TOKEN_SEQ))
+
+
+@njit(cache=True)
+def _token_visit(st, b, token_seq):
+    state = st.s[S_STATE]
     tk = st.scratch2
     ln = TOKEN_BYTES + rd_i32(b, O_TK_RTR_N) * RTR_ITEM_BYTES
     copy_bytes(tk, 0, b, 0, ln)
