@@ -164,8 +164,7 @@ class Supervisor:
         for eng in self.plan.engines:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
-                                                            self.doorbells[eng.name], endpoint),
-                                              cpus=self.plan.engine_cpus)
+                                                            self.doorbells[eng.name], endpoint))
 
     # ---- run ----
     def run(self) -> int:
@@ -197,10 +196,8 @@ class Supervisor:
             self.log.notice("MAIN", f"Corosync Cluster Engine (coroproc) started; node "
                             f"{self.plan.nodeid} of cluster '{self.plan.cluster_name}'")
             if self.plan.ring_cpus:
-                engines = (f", the engines on CPU {cpu_list(self.plan.engine_cpus)}"
-                           if self.plan.engine_cpus else "")
                 self.log.notice("MAIN", "The ring and link processes run on CPU "
-                                f"{cpu_list(self.plan.ring_cpus)}{engines} (coroproc.ring_cpu)")
+                                f"{cpu_list(self.plan.ring_cpus)} (coroproc.ring_cpu)")
             sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
             return self._watch(rfd)
         except _StoppedWhileStarting as stop:

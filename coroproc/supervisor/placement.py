@@ -6,9 +6,9 @@ chain runs one step at a time whatever it is given. Spread over CPUs, each hand-
 wake a task on another CPU: an inter-processor interrupt and, on a VM, a vCPU's exit from
 halt, and the scheduler may queue the woken task behind a kernel thread on a busy CPU
 while another idles. Kept on one CPU, a wake-up is a local runqueue insert and the
-woken process runs as soon as the waker sleeps, which is at once. The engines run on
-the other CPUs (engine_cpus), beside the chain, never behind it; the supervisor keeps
-the whole set. Measured in docs/executive.md "CPU placement".
+woken process runs as soon as the waker sleeps, which is at once. Engines and the
+supervisor keep the whole set: the CPG engine's per-client work runs beside the chain.
+Measured in docs/executive.md "CPU placement".
 """
 from __future__ import annotations
 
@@ -42,23 +42,6 @@ def ring_cpus(setting: str, allowed: set[int] | None = None) -> frozenset[int] |
         raise PlacementError(f"coroproc.ring_cpu: CPU {cpu} is not one this node may run on "
                              f"(allowed: {cpu_list(allowed)}); use one of those, auto or none")
     return frozenset({cpu})
-
-
-def engine_cpus(ring: frozenset[int] | None,
-                allowed: set[int] | None = None) -> frozenset[int] | None:
-    """The CPUs for the engines: the allowed set less the ring's CPU (None: anywhere).
-
-    When the ring is quiet between messages the token is held; a message starts it again
-    and it goes round as fast as the chain passes it until the ring is quiet again
-    (seqno_unchanged_const rotations). An engine the kernel wakes on that CPU meanwhile —
-    it may, since that CPU was idle a moment before — queues behind the chain, and with it
-    the delivery to the application: at 100 msgs/s on 3 nodes the own-delivery p99 was
-    2.4-2.8 ms with the engines anywhere, 0.6-0.8 ms kept off it (docs/executive.md)."""
-    if ring is None:
-        return None
-    allowed = set(os.sched_getaffinity(0)) if allowed is None else set(allowed)
-    rest = allowed - ring
-    return frozenset(rest) if rest else None
 
 
 def cpu_list(cpus: Iterable[int]) -> str:

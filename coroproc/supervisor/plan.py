@@ -18,7 +18,7 @@ from coroproc.netproc.spec import LinkSpec
 from coroproc.ringproc.config import TotemConfig
 from coroproc.shm.names import segment_name
 
-from .placement import engine_cpus, ring_cpus
+from .placement import ring_cpus
 
 # rx/tx rings hold frames (≤ rx_limit_bytes = netmtu + 64 each): 4 MiB is ~2,600 full
 # 1,500-byte frames; with knet's 64 KiB frames a ring holds FRAME_RING_FRAMES_MIN of them,
@@ -84,7 +84,6 @@ class NodePlan:
     link_table_name: str = ""  # transport knet: the links' shared health table
     link_table_peers: tuple = ()   # its peer slots (nodeids, sorted)
     ring_cpus: frozenset | None = None  # the ring and link processes' CPU (placement.py)
-    engine_cpus: frozenset | None = None  # the engines' CPUs: the others (placement.py)
 
     @property
     def sync_services(self) -> list[int]:
@@ -237,7 +236,6 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
         by_number = {link.linknumber: link for link in cfg.links}
         for lp in links:
             lp.secure = secure_settings(cfg, by_number[lp.linknumber], table_name, authkey)
-    chain_cpus = ring_cpus(cfg.coroproc.ring_cpu)
     return NodePlan(cluster_name=cluster, nodeid=nodeid, totem=cfg.totem,
                     state_dir=cfg.state_dir, run_dir=run_dir,
                     log=log_settings(cfg, foreground), links=links,
@@ -246,5 +244,4 @@ def build_plan(cfg: NodeConfig, incarnation_us: int, foreground: bool = True,
                     heartbeat_timeout_ms=cfg.coroproc.heartbeat_timeout_ms,
                     service_suffix=cfg.coroproc.service_suffix, config=cfg,
                     foreground=foreground, link_table_name=table_name,
-                    link_table_peers=peers, ring_cpus=chain_cpus,
-                    engine_cpus=engine_cpus(chain_cpus))
+                    link_table_peers=peers, ring_cpus=ring_cpus(cfg.coroproc.ring_cpu))

@@ -1,6 +1,6 @@
 """coroproc.ring_cpu with real one-node daemons: the ring and link processes run on one
-CPU, the engines on the others, a restarted child is placed again, and a CPU the node may
-not use stops the start with the key's name (supervisor/placement.py)."""
+CPU, the engines anywhere, a restarted child is placed again, and a CPU the node may not
+use stops the start with the key's name (supervisor/placement.py)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import orjson
 
 from coroproc.localcluster import LocalCluster
 from coroproc.shm.names import node_segments
-from coroproc.supervisor.placement import cpu_list, engine_cpus, ring_cpus
+from coroproc.supervisor.placement import cpu_list, ring_cpus
 
 CHAIN_TITLES = ("coroproc: ring", "coroproc: net link0")
 
@@ -44,13 +44,11 @@ def _pid_of(c: LocalCluster, i: int, title: str) -> int:
     return 0
 
 
-def test_ring_and_link_share_a_cpu_the_engines_the_others_and_a_restart_keeps_it(tmp_path):
+def test_ring_and_link_share_a_cpu_engines_do_not_and_a_restart_keeps_it(tmp_path):
     allowed = os.sched_getaffinity(0)               # the daemon inherits this set
     chain = ring_cpus("auto", allowed)
-    others = engine_cpus(chain, allowed)
     everywhere = cpu_list(allowed)
     want_chain = cpu_list(chain) if chain else everywhere
-    want_engines = cpu_list(others) if others else everywhere
     c = LocalCluster(tmp_path, 1)
     try:
         c.start(1)
@@ -58,21 +56,20 @@ def test_ring_and_link_share_a_cpu_the_engines_the_others_and_a_restart_keeps_it
         placed = _placement(c, 1)
         assert {t: placed[t] for t in CHAIN_TITLES} == {t: want_chain for t in CHAIN_TITLES}
         engines = {t: a for t, a in placed.items() if t not in CHAIN_TITLES}
-        assert "coroproc: cpg" in engines and set(engines.values()) == {want_engines}, placed
+        assert "coroproc: cpg" in engines and set(engines.values()) == {everywhere}, placed
         if chain:
-            on_engines = f", the engines on CPU {want_engines}" if others else ""
-            c.wait_for_log(1, f"The ring and link processes run on CPU {want_chain}"
-                              f"{on_engines} (coroproc.ring_cpu)")
+            c.wait_for_log(1, f"The ring and link processes run on CPU {want_chain} "
+                              "(coroproc.ring_cpu)")
         ctl = [sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(1)]
         status = subprocess.run(ctl + ["--json", "status"], capture_output=True, timeout=60)
         children = orjson.loads(status.stdout)["children"]
         assert children["ring"]["cpus"] == (sorted(chain) if chain else None)
-        assert children["cpg"]["cpus"] == (sorted(others) if others else None)
+        assert children["cpg"]["cpus"] is None
         text = subprocess.run(ctl + ["status"], capture_output=True, text=True, timeout=60)
         lines = {ln.split(" pid ")[0].strip(): ln for ln in text.stdout.splitlines()
                  if " pid " in ln}
         assert lines["coroproc: ring"].endswith(f"  CPU {want_chain}") == bool(chain), lines
-        assert lines["coroproc: cpg"].endswith(f"  CPU {want_engines}") == bool(others), lines
+        assert "CPU" not in lines["coroproc: cpg"], lines
         net = _pid_of(c, 1, "coroproc: net link0")
         os.kill(net, signal.SIGKILL)               # the supervisor forks a new one
         end = time.monotonic() + 60

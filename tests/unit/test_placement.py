@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from coroproc.supervisor.placement import (PlacementError, cpu_list, engine_cpus, keep_to,
-                                           ring_cpus)
+from coroproc.supervisor.placement import PlacementError, cpu_list, keep_to, ring_cpus
 
 
 def test_auto_takes_the_highest_allowed_cpu_when_there_are_two_or_more():
@@ -19,13 +18,6 @@ def test_auto_takes_the_highest_allowed_cpu_when_there_are_two_or_more():
 
 def test_none_leaves_every_child_where_the_scheduler_puts_it():
     assert ring_cpus("none", {0, 1}) is None
-
-
-def test_the_engines_run_on_the_cpus_the_chain_does_not():
-    assert engine_cpus(frozenset({1}), {0, 1}) == {0}
-    assert engine_cpus(frozenset({5}), {0, 3, 5}) == {0, 3}
-    assert engine_cpus(None, {0, 1}) is None        # ring_cpu none, or a single CPU
-    assert engine_cpus(frozenset({0}), {0}) is None  # nothing else: anywhere, with it
 
 
 def test_a_named_cpu_must_be_one_the_node_may_run_on():
