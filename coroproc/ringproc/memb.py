@@ -41,8 +41,7 @@ from .state import (COMMIT, EV_RINGID, GATHER, K_COMMIT_ENTERED, K_CONSENSUS_TIM
                     S_MY_LAST_ARU, S_MY_ID, S_MY_LAST_SEQ,
                     S_MY_TOKEN_SEQ, S_OLD_REP, S_OLD_SEQ, S_ORF_TOKEN_DISCARD, S_ORIGINATED_ORF,
                     S_PBL, S_CBL, S_QO, S_QR, S_RETRANS_FLG_COUNT, S_RING_REP, S_RING_SEQ,
-                    S_HOLDING_TOKEN, S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT,
-                    S_SEQ_UNCHANGED,
+                    S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT, S_SEQ_UNCHANGED,
                     S_SET_RETRANS_FLG, S_SELF_JOIN_LEN, S_SELF_JOIN_PENDING, S_STATE, S_TOK_DEST, S_TOK_LEN, S_TOKEN_HELD,
                     S_TOKEN_RING_ID_SEQ, S_TRC, S_ARU_COUNT, S_WAITING_TRANS_ACK, T_CONSENSUS, T_HOLD, T_JOIN, T_MERGE,
                     T_TOKEN, T_TOKEN_RETRANSMIT, T_TOKEN_WARNING)
@@ -149,7 +148,6 @@ def token_store_send(st, buf, n, dest, forward):
     copy_bytes(st.tok_buf, 0, buf, 0, n)
     st.s[S_TOK_LEN] = n
     st.s[S_TOK_DEST] = dest
-    st.s[S_HOLDING_TOKEN] = 0 if forward else 1
     if forward:
         emit_tx(st, dest, buf, 0, n)
 
@@ -158,7 +156,10 @@ def token_store_send(st, buf, n, dest, forward):
 def token_retransmit(st):
     n = st.s[S_TOK_LEN]
     if n > 0:
-        st.s[S_HOLDING_TOKEN] = 0       # a held token is on its way again
+        if st.s[S_RING_REP] == st.s[S_MY_ID]:
+            # the representative's held token is on its way again: no longer in hand
+            # (another member's flag means "the representative holds it" and stays)
+            st.s[S_TOKEN_HELD] = 0
         emit_tx(st, st.s[S_TOK_DEST], st.tok_buf, 0, n)
 
 
@@ -200,7 +201,7 @@ def consensus_timeout_expired(st):
 @njit(cache=True)
 def gather_enter(st, reason):
     st.s[S_ORF_TOKEN_DISCARD] = 1
-    st.s[S_HOLDING_TOKEN] = 0
+    st.s[S_TOKEN_HELD] = 0
     st.s[S_ORIGINATED_ORF] = 0
     lst_add(st, L_PROC, st.s[S_MY_ID])
     join_send(st)

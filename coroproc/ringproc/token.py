@@ -28,8 +28,7 @@ from .state import (GATHER, K_MCAST_OUT_OF_WINDOW, K_MCAST_RETX, K_MCAST_RX, K_M
                     S_MY_ID, S_MY_LAST_ARU, S_MY_LAST_SEQ, S_MY_TOKEN_SEQ, S_OLD_REP, S_OLD_SEQ,
                     S_ORF_TOKEN_DISCARD, S_PBL, S_QO, S_QR, S_RETRANS_FLG_COUNT, S_RING_REP,
                     S_RING_SEQ, S_ROTATION_COUNTER, S_RQ_COUNT, S_RQ_HEAD, S_SAFE_POINT,
-                    S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_HOLDING_TOKEN, S_TOKEN_HELD,
-                    S_TOKEN_RX_US,
+                    S_SEQ_UNCHANGED, S_SET_RETRANS_FLG, S_STATE, S_TOKEN_HELD, S_TOKEN_RX_US,
                     S_WAITING_TRANS_ACK,
                     S_NOW_US, S_TRC, T_HOLD, T_MERGE, T_TOKEN, T_TOKEN_RETRANSMIT,
                     T_TOKEN_WARNING)
@@ -294,8 +293,10 @@ def on_token(st, b, n):
 
 @njit(cache=True)
 def token_visit_held(st):
-    """The representative holds the token and has something to send: it visits the token
-    it holds now, as if it had just come back, instead of sending it round to itself.
+    """The representative holds the token (S_TOKEN_HELD: kept at its last visit and not
+    sent since — token_retransmit clears it, so a copy already sent round is never visited
+    as a second token) and has something to send: it visits the token it holds now, as if
+    it had just come back, instead of sending it round to itself.
 
     The held token is the one this node stored at its last visit (tok_buf, token_seq one
     above ours) and nobody else has seen: the ring was idle for seqno_unchanged_const
@@ -304,11 +305,8 @@ def token_visit_held(st):
     sends a token_hold_cancel to itself and the token one rotation round first; the
     ordering is the same, a rotation of hand-offs later."""
     b = st.tok_buf
-    if (st.s[S_HOLDING_TOKEN] == 0 or st.s[S_STATE] != OPERATIONAL
-            or not _ring_is_mine(st, b, O_TK_RING_REP, O_TK_RING_SEQ)):
-        # not in hand (a retransmission or a cancel sent it round already: visiting the
-        # copy would make a second token), or recovery, which counts quiet rotations
-        token_retransmit(st)
+    if st.s[S_STATE] != OPERATIONAL or not _ring_is_mine(st, b, O_TK_RING_REP, O_TK_RING_SEQ):
+        token_retransmit(st)        # recovery counts quiet rotations: it goes round
         return
     st.s[S_SEQ_UNCHANGED] = 0
     _token_visit(st, b, rd_u32(b, O_TK_TOKEN_SEQ))

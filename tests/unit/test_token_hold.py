@@ -112,9 +112,12 @@ def test_a_token_the_representative_sent_round_again_is_not_visited_twice():
     cancel = next(f for d, f in net.q if d == rep)
     net.q = type(net.q)((d, f) for d, f in net.q if d != rep)
     net.feed(rep, cancel)                      # the token goes round again from here
+    assert net.nodes[rep].st.s[S_TOKEN_HELD] == 0, "a token sent round is not in hand"
+    net.frames.clear()
     assert net.nodes[rep].submit(b"from-rep")
     net.pump(rep)
     assert net.delivered(rep, b"from-rep") == 0, "visited a token it no longer holds"
+    assert net.frames == [], "sent a second copy of a token already on its way"
     want = (b"from-other", b"from-rep")
     assert net.run(lambda: all(all(net.delivered(i, p) for p in want) for i in IDS), 5_000_000)
     orders = [[o[5] for o in net.deliveries(i) if o[5] in want] for i in IDS]
