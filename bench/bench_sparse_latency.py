@@ -8,13 +8,22 @@ network namespaces, udpu, 1 KiB, one sender) and prints own-delivery p50/p99 at 
 rate per session, then the medians and the coroproc/Corosync ratios of the p99.
 
     .venv/bin/python bench/bench_sparse_latency.py [--rounds 3] [--rates 100,1000]
+        [--client-cpus 0] [--hogs 2]
 
-Root (network namespaces). A few minutes per round.
+Root (network namespaces). A few minutes per round. --client-cpus runs every client
+(both daemons') under `taskset -c CPUS`: with 0 on a 2-vCPU host the clients stay off
+the CPU coroproc's ring and link processes share (ring_cpu: auto takes the highest), the
+placement docs/deploy.md recommends for latency-critical clients. --hogs N keeps N
+busy-looping processes running while the cells run (a host whose CPUs other work takes);
+each session line also says how many configurations the nodes logged meanwhile (0: the
+ring never re-formed).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,26 +33,65 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from sbs_client import Cell, build, run_cell  # noqa: E402
-from sbs_daemons import KINDS, Session  # noqa: E402
+from sbs_daemons import KINDS, MEMBERS_RE, Session  # noqa: E402
 
 SIZE_BYTES = 1024
 CELL_S = 4.0
 WARM_SIZES = (1024, 65536, 1024)   # floods first, as the side-by-side's cells come after
 
 
-def session(kind: str, rates: list[int], cells_per_rate: int, binary: str) -> dict:
-    """{rate: [(p50, p99), ...]} from one fresh 3-node cluster of `kind`."""
-    out: dict[int, list] = {r: [] for r in rates}
-    with tempfile.TemporaryDirectory() as wd, Session(KINDS[kind], 3, Path(wd)) as s:
+class PinnedClients(Session):
+    """A Session whose clients run under `taskset -c cpus` (inside the node's namespaces)."""
+
+    def __init__(self, kind, nodes: int, workdir: Path, cpus: str):
+        super().__init__(kind, nodes, workdir)
+        self.cpus = cpus
+
+    def client_argv(self, nodeid: int, argv: list[str]) -> list[str]:
+        return super().client_argv(nodeid, ["taskset", "-c", self.cpus, *argv])
+
+
+@contextlib.contextmanager
+def cpu_hogs(count: int):
+    """`count` busy-looping processes (SCHED_OTHER, nice 0, any CPU) for the block: a host
+    whose CPUs are all taken by other work."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(count)]
+    try:
+        yield
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def configurations_seen(s: Session) -> int:
+    """Configurations logged so far, summed over the nodes (a change of membership adds one
+    per surviving node)."""
+    return sum(len(MEMBERS_RE.findall(Path(d.logfile).read_text(errors="replace")))
+               for d in s.daemons.values())
+
+
+def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
+            client_cpus: str | None = None, hogs: int = 0) -> dict:
+    """{rate: [(p50, p99), ...], "reconfigurations": n} from one fresh 3-node cluster of
+    `kind`; n counts configurations logged while the cells ran (0 on a stable ring)."""
+    out: dict = {r: [] for r in rates}
+    with tempfile.TemporaryDirectory() as wd, \
+            (PinnedClients(KINDS[kind], 3, Path(wd), client_cpus) if client_cpus
+             else Session(KINDS[kind], 3, Path(wd))) as s:
         time.sleep(3.0)
         for size in WARM_SIZES:
             run_cell(s, binary, Cell(3, size, 1), 2.0)
-        for rate in rates:
-            for _ in range(cells_per_rate):
-                res = run_cell(s, binary, Cell(3, SIZE_BYTES, 1, rate), CELL_S)
-                if not res.get("ok"):
-                    raise RuntimeError(f"{kind} at {rate} msgs/s: {res.get('error')}")
-                out[rate].append((res["own_p50_us"], res["own_p99_us"]))
+        before = configurations_seen(s)
+        with cpu_hogs(hogs):
+            for rate in rates:
+                for _ in range(cells_per_rate):
+                    res = run_cell(s, binary, Cell(3, SIZE_BYTES, 1, rate), CELL_S)
+                    if not res.get("ok"):
+                        raise RuntimeError(f"{kind} at {rate} msgs/s: {res.get('error')}")
+                    out[rate].append((res["own_p50_us"], res["own_p99_us"]))
+        out["reconfigurations"] = configurations_seen(s) - before
     return out
 
 
@@ -52,6 +100,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rates", default="100,1000", help="msgs/s, comma-separated")
     ap.add_argument("--cells", type=int, default=2, help="4-s cells per rate per session")
+    ap.add_argument("--client-cpus", default=None,
+                    help="run every client under taskset -c CPUS (e.g. 0), both daemons")
+    ap.add_argument("--hogs", type=int, default=0,
+                    help="busy-looping processes on the host while the cells run")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     kinds = ("corosync-shm", "coroproc")
@@ -60,13 +112,15 @@ def main() -> int:
         got = {k: {r: [] for r in rates} for k in kinds}
         ratios = {r: [] for r in rates}
         for rnd in range(1, args.rounds + 1):
-            this = {k: session(k, rates, args.cells, binary) for k in kinds}
+            this = {k: session(k, rates, args.cells, binary, args.client_cpus, args.hogs)
+                    for k in kinds}
             for k in kinds:
                 for r in rates:
                     got[k][r] += this[k][r]
                 print(f"round {rnd} {k:13s} " + "  ".join(
                     f"{r}/s " + " ".join(f"{p50:.0f}/{p99:.0f}" for p50, p99 in this[k][r])
-                    for r in rates), flush=True)
+                    for r in rates) + f"  reconfigurations {this[k]['reconfigurations']}",
+                    flush=True)
             for r in rates:
                 ratios[r].append(statistics.median(p99 for _, p99 in this["coroproc"][r])
                                  / statistics.median(p99 for _, p99 in this["corosync-shm"][r]))
