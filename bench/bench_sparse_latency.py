@@ -73,10 +73,10 @@ def configurations_seen(s: Session) -> int:
 
 
 def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
-            client_cpus: str | None = None, hogs: int = 0) -> dict:
-    """{rate: [(p50, p99), ...], "reconfigurations": n} from one fresh 3-node cluster of
-    `kind`; n counts configurations logged while the cells ran (0 on a stable ring)."""
-    out: dict = {r: [] for r in rates}
+            client_cpus: str | None = None, hogs: int = 0) -> tuple[dict, int]:
+    """({rate: [(p50, p99), ...]}, n) from one fresh 3-node cluster of `kind`; n counts
+    the configurations logged while the cells ran (0 on a stable ring)."""
+    out: dict[int, list] = {r: [] for r in rates}
     with tempfile.TemporaryDirectory() as wd, \
             (PinnedClients(KINDS[kind], 3, Path(wd), client_cpus) if client_cpus
              else Session(KINDS[kind], 3, Path(wd))) as s:
@@ -91,8 +91,8 @@ def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
                     if not res.get("ok"):
                         raise RuntimeError(f"{kind} at {rate} msgs/s: {res.get('error')}")
                     out[rate].append((res["own_p50_us"], res["own_p99_us"]))
-        out["reconfigurations"] = configurations_seen(s) - before
-    return out
+        reconfigurations = configurations_seen(s) - before
+    return out, reconfigurations
 
 
 def main() -> int:
@@ -112,15 +112,15 @@ def main() -> int:
         got = {k: {r: [] for r in rates} for k in kinds}
         ratios = {r: [] for r in rates}
         for rnd in range(1, args.rounds + 1):
-            this = {k: session(k, rates, args.cells, binary, args.client_cpus, args.hogs)
-                    for k in kinds}
+            this, reconfigured = {}, {}
             for k in kinds:
+                this[k], reconfigured[k] = session(k, rates, args.cells, binary,
+                                                   args.client_cpus, args.hogs)
                 for r in rates:
                     got[k][r] += this[k][r]
                 print(f"round {rnd} {k:13s} " + "  ".join(
                     f"{r}/s " + " ".join(f"{p50:.0f}/{p99:.0f}" for p50, p99 in this[k][r])
-                    for r in rates) + f"  reconfigurations {this[k]['reconfigurations']}",
-                    flush=True)
+                    for r in rates) + f"  reconfigurations {reconfigured[k]}", flush=True)
             for r in rates:
                 ratios[r].append(statistics.median(p99 for _, p99 in this["coroproc"][r])
                                  / statistics.median(p99 for _, p99 in this["corosync-shm"][r]))
