@@ -103,8 +103,7 @@ class Demo:
             f"(configs and logs in {c.dir})")
         c.start_all()
         took = c.wait_members(everyone, everyone, timeout_s=PHASE_GUARD_S * 3)
-        for i in everyone:
-            c.wait_for_log(i, "Completed service synchronization", PHASE_GUARD_S)
+        c.wait_synced(everyone, PHASE_GUARD_S)
         say(f"one ring of {len(everyone)} after {took:.1f} s; a cpghum client joins group "
             f"'{GROUP}' on every node and sends {self.clients[1].rate_msgs_per_s:g} msgs/s")
         for cl in self.clients.values():

@@ -24,6 +24,13 @@ from coroproc.shm.names import remove_node_segments
 FORMED = re.compile(r"A new membership \(([0-9a-f]+)\.([0-9a-f]+)\) was formed")
 MEMBERS = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
 
+
+def _synced_after_last_ring(lines: list[str]) -> bool:
+    last_ring = max((k for k, ln in enumerate(lines) if FORMED.search(ln)), default=None)
+    return last_ring is not None and any("Completed service synchronization" in ln
+                                         for ln in lines[last_ring:])
+
+
 CONF = """totem {{
     version: 2
     cluster_name: {cluster}
@@ -182,6 +189,20 @@ class LocalCluster:
                 return
             time.sleep(0.05)
         raise AssertionError(f"node {i} never logged {text!r}: " + self.tail(i))
+
+    def wait_synced(self, nodes, timeout_s: float = 30.0) -> None:
+        """Wait until each node in `nodes` logged "Completed service synchronization" after
+        its last "A new membership" line: the sync of its current ring is done. (A ring that forms in
+        stages logs a sync of the smaller ring first; wait_for_log would take that one.)"""
+        end = time.monotonic() + timeout_s
+        pending = list(nodes)
+        while pending and time.monotonic() < end:
+            pending = [i for i in pending if not _synced_after_last_ring(self.log_lines(i))]
+            if pending:
+                time.sleep(0.05)
+        if pending:
+            raise AssertionError(f"node {pending[0]} never completed the sync of its last "
+                                 "ring: " + self.tail(pending[0]))
 
     def members(self, i: int, since: int = 0) -> tuple[int, ...] | None:
         last = None

@@ -28,8 +28,7 @@ def _cluster(tmp_path, n):
     lc.start_all()
     nodes = list(lc.addrs)
     lc.wait_members(nodes, nodes, timeout_s=HANG_GUARD_S)
-    for i in nodes:
-        lc.wait_for_log(i, "Completed service synchronization", HANG_GUARD_S)
+    lc.wait_synced(nodes, HANG_GUARD_S)
     return lc
 
 

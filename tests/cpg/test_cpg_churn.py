@@ -63,8 +63,7 @@ def test_clients_join_leave_and_crash_under_load(tmp_path, seed):
     try:
         lc.start_all()
         lc.wait_members([1, 2, 3], (1, 2, 3), timeout_s=90)
-        for i in (1, 2, 3):
-            lc.wait_for_log(i, "Completed service synchronization", 30)
+        lc.wait_synced((1, 2, 3), 30)
 
         def client(node, life_s, end):
             out = tmp_path / f"c{len(outs)}-n{node}-{end}.jsonl"
@@ -91,7 +90,7 @@ def test_clients_join_leave_and_crash_under_load(tmp_path, seed):
                 lc.wait_members([1, 2], (1, 2), timeout_s=60)
                 lc.start(3)
                 lc.wait_members([1, 2, 3], (1, 2, 3), timeout_s=90)
-                lc.wait_for_log(3, "Completed service synchronization", 60)
+                lc.wait_synced((3,), 60)
                 client(3, 0, "stay")
         time.sleep(3)
         for p, _n, _e in procs:

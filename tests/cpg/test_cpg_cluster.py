@@ -77,8 +77,7 @@ def cluster(tmp_path):
     try:
         lc.start_all()
         lc.wait_members([1, 2, 3], (1, 2, 3), timeout_s=HANG_GUARD_S)
-        for i in (1, 2, 3):
-            lc.wait_for_log(i, "Completed service synchronization", HANG_GUARD_S)
+        lc.wait_synced((1, 2, 3), HANG_GUARD_S)
         yield lc
     finally:
         lc.stop_all()

@@ -34,8 +34,7 @@ def three(tmp_path):
     try:
         c.start_all()
         c.wait_members([1, 2, 3], (1, 2, 3), timeout_s=90)
-        for i in (1, 2, 3):
-            c.wait_for_log(i, "Completed service synchronization", timeout_s=30)
+        c.wait_synced((1, 2, 3), timeout_s=30)
         yield c
     finally:
         c.stop_all()

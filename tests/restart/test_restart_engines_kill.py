@@ -31,8 +31,7 @@ def cluster(tmp_path):
     try:
         lc.start_all()
         lc.wait_members([1, 2, 3], (1, 2, 3), timeout_s=90)
-        for i in (1, 2, 3):
-            lc.wait_for_log(i, "Completed service synchronization", timeout_s=30)
+        lc.wait_synced((1, 2, 3), timeout_s=30)
         yield lc
     finally:
         lc.stop_all()
