@@ -8,7 +8,7 @@ network namespaces, udpu, 1 KiB, one sender) and prints own-delivery p50/p99 at 
 rate per session, then the medians and the coroproc/Corosync ratios of the p99.
 
     .venv/bin/python bench/bench_sparse_latency.py [--rounds 3] [--rates 100,1000]
-        [--client-cpus 0] [--hogs 2]
+        [--client-cpus 0] [--hogs 2] [--sender-node 3] [--pace-us 0]
 
 Root (network namespaces). A few minutes per round. --client-cpus runs every client
 (both daemons') under `taskset -c CPUS`: with 0 on a 2-vCPU host the clients stay off
@@ -16,12 +16,16 @@ the CPU coroproc's ring and link processes share (ring_cpu: auto takes the highe
 placement docs/deploy.md recommends for latency-critical clients. --hogs N keeps N
 busy-looping processes running while the cells run (a host whose CPUs other work takes);
 each session line also says how many configurations the nodes logged meanwhile (0: the
-ring never re-formed).
+ring never re-formed). --sender-node N sends from node N instead of node 1 (the
+representative, which sends with the token it keeps; any other node first cancels the
+hold or the pace). --pace-us sets coroproc's `coroproc { idle_token_pace_us }` (0: the
+token goes round at full speed when idle, as Corosync's; docs/executive.md).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -73,13 +77,17 @@ def configurations_seen(s: Session) -> int:
 
 
 def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
-            client_cpus: str | None = None, hogs: int = 0) -> tuple[dict, int]:
+            client_cpus: str | None = None, hogs: int = 0, sender_node: int = 1,
+            pace_us: int = -1) -> tuple[dict, int]:
     """({rate: [(p50, p99), ...]}, n) from one fresh 3-node cluster of `kind`; n counts
     the configurations logged while the cells ran (0 on a stable ring)."""
     out: dict[int, list] = {r: [] for r in rates}
+    k = KINDS[kind]
+    if k.daemon == "coroproc" and pace_us >= 0:
+        k = dataclasses.replace(k, idle_token_pace_us=pace_us)
     with tempfile.TemporaryDirectory() as wd, \
-            (PinnedClients(KINDS[kind], 3, Path(wd), client_cpus) if client_cpus
-             else Session(KINDS[kind], 3, Path(wd))) as s:
+            (PinnedClients(k, 3, Path(wd), client_cpus) if client_cpus
+             else Session(k, 3, Path(wd))) as s:
         time.sleep(3.0)
         for size in WARM_SIZES:
             run_cell(s, binary, Cell(3, size, 1), 2.0)
@@ -87,7 +95,8 @@ def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
         with cpu_hogs(hogs):
             for rate in rates:
                 for _ in range(cells_per_rate):
-                    res = run_cell(s, binary, Cell(3, SIZE_BYTES, 1, rate), CELL_S)
+                    res = run_cell(s, binary, Cell(3, SIZE_BYTES, 1, rate, sender_node),
+                                   CELL_S)
                     if not res.get("ok"):
                         raise RuntimeError(f"{kind} at {rate} msgs/s: {res.get('error')}")
                     out[rate].append((res["own_p50_us"], res["own_p99_us"]))
@@ -104,6 +113,10 @@ def main() -> int:
                     help="run every client under taskset -c CPUS (e.g. 0), both daemons")
     ap.add_argument("--hogs", type=int, default=0,
                     help="busy-looping processes on the host while the cells run")
+    ap.add_argument("--sender-node", type=int, default=1, choices=(1, 2, 3),
+                    help="the node whose client sends (1: the representative)")
+    ap.add_argument("--pace-us", type=int, default=-1,
+                    help="coroproc { idle_token_pace_us } for coroproc (default: its own)")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     kinds = ("corosync-shm", "coroproc")
@@ -115,7 +128,8 @@ def main() -> int:
             this, reconfigured = {}, {}
             for k in kinds:
                 this[k], reconfigured[k] = session(k, rates, args.cells, binary,
-                                                   args.client_cpus, args.hogs)
+                                                   args.client_cpus, args.hogs,
+                                                   args.sender_node, args.pace_us)
                 for r in rates:
                     got[k][r] += this[k][r]
                 print(f"round {rnd} {k:13s} " + "  ".join(

@@ -72,17 +72,22 @@ class Cell:
     size_bytes: int
     senders: int              # 1 = node 1 only; == nodes = one sender per node
     rate_msgs_per_s: int = 0  # 0 = flood
+    sender_node: int = 1      # with one sender: the node it runs on (1: the representative)
 
     @property
     def key(self) -> str:
         rate = "max" if not self.rate_msgs_per_s else f"{self.rate_msgs_per_s}/s"
-        return f"{self.nodes}n|{self.size_bytes}|{self.senders}|{rate}"
+        node = "" if self.sender_node == 1 else f"@n{self.sender_node}"
+        return f"{self.nodes}n|{self.size_bytes}|{self.senders}{node}|{rate}"
+
+    def sends(self, node: int) -> bool:
+        return node == self.sender_node if self.senders == 1 else node <= self.senders
 
 
 def run_cell(session, binary: str, cell: Cell, seconds: float) -> dict:
     """Run `cell` on a formed `session`; returns the merged figures (see `merge`)."""
     group = f"sbs{os.getpid()}g{next(_GROUPS)}"
-    roles = {n: ("s" if n <= cell.senders else "r") for n in range(1, cell.nodes + 1)}
+    roles = {n: ("s" if cell.sends(n) else "r") for n in range(1, cell.nodes + 1)}
     cpu = CpuWindow(session.trees())
     procs: dict[int, subprocess.Popen] = {}
     cpu.start()

@@ -39,6 +39,8 @@ class Kind:
     rr: bool = False  # the bench sets SCHED_RR 99 on every coroproc process after start
     cipher: str = "none"   # knet only: crypto_cipher (crypto_hash sha256 when not none)
     ring_cpu: str = ""     # coroproc only: coroproc.ring_cpu ("" = its default, auto)
+    # coroproc only: coroproc.idle_token_pace_us (-1 = its default)
+    idle_token_pace_us: int = -1
     by_default: bool = True   # in a run without --kinds
 
 
@@ -84,6 +86,8 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
         text = with_socket_ipc(text)
     if kind.ring_cpu:               # merged with the runner's own coroproc { run_dir }
         text += f"coroproc {{\n    ring_cpu: {kind.ring_cpu}\n}}\n"
+    if kind.idle_token_pace_us >= 0:
+        text += f"coroproc {{\n    idle_token_pace_us: {kind.idle_token_pace_us}\n}}\n"
     return text
 
 

@@ -145,6 +145,7 @@ def _table() -> dict[str, Spec]:
         "coroproc.heartbeat_timeout_ms": _int("u32", "ms", 1000, 600000),
         "coroproc.udp_gso": _YESNO,
         "coroproc.ring_cpu": _STR,  # auto | none | a CPU number, checked in sections
+        "coroproc.idle_token_pace_us": _int("u32", "us", 0, 100000),
     }
     for key in _TOTEM_U32_MS:
         t[f"totem.{key}"] = _int("u32", "ms")

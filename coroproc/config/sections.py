@@ -37,6 +37,9 @@ _TOTEM_FIELDS = {
 }
 _EXTRA_DEFAULTS = {"downcheck": 1000, "max_network_delay": 50}
 _SERVICE_SUFFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
+# coroproc { idle_token_pace_us } when unset: a quiet ring's token goes round at most
+# about once a ms (docs/executive.md "Idle token pacing"); the bare core's default is 0
+IDLE_TOKEN_PACE_US_DEFAULT = 1000
 RING_CPU_MAX = 8191      # the kernel numbers at most 8,192 CPUs (NR_CPUS with CONFIG_MAXSMP)
 _RING_CPU_RE = re.compile(r"auto|none|[0-9]{1,5}")
 
@@ -81,6 +84,8 @@ def build_totem(keys: Keys, nodeids: tuple[int, ...], netmtu: int) -> TotemConfi
     kwargs["queue_slots"] = queue_slots_for(netmtu, window_size)
     kwargs["cancel_token_hold_on_retransmit"] = keys.flag(
         "totem.cancel_token_hold_on_retransmit", False)
+    kwargs["idle_token_pace_us"] = keys.get("coroproc.idle_token_pace_us",
+                                            IDLE_TOKEN_PACE_US_DEFAULT)
     extra = {}
     for key, default in _EXTRA_DEFAULTS.items():
         value = keys.get(f"totem.{key}") or default

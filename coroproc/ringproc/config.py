@@ -38,7 +38,8 @@ C_PACKET_BYTES = 16
 C_TOKEN_WARNING_US = 17
 C_RETRANSMITS_BEFORE_LOSS = 18
 C_WAIT_TRANS_ACK = 19
-C_COUNT = 20
+C_IDLE_TOKEN_PACE_US = 20
+C_COUNT = 21
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,11 @@ class TotemConfig:
     queue_slots: int = 4096
     new_message_queue_bytes: int = 4 * 1024 * 1024
     max_message_bytes: int = 1024 * 1024
+    # coroproc { idle_token_pace_us }: once the ring has been quiet for
+    # PACE_AFTER_QUIET_ROTATIONS, the representative keeps the token this long on each
+    # visit before it goes round again (0: at once, as Corosync). docs/executive.md
+    # "Idle token pacing".
+    idle_token_pace_us: int = 0
     # Corosync's waiting_trans_ack: after each regular configuration only messages
     # submitted as sync traffic go out until the node's service sync completes
     # (srp_trans_ack), so nothing queued before the change is ordered during the sync.
@@ -173,4 +179,5 @@ class TotemConfig:
         c[C_TOKEN_WARNING_US] = self.effective_token_ms * 10 * self.token_warning_pct
         c[C_RETRANSMITS_BEFORE_LOSS] = self.token_retransmits_before_loss_const
         c[C_WAIT_TRANS_ACK] = int(self.wait_trans_ack)
+        c[C_IDLE_TOKEN_PACE_US] = self.idle_token_pace_us
         return c

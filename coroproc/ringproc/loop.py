@@ -63,10 +63,12 @@ def pay_wakes(ps, tx_fds, dl_fds, u64):
 
 
 @njit(cache=True)
-def ring_sleep(ps, rx_h, sub_h, which, pfd, timeout_ms, u64):
+def ring_sleep(ps, rx_h, sub_h, which, pfd, timeout_us, u64, ts):
     """Sleep until an input ring (SLEEP_*) gets a record, a pollfd of pfd is readable
-    (pfd[0] is the doorbell) or timeout_ms passes. Returns 1 without sleeping if a ring
-    already has a record, else poll()'s result (0 timeout, -errno on failure)."""
+    (pfd[0] is the doorbell) or timeout_us passes (to the µs: the pace of an idle token
+    is a timer of its own, docs/executive.md; ts: int64[2] scratch). Returns 1 without
+    sleeping if a ring already has a record, else poll()'s result (0 timeout, -errno on
+    failure)."""
     n_rx = ps[P_N_RX] if which >= SLEEP_RX else 0
     n_sub = ps[P_N_SUB] if which == SLEEP_RX_SUB else 0
     raised_rx = 0
@@ -78,7 +80,7 @@ def ring_sleep(ps, rx_h, sub_h, which, pfd, timeout_ms, u64):
     while raised_sub < n_sub and empty:
         empty = ring_prepare_sleep(sub_h[raised_sub]) == 1
         raised_sub += 1
-    rc = doorbell_poll(pfd, empty, timeout_ms, u64)
+    rc = doorbell_poll(pfd, empty, timeout_us, u64, ts)
     for i in range(raised_rx):
         ring_cancel_sleep(rx_h[i])
     for i in range(raised_sub):
@@ -129,7 +131,7 @@ def ring_loop(st, rx_h, rx_d, sub_h, sub_d, tx_h, tx_d, dl_h, dl_d, bufs, budget
             which = SLEEP_RX
         else:
             which = SLEEP_RX_SUB
-        rc = ring_sleep(ps, rx_h, sub_h, which, pfd, (max(wait_us, 0) + 999) // 1000, u64)
+        rc = ring_sleep(ps, rx_h, sub_h, which, pfd, max(wait_us, 0), u64, ts)
         if rc == -EINTR:
             return LOOP_INTERRUPTED
         if rc < 0:

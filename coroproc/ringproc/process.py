@@ -65,7 +65,8 @@ VOLATILE_TOTEM = ((C.C_TOKEN_US, "token_us"), (C.C_TOKEN_RETRANSMIT_US, "token_r
                   (C.C_MISS_COUNT_CONST, "miss_count_const"),
                   (C.C_MAX_MESSAGES, "max_messages"), (C.C_TOKEN_WARNING_US, "token_warning_us"),
                   (C.C_RETRANSMITS_BEFORE_LOSS, "token_retransmits_before_loss_const"),
-                  (C.C_CANCEL_HOLD_ON_RETRANSMIT, "cancel_token_hold_on_retransmit"))
+                  (C.C_CANCEL_HOLD_ON_RETRANSMIT, "cancel_token_hold_on_retransmit"),
+                  (C.C_IDLE_TOKEN_PACE_US, "idle_token_pace_us"))
 # ... and the ones that size its arrays
 FIXED_TOTEM = ((C.C_WINDOW_SIZE, "window_size"), (C.C_NETMTU, "netmtu"))
 

@@ -10,10 +10,10 @@ from coroproc.njit import njit
 
 from . import events as E
 from . import totempg as pg
-from .config import (C_CANCEL_HOLD_ON_RETRANSMIT, C_FAIL_RECV_CONST, C_HOLD_US, C_MAX_MESSAGES,
-                     C_MERGE_US, C_MISS_COUNT_CONST, C_PACKET_BYTES, C_QUEUE_SLOTS,
-                     C_SEQNO_UNCHANGED_CONST, C_TOKEN_RETRANSMIT_US, C_TOKEN_US,
-                     C_TOKEN_WARNING_US, C_WINDOW_SIZE)
+from .config import (C_CANCEL_HOLD_ON_RETRANSMIT, C_FAIL_RECV_CONST, C_HOLD_US,
+                     C_IDLE_TOKEN_PACE_US, C_MAX_MESSAGES, C_MERGE_US, C_MISS_COUNT_CONST,
+                     C_PACKET_BYTES, C_QUEUE_SLOTS, C_SEQNO_UNCHANGED_CONST,
+                     C_TOKEN_RETRANSMIT_US, C_TOKEN_US, C_TOKEN_WARNING_US, C_WINDOW_SIZE)
 from .deliver import deliver_ring
 from .memb import (gather_enter, on_foreign_mcast, operational_enter,
                    token_retransmit, token_store_send, unwrap_recovered)
@@ -39,6 +39,11 @@ from .wire import (ENCAPSULATED, GUARANTEE_SAFE, MCAST_BYTES, NOT_ENCAPSULATED, 
                    O_TK_RTR_N, O_TK_SEQ, O_TK_TOKEN_SEQ, RETRANSMIT_ENTRIES_MAX, RTR_ITEM_BYTES,
                    T_MCAST, TOKEN_BYTES, copy_bytes, rd_i32, rd_u32, rd_u64, wr_header, wr_u32,
                    wr_u64)
+
+# Quiet rotations (the token's seq unchanged) the token makes at full speed before the
+# representative paces it (C_IDLE_TOKEN_PACE_US): two let a message's last stability
+# information (aru, safe point) go round at once, as without pacing.
+PACE_AFTER_QUIET_ROTATIONS = 2
 
 
 @njit(cache=True)
@@ -95,7 +100,13 @@ def on_hold_cancel(st, b):
     st.cnt[K_TOKEN_HOLD_CANCEL_RX] += 1
     if _ring_is_mine(st, b, O_HC_RING_REP, O_HC_RING_SEQ):
         st.s[S_SEQ_UNCHANGED] = 0
-        if st.s[S_RING_REP] == st.s[S_MY_ID] and st.s[S_STATE] != GATHER:
+        state = st.s[S_STATE]
+        # an operational representative releases a token it holds (held or paced); one
+        # already on its way round is not sent again (Corosync re-sends it, a duplicate
+        # the next member discards: a paced ring's cancels often cross its token)
+        if (st.s[S_RING_REP] == st.s[S_MY_ID] and state != GATHER
+                and (state != OPERATIONAL or st.s[S_TOKEN_HELD] == 1)):
+            timer_cancel(st, T_HOLD)
             token_retransmit(st)
             timer_set(st, T_TOKEN_RETRANSMIT, st.cfg[C_TOKEN_RETRANSMIT_US])
 
@@ -399,15 +410,34 @@ def _token_visit(st, b, token_seq):
 
     if state == RECOVERY:
         _recovery_token(st, tk, tseq, taru)
-    ln = TOKEN_BYTES + rd_i32(tk, O_TK_RTR_N) * RTR_ITEM_BYTES
+    rtr_n = rd_i32(tk, O_TK_RTR_N)
+    ln = TOKEN_BYTES + rtr_n * RTR_ITEM_BYTES
+    dest = lst_next(st, L_NEW_MEMB, me)
+    # idle token pacing: a quiet ring's token waits at the representative, a short hold
+    # that its own submission or any member's token_hold_cancel ends early. The others
+    # count the same quiet rotations, the representative first (one more than a member
+    # that follows it in the same rotation), so a member that counted one fewer knows
+    # the token waits from the representative's next visit and cancels that for a message.
+    paced = False
+    if (state == OPERATIONAL and st.cfg[C_IDLE_TOKEN_PACE_US] > 0 and regular == 0
+            and retx == 0 and rtr_n == 0 and dest != me):
+        if not is_rep:
+            if unchanged >= PACE_AFTER_QUIET_ROTATIONS - 1:
+                st.s[S_TOKEN_HELD] = 1
+        elif forward and unchanged >= PACE_AFTER_QUIET_ROTATIONS:
+            paced = True
+            st.s[S_TOKEN_HELD] = 1
+            forward = False
     st.cnt[K_ORF_TOKEN_TX] += 1
-    token_store_send(st, tk, ln, lst_next(st, L_NEW_MEMB, me), forward)
+    token_store_send(st, tk, ln, dest, forward)
     if st.s[S_STATE] == OPERATIONAL:
         deliver_ring(st)
         timer_set(st, T_TOKEN_WARNING, st.cfg[C_TOKEN_WARNING_US])
     timer_set(st, T_TOKEN, st.cfg[C_TOKEN_US])
     timer_set(st, T_TOKEN_RETRANSMIT, st.cfg[C_TOKEN_RETRANSMIT_US])
-    if is_rep and st.s[S_TOKEN_HELD] == 1:
+    if paced:
+        timer_set(st, T_HOLD, st.cfg[C_IDLE_TOKEN_PACE_US])
+    elif is_rep and st.s[S_TOKEN_HELD] == 1:
         timer_set(st, T_HOLD, st.cfg[C_HOLD_US])
 
 

@@ -36,6 +36,8 @@ EPOLLIN = 0x001
 
 _poll = types.ExternalFunction(
     "poll", types.int32(types.voidptr, types.uint64, types.int32))
+_ppoll = types.ExternalFunction(
+    "ppoll", types.int32(types.voidptr, types.uint64, types.voidptr, types.voidptr))
 _recvfrom = types.ExternalFunction(
     "recvfrom", types.intp(types.int32, types.voidptr, types.uintp, types.int32,
                            types.voidptr, types.voidptr))
@@ -104,6 +106,21 @@ def poll(pfd, first, count, timeout_ms):
 
 
 @njit(cache=True, inline="always")
+def poll_us(pfd, first, count, timeout_us, ts):
+    """poll() with a µs timeout (ppoll, signal mask untouched): poll()'s milliseconds
+    would round a sleep of a few hundred µs up to a whole one. ts: int64[2] scratch for
+    the timespec. Returns ready count, or -errno."""
+    for i in range(first, first + count):
+        pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
+    ts[0] = timeout_us // 1_000_000
+    ts[1] = (timeout_us % 1_000_000) * 1000
+    rc = _ppoll(pfd.ctypes.data + 4 * POLLFD_WORDS * first, count, ts.ctypes.data, 0)
+    if rc < 0:
+        return -errno()
+    return rc
+
+
+@njit(cache=True, inline="always")
 def readable(pfd, i):
     return (pfd[POLLFD_WORDS * i + 1] >> 16) != 0
 
@@ -162,16 +179,17 @@ def epoll_wait(epfd, ev, timeout_ms):
 
 
 @njit(cache=True, inline="always")
-def doorbell_poll(pfd, sleep, timeout_ms, scratch):
+def doorbell_poll(pfd, sleep, timeout_us, scratch, ts):
     """The sleep of a consumer that raised its rings' sleeping flags: when `sleep` (the
     rings were still empty once the flags were up), poll() pfd — its doorbell eventfd
-    first — and drain the doorbell if it rang; else only clear pfd's old revents, so no
-    readiness from before is read as new. poll()'s result, 1 without sleeping."""
+    first — for up to timeout_us and drain the doorbell if it rang; else only clear pfd's
+    old revents, so no readiness from before is read as new. poll()'s result, 1 without
+    sleeping. ts: int64[2] scratch (poll_us)."""
     if not sleep:
         for i in range(pfd.shape[0] // POLLFD_WORDS):
             pfd[POLLFD_WORDS * i + 1] &= 0xFFFF
         return 1
-    rc = poll(pfd, 0, pfd.shape[0] // POLLFD_WORDS, timeout_ms)
+    rc = poll_us(pfd, 0, pfd.shape[0] // POLLFD_WORDS, timeout_us, ts)
     if rc > 0 and readable(pfd, 0):
         eventfd_drain(pfd[0], scratch)
     return rc

@@ -37,6 +37,11 @@ SLACK_EXTRA_MS = 500
 # regular configuration up to this long after installing it.
 TRANS_ACK_MS_CHOICES = (0, 0, 5, 50, 300)
 
+# ---- idle token pacing (coroproc { idle_token_pace_us }) --------------------------------
+# Per seed, from its own stream: how long the representative keeps a quiet ring's token
+# on each visit (0 = not at all, Corosync's behaviour).
+IDLE_TOKEN_PACE_US_CHOICES = (0, 300, 1000, 1000)
+
 # ---- network -------------------------------------------------------------------------
 LATENCY_BASE_US = 100
 LATENCY_JITTER_US = 400

@@ -74,6 +74,8 @@ class SimConfig:
     # > 0: the cores wait for a trans-ack after each regular configuration (Corosync's
     # waiting_trans_ack), which each node's "services" give up to this long after it
     trans_ack_ms: int = 0
+    # the representative keeps a quiet ring's token this long per visit (0: not at all)
+    idle_token_pace_us: int = 0
 
     @classmethod
     def for_seed(cls, seed: int, nodes: int, **overrides) -> "SimConfig":
@@ -89,6 +91,8 @@ class SimConfig:
             # its own stream, so the draws above (and every recorded seed) stay as they were
             trans_ack_ms=random.Random(params.derive_seed(seed, "trans_ack")).choice(
                 params.TRANS_ACK_MS_CHOICES),
+            idle_token_pace_us=random.Random(params.derive_seed(seed, "idle_token_pace")).choice(
+                params.IDLE_TOKEN_PACE_US_CHOICES),
         )
         # the quiet phase is re-derived from the final timers unless it is given
         return replace(drawn, **{"quiet_ms": None, **overrides})
@@ -139,6 +143,8 @@ def make_totem_config(sim: SimConfig):
     kwargs["max_message_bytes"] = params.MAX_MESSAGE_BYTES
     if sim.trans_ack_ms > 0:
         kwargs["wait_trans_ack"] = True
+    if sim.idle_token_pace_us > 0:
+        kwargs["idle_token_pace_us"] = sim.idle_token_pace_us
     return TotemConfig(**kwargs)
 
 

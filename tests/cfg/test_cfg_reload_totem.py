@@ -1,7 +1,7 @@
 """`cfgtool -R` on real daemons: every node re-reads its corosync.conf; the ring process
-applies the new Totem timers at once (Corosync's volatile totem values), cmap shows the
-new effective values, a key that cannot change at run time keeps its value, and the
-ring stays formed."""
+applies the new Totem timers (Corosync's volatile totem values) and coroproc's idle token
+pace at once, cmap shows the new effective values, a key that cannot change at run time
+keeps its value, and the ring stays formed."""
 from __future__ import annotations
 
 import subprocess
@@ -22,14 +22,14 @@ def test_reload_changes_the_token_on_every_node(tmp_path):
     try:
         lc.start_all()
         lc.wait_members([1, 2, 3], (1, 2, 3), timeout_s=90)
-        for i in (1, 2, 3):
-            lc.wait_for_log(i, "Completed service synchronization", 30)
+        lc.wait_synced((1, 2, 3), 30)
         assert _runtime_token(lc.suffix(1)) == 1650        # 1000 + (3 - 2) * 650
         mark = lc.mark()
         for i in (1, 2, 3):
             text = open(lc.conf(i)).read()
             text = text.replace("token: 1000", "token: 2000")
             text = text.replace(f"cluster_name: {lc.cluster}", f"cluster_name: {lc.cluster}x")
+            text += "coroproc {\n    idle_token_pace_us: 0\n}\n"
             open(lc.conf(i), "w").write(text)
         out = subprocess.run([sys.executable, "-m", "coroproc.tools.cfgtool", "--suffix",
                               lc.suffix(1), "-R"], capture_output=True, text=True, timeout=60)
@@ -37,7 +37,8 @@ def test_reload_changes_the_token_on_every_node(tmp_path):
         # the ring process (the timers) and the CFG engine (the refused key) log the
         # reload separately, each when the supervisor's message reaches it
         def _timers_changed(ln):
-            return "runtime configuration changed: token_us 1650000 -> 2650000" in ln
+            return ("runtime configuration changed: token_us 1650000 -> 2650000" in ln
+                    and "idle_token_pace_us 1000 -> 0" in ln)
 
         def _name_refused(ln):
             return "cluster_name" in ln and "cannot be changed at run-time" in ln

@@ -163,6 +163,21 @@ def test_udp_gso_is_on_by_default_and_coroproc_section_turns_it_off(tmp_path):
     assert "maybe" in str(warnings[0])
 
 
+def test_idle_token_pace_defaults_to_a_ms_and_the_coroproc_section_sets_it(tmp_path):
+    from coroproc.ringproc.config import C_IDLE_TOKEN_PACE_US
+    config, _ = load(_conf(tmp_path, "transport: udpu\n"))
+    assert config.totem.idle_token_pace_us == 1000
+    assert config.totem.to_array()[C_IDLE_TOKEN_PACE_US] == 1000
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n",
+                                  tail="coroproc {\n    idle_token_pace_us: 0\n}\n"))
+    assert warnings == [] and config.totem.idle_token_pace_us == 0
+    for bad in ("100001", "-1", "fast"):
+        with pytest.raises(ConfigParseError) as info:
+            load(_conf(tmp_path, "transport: udpu\n",
+                       tail=f"coroproc {{\n    idle_token_pace_us: {bad}\n}}\n"))
+        assert info.value.key == "coroproc.idle_token_pace_us" and info.value.line == 17
+
+
 def test_knet_frames_are_64_kib_with_sort_queues_sized_to_match(tmp_path):
     """knet's default netmtu is 65,000 (fragmented by the links at the path MTU); the sort
     queues then hold 1,024 frames, not 4,096, so their memory stays what 16 KiB frames

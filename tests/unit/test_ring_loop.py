@@ -40,8 +40,8 @@ def node():
 def _sleep(ps, rings, bell, which, timeout_ms=0):
     rx_t = P.padded(rings["rx"], P.LINK_SLOTS)
     sub_t = P.padded(rings["sub"], P.ENGINE_SLOTS)
-    return ring_sleep(ps, rx_t[0], sub_t[0], which, pollfd_array([bell]), timeout_ms,
-                      np.zeros(1, np.uint64))
+    return ring_sleep(ps, rx_t[0], sub_t[0], which, pollfd_array([bell]), timeout_ms * 1000,
+                      np.zeros(1, np.uint64), np.zeros(2, np.int64))
 
 
 def _flags_down(rings) -> bool:

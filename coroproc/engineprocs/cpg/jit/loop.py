@@ -105,11 +105,11 @@ def _any_readable(pfd, first):
 
 
 @njit(cache=True)
-def _sleep(dhdr, pos, pfd, timeout_ms, u64):
+def _sleep(dhdr, pos, pfd, timeout_ms, u64, ts):
     """Sleep until the ring has a record after pos, a pollfd is readable or the timeout
     passes: 1 without sleeping if a record is there, else poll()'s result."""
     ring_prepare_sleep(dhdr)
-    rc = doorbell_poll(pfd, ring_head(dhdr) == pos, timeout_ms, u64)
+    rc = doorbell_poll(pfd, ring_head(dhdr) == pos, timeout_ms * 1000, u64, ts)
     ring_cancel_sleep(dhdr)
     return rc
 
@@ -228,7 +228,7 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
         wait_us = until_us - t
         if pos != start:
             wait_us = min(wait_us, moved_until_us - t)
-        rc = _sleep(dhdr, pos, pfd, min((wait_us + 999) // 1000, SLEEP_MAX_MS), u64)
+        rc = _sleep(dhdr, pos, pfd, min((wait_us + 999) // 1000, SLEEP_MAX_MS), u64, ts)
         if rc == -EINTR:
             return LOOP_INTERRUPTED
         if rc < 0:
