@@ -5,7 +5,8 @@ At a few hundred messages a second or fewer the ring goes quiet between messages
 representative holds the token, and every message first has to get it back: the regime
 of a Pacemaker cluster. This runs both daemons in alternating sessions (3 nodes in
 network namespaces, udpu, 1 KiB, one sender) and prints own-delivery p50/p99 at each
-rate per session, then the medians and the coroproc/Corosync ratios of the p99.
+rate per session (and the three nodes' CPU in % of one CPU), then the medians and the
+coroproc/Corosync ratios of the p99.
 
     .venv/bin/python bench/bench_sparse_latency.py [--rounds 3] [--rates 100,1000]
         [--client-cpus 0] [--hogs 2] [--sender-node 3] [--pace-us 0]
@@ -79,8 +80,9 @@ def configurations_seen(s: Session) -> int:
 def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
             client_cpus: str | None = None, hogs: int = 0, sender_node: int = 1,
             pace_us: int = -1) -> tuple[dict, int]:
-    """({rate: [(p50, p99), ...]}, n) from one fresh 3-node cluster of `kind`; n counts
-    the configurations logged while the cells ran (0 on a stable ring)."""
+    """({rate: [(p50, p99, cpu), ...]}, n) from one fresh 3-node cluster of `kind` (cpu:
+    the three nodes' process trees over the cell, % of one CPU); n counts the
+    configurations logged while the cells ran (0 on a stable ring)."""
     out: dict[int, list] = {r: [] for r in rates}
     k = KINDS[kind]
     if k.daemon == "coroproc" and pace_us >= 0:
@@ -99,7 +101,8 @@ def session(kind: str, rates: list[int], cells_per_rate: int, binary: str,
                                    CELL_S)
                     if not res.get("ok"):
                         raise RuntimeError(f"{kind} at {rate} msgs/s: {res.get('error')}")
-                    out[rate].append((res["own_p50_us"], res["own_p99_us"]))
+                    out[rate].append((res["own_p50_us"], res["own_p99_us"],
+                                      sum(res["cpu_pct_by_node"].values())))
         reconfigurations = configurations_seen(s) - before
     return out, reconfigurations
 
@@ -133,17 +136,19 @@ def main() -> int:
                 for r in rates:
                     got[k][r] += this[k][r]
                 print(f"round {rnd} {k:13s} " + "  ".join(
-                    f"{r}/s " + " ".join(f"{p50:.0f}/{p99:.0f}" for p50, p99 in this[k][r])
+                    f"{r}/s " + " ".join(f"{p50:.0f}/{p99:.0f} ({cpu:.0f} %)"
+                                         for p50, p99, cpu in this[k][r])
                     for r in rates) + f"  reconfigurations {reconfigured[k]}", flush=True)
             for r in rates:
-                ratios[r].append(statistics.median(p99 for _, p99 in this["coroproc"][r])
-                                 / statistics.median(p99 for _, p99 in this["corosync-shm"][r]))
+                ratios[r].append(statistics.median(c[1] for c in this["coroproc"][r])
+                                 / statistics.median(c[1] for c in this["corosync-shm"][r]))
     for r in rates:
-        med = {k: (statistics.median(a for a, _ in got[k][r]),
-                   statistics.median(b for _, b in got[k][r])) for k in kinds}
+        med = {k: tuple(statistics.median(c[j] for c in got[k][r]) for j in range(3))
+               for k in kinds}
         print(f"{r} msgs/s: p50/p99 µs median corosync {med['corosync-shm'][0]:.0f}/"
               f"{med['corosync-shm'][1]:.0f}, coroproc {med['coroproc'][0]:.0f}/"
-              f"{med['coroproc'][1]:.0f}; p99 ratio per round "
+              f"{med['coroproc'][1]:.0f}; cpu % median corosync {med['corosync-shm'][2]:.0f}, "
+              f"coroproc {med['coroproc'][2]:.0f}; p99 ratio per round "
               f"{' '.join(f'{x:.2f}' for x in ratios[r])} (median "
               f"{statistics.median(ratios[r]):.2f})")
     return 0
