@@ -70,7 +70,7 @@ def report_head(title: str, script: str, argv: list[str], what: str) -> list[str
 class Cell:
     nodes: int
     size_bytes: int
-    senders: int              # 1 = node 1 only; == nodes = one sender per node
+    senders: int              # 1 = one sender (sender_node); == nodes = one per node
     rate_msgs_per_s: int = 0  # 0 = flood
     sender_node: int = 1      # with one sender: the node it runs on (1: the representative)
 

@@ -192,8 +192,9 @@ class LocalCluster:
 
     def wait_synced(self, nodes, timeout_s: float = 30.0) -> None:
         """Wait until each node in `nodes` logged "Completed service synchronization" after
-        its last "A new membership" line: the sync of its current ring is done. (A ring that forms in
-        stages logs a sync of the smaller ring first; wait_for_log would take that one.)"""
+        its last "A new membership" line: the sync of its current ring is done. (A ring
+        that forms in stages logs a sync of the smaller ring first; wait_for_log would
+        take that one.)"""
         end = time.monotonic() + timeout_s
         pending = list(nodes)
         while pending and time.monotonic() < end:
