@@ -25,7 +25,9 @@ FORMED = re.compile(r"A new membership \(([0-9a-f]+)\.([0-9a-f]+)\) was formed")
 MEMBERS = re.compile(r"\[QUORUM\] Members\[(\d+)\]: ([\d ]+)")
 
 
-def _synced_after_last_ring(lines: list[str]) -> bool:
+def synced_after_last_ring(lines: list[str]) -> bool:
+    """A Corosync or coroproc log has "Completed service synchronization" after its last
+    "A new membership" line: the sync of the node's current ring is done."""
     last_ring = max((k for k, ln in enumerate(lines) if FORMED.search(ln)), default=None)
     return last_ring is not None and any("Completed service synchronization" in ln
                                          for ln in lines[last_ring:])
@@ -198,7 +200,7 @@ class LocalCluster:
         end = time.monotonic() + timeout_s
         pending = list(nodes)
         while pending and time.monotonic() < end:
-            pending = [i for i in pending if not _synced_after_last_ring(self.log_lines(i))]
+            pending = [i for i in pending if not synced_after_last_ring(self.log_lines(i))]
             if pending:
                 time.sleep(0.05)
         if pending:

@@ -14,6 +14,7 @@ import re
 
 import pytest
 
+from coroproc.localcluster import synced_after_last_ring
 from netns.harness import DEFAULT_PREFIX, Cluster
 
 from .conftest import skip_reason
@@ -37,11 +38,8 @@ def _other_groups(d: CoroprocNode) -> dict:
 
 
 def _synced_last_ring(d) -> bool:
-    """The node's log has "Completed service synchronization" after its last new ring."""
     lines = d.log_lines() if isinstance(d, CorosyncNode) else d.log_text().splitlines()
-    last_ring = max((k for k, ln in enumerate(lines) if "A new membership" in ln), default=None)
-    return last_ring is not None and any("Completed service synchronization" in ln
-                                         for ln in lines[last_ring:])
+    return synced_after_last_ring(lines)
 
 
 def _run_mixed(tmp_path, kinds: dict[int, str]) -> None:
