@@ -10,6 +10,7 @@ coroproc/Corosync ratios of the p99.
 
     .venv/bin/python bench/bench_sparse_latency.py [--rounds 3] [--rates 100,1000]
         [--client-cpus 0] [--hogs 2] [--sender-node 3] [--pace-us 0]
+        [--kinds corosync-shm,coroproc,coroproc-cfs]
 
 Root (network namespaces). A few minutes per round. --client-cpus runs every client
 (both daemons') under `taskset -c CPUS`: with 0 on a 2-vCPU host the clients stay off
@@ -20,7 +21,9 @@ each session line also says how many configurations the nodes logged meanwhile (
 ring never re-formed). --sender-node N sends from node N instead of node 1 (the
 representative, which sends with the token it keeps; any other node first cancels the
 hold or the pace). --pace-us sets coroproc's `coroproc { idle_token_pace_us }` (0: the
-token goes round at full speed when idle, as Corosync's; docs/executive.md).
+token goes round at full speed when idle, as Corosync's; docs/executive.md). --kinds
+picks the daemons (bench/sbs_daemons.py KINDS; the first is the baseline of the ratios),
+e.g. coroproc-cfs: coroproc with `system { sched_rr: no }`.
 """
 from __future__ import annotations
 
@@ -120,13 +123,20 @@ def main() -> int:
                     help="the node whose client sends (1: the representative)")
     ap.add_argument("--pace-us", type=int, default=-1,
                     help="coroproc { idle_token_pace_us } for coroproc (default: its own)")
+    ap.add_argument("--kinds", default="corosync-shm,coroproc",
+                    help="sbs_daemons kinds, comma-separated; ratios are against the first "
+                         "(e.g. corosync-shm,coroproc,coroproc-cfs)")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
-    kinds = ("corosync-shm", "coroproc")
+    kinds = args.kinds.split(",")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or len(kinds) < 2:
+        ap.error(f"--kinds: two or more of {', '.join(KINDS)} (unknown: {unknown})")
+    base, others = kinds[0], kinds[1:]
     with tempfile.TemporaryDirectory() as bd:
         binary = build(Path(bd))
         got = {k: {r: [] for r in rates} for k in kinds}
-        ratios = {r: [] for r in rates}
+        ratios = {(k, r): [] for k in others for r in rates}
         for rnd in range(1, args.rounds + 1):
             this, reconfigured = {}, {}
             for k in kinds:
@@ -139,18 +149,18 @@ def main() -> int:
                     f"{r}/s " + " ".join(f"{p50:.0f}/{p99:.0f} ({cpu:.0f} %)"
                                          for p50, p99, cpu in this[k][r])
                     for r in rates) + f"  reconfigurations {reconfigured[k]}", flush=True)
-            for r in rates:
-                ratios[r].append(statistics.median(c[1] for c in this["coroproc"][r])
-                                 / statistics.median(c[1] for c in this["corosync-shm"][r]))
+            for k in others:
+                for r in rates:
+                    ratios[k, r].append(statistics.median(c[1] for c in this[k][r])
+                                        / statistics.median(c[1] for c in this[base][r]))
     for r in rates:
         med = {k: tuple(statistics.median(c[j] for c in got[k][r]) for j in range(3))
                for k in kinds}
-        print(f"{r} msgs/s: p50/p99 µs median corosync {med['corosync-shm'][0]:.0f}/"
-              f"{med['corosync-shm'][1]:.0f}, coroproc {med['coroproc'][0]:.0f}/"
-              f"{med['coroproc'][1]:.0f}; cpu % median corosync {med['corosync-shm'][2]:.0f}, "
-              f"coroproc {med['coroproc'][2]:.0f}; p99 ratio per round "
-              f"{' '.join(f'{x:.2f}' for x in ratios[r])} (median "
-              f"{statistics.median(ratios[r]):.2f})")
+        print(f"{r} msgs/s: p50/p99 µs (cpu %) median " + ", ".join(
+            f"{k} {med[k][0]:.0f}/{med[k][1]:.0f} ({med[k][2]:.0f})" for k in kinds))
+        for k in others:
+            print(f"  p99 {k}/{base} per round {' '.join(f'{x:.2f}' for x in ratios[k, r])} "
+                  f"(median {statistics.median(ratios[k, r]):.2f})")
     return 0
 
 

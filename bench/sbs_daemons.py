@@ -41,6 +41,7 @@ class Kind:
     ring_cpu: str = ""     # coroproc only: coroproc.ring_cpu ("" = its default, auto)
     # coroproc only: coroproc.idle_token_pace_us (-1 = its default)
     idle_token_pace_us: int = -1
+    sched_rr: str = ""     # coroproc only: system.sched_rr ("" = its default, yes)
     by_default: bool = True   # in a run without --kinds
 
 
@@ -48,15 +49,20 @@ KINDS = {k.name: k for k in (
     Kind("corosync-shm", "corosync", "udpu", "shm", ""),
     Kind("corosync-socket", "corosync", "udpu", "socket", ""),
     Kind("coroproc", "coroproc", "udpu", "socket", "corosync-shm"),
-    # what Corosync gives itself by default (sched_rr: yes); coroproc does not set it.
-    # ring_cpu none: placed as by default, the six RR-99 chain processes of three nodes
-    # share one CPU and keep it busy passing the token, and the kernel then gives that
-    # CPU's starved normal tasks up to 50 ms of each second (p99 ~30 ms at 1,000 msgs/s;
-    # docs/executive.md "CPU placement")
+    # every process SCHED_RR 99, as Corosync's one process runs (sched_rr: yes); coroproc
+    # itself gives it to the token's path only (supervisor/scheduling.py). ring_cpu none:
+    # with every process RR 99 on one CPU, three nodes keep it busy and the kernel then
+    # gives that CPU's starved normal tasks only up to 50 ms of each second (p99 ~30 ms at
+    # 1,000 msgs/s before idle token pacing; docs/executive.md "CPU placement")
     Kind("coroproc-rr", "coroproc", "udpu", "socket", "corosync-shm", rr=True,
          ring_cpu="none"),
     Kind("corosync-knet", "corosync", "knet", "shm", ""),
     Kind("coroproc-knet", "coroproc", "knet", "socket", "corosync-knet"),
+    # the token's path at SCHED_OTHER (system.sched_rr: no), against the default SCHED_RR
+    Kind("coroproc-cfs", "coroproc", "udpu", "socket", "corosync-shm", sched_rr="no",
+         by_default=False),
+    Kind("coroproc-knet-cfs", "coroproc", "knet", "socket", "corosync-knet", sched_rr="no",
+         by_default=False),
     # the default placement against none (bench/results/placement.md)
     Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
          by_default=False),
@@ -86,6 +92,8 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
         text = with_socket_ipc(text)
     if kind.ring_cpu:               # merged with the runner's own coroproc { run_dir }
         text += f"coroproc {{\n    ring_cpu: {kind.ring_cpu}\n}}\n"
+    if kind.sched_rr:               # merged with the runner's own system { state_dir }
+        text += f"system {{\n    sched_rr: {kind.sched_rr}\n}}\n"
     if kind.idle_token_pace_us >= 0:
         text += f"coroproc {{\n    idle_token_pace_us: {kind.idle_token_pace_us}\n}}\n"
     return text

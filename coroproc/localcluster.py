@@ -132,10 +132,11 @@ class LocalCluster:
         return os.path.join(self.dir, f"ev{i}.jsonl")
 
     # ---- processes ----
-    def start(self, i: int, env: dict | None = None) -> None:
+    def start(self, i: int, env: dict | None = None, wrap: tuple[str, ...] = ()) -> None:
+        """Start node i; `wrap` runs it under a command that execs it (setpriv ...)."""
         out = open(os.path.join(self.dir, f"node{i}.out"), "ab")
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "coroproc", "-f", "-c", self.conf(i), "--workload", str(self.rate),
+            [*wrap, sys.executable, "-m", "coroproc", "-f", "-c", self.conf(i), "--workload", str(self.rate),
              "--event-log", self.event_log(i)], stdout=out, stderr=subprocess.STDOUT, env=env)
         out.close()
 

@@ -17,8 +17,8 @@ from coroproc.config.nodelist import build_nodes
 from coroproc.config.parser import parse_file, parse_uidgid_dir
 from coroproc.config.schema import check_keys
 from coroproc.config.sections import (UDP_NETMTU_BYTES, build_coroproc, build_logging,
-                                      build_services,
-                                      build_quorum, build_system, build_totem)
+                                      build_quorum, build_scheduling, build_services,
+                                      build_system, build_totem)
 from coroproc.config.transports import COROSYNC_DEFAULT_TRANSPORT, refuse_unsupported
 from coroproc.netproc.spec import NETMTU_MAX_BYTES
 
@@ -101,6 +101,7 @@ def load(path: str, nodeid_override: int | None = None
         block_unlisted_ips=keys.flag("totem.block_unlisted_ips", True), netmtu=netmtu,
         config_version=keys.get("totem.config_version", 0),
         logging=build_logging(keys), quorum=build_quorum(keys, len(nodes)),
-        state_dir=build_system(keys), coroproc=build_coroproc(keys), keys=keys.entries,
+        state_dir=build_system(keys), scheduling=build_scheduling(keys),
+        coroproc=build_coroproc(keys), keys=keys.entries,
         services=build_services(keys), knet=knet)
     return config, keys.warnings

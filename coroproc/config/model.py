@@ -138,6 +138,15 @@ class ServiceSection:
 
 
 @dataclass(frozen=True)
+class SchedulingConfig:
+    """system { sched_rr, priority }: what the node asks of the kernel's scheduler
+    (supervisor/scheduling.py)."""
+
+    sched_rr: bool = True      # SCHED_RR at the highest priority for the token's path
+    nice: int | None = None    # system.priority as a nice value (max -20, min 19); unset: None
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     path: str
     cluster_name: str
@@ -158,6 +167,7 @@ class NodeConfig:
     keys: dict[str, Entry]
     services: tuple[ServiceSection, ...] = ()
     knet: KnetConfig | None = None    # transport knet only
+    scheduling: SchedulingConfig = SchedulingConfig()
 
     def node(self, nodeid: int) -> NodeEntry:
         for entry in self.nodes:

@@ -13,7 +13,8 @@ import re
 from coroproc.config.context import Keys
 from coroproc.config.errors import ConfigParseError
 from coroproc.config.model import (DEFAULT_STATE_DIR, CoroprocSection, LoggingConfig,
-                                   QuorumConfig, ServiceSection, SubsysLogging)
+                                   QuorumConfig, SchedulingConfig, ServiceSection,
+                                   SubsysLogging)
 from coroproc.ringproc.config import MINIMUM_TIMEOUT_MS, ConfigError, TotemConfig
 
 UDP_NETMTU_BYTES = 1500
@@ -165,14 +166,28 @@ def build_quorum(keys: Keys, node_count: int) -> QuorumConfig:
 
 
 def build_system(keys: Keys) -> str:
-    """Check system { } and return the state directory."""
-    priority = keys.get("system.priority")
-    if priority is not None and priority not in ("max", "min") and not (
-            re.fullmatch(r"[+-]?[0-9]+", priority) and -20 <= int(priority) <= 19):
-        raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
-                        "min, or a nice value -20..19)")
+    """The state directory (system.state_dir, else $STATE_DIRECTORY, else the default)."""
     return keys.get("system.state_dir") or os.environ.get("STATE_DIRECTORY") \
         or DEFAULT_STATE_DIR
+
+
+_NICE_OF = {"max": -20, "min": 19}
+
+
+def build_scheduling(keys: Keys) -> SchedulingConfig:
+    """system.sched_rr (yes, the default, or no; supervisor/scheduling.py) and
+    system.priority: max, min or a nice value -20..19."""
+    priority = keys.get("system.priority")
+    nice = None
+    if priority is not None:
+        if priority in _NICE_OF:
+            nice = _NICE_OF[priority]
+        elif re.fullmatch(r"[+-]?[0-9]+", priority) and -20 <= int(priority) <= 19:
+            nice = int(priority)
+        else:
+            raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
+                            "min, or a nice value -20..19)")
+    return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "yes") == "yes", nice=nice)
 
 
 def build_coroproc(keys: Keys) -> CoroprocSection:

@@ -22,6 +22,7 @@ from typing import Callable
 import setproctitle
 
 from .placement import keep_to
+from .scheduling import PathScheduling, apply_to_self
 
 PR_SET_PDEATHSIG = 1
 BACKOFF_FIRST_S = 0.2
@@ -48,13 +49,15 @@ class Child:
     restarts: int = 0
     counters: dict = field(default_factory=dict)
     cpus: frozenset | None = None   # run on these CPUs only (placement.py); None: any
+    sched: PathScheduling | None = None  # the token path's policy (scheduling.py); None: inherit
 
     @property
     def alive(self) -> bool:
         return self.pid > 0
 
 
-def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None) -> None:
+def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None,
+                 sched: PathScheduling | None) -> None:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR2, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -67,6 +70,7 @@ def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None) -> Non
         os._exit(1)  # the supervisor died between fork and prctl
     setproctitle.setproctitle(title)
     keep_to(cpus, title)
+    apply_to_self(sched, title)
 
 
 def spawn(child: Child) -> int:
@@ -83,7 +87,7 @@ def spawn(child: Child) -> int:
         return pid
     status = 1
     try:
-        _child_setup(child.title, parent, child.cpus)
+        _child_setup(child.title, parent, child.cpus, child.sched)
         status = int(child.target() or 0)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1

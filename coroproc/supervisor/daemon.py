@@ -22,6 +22,7 @@ import time
 import orjson
 import zmq
 
+from coroproc.config.model import SchedulingConfig
 from coroproc.engineprocs.snapshots import remove_all as remove_snapshots
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.names import remove_node_segments
@@ -32,6 +33,7 @@ from .control import ControlServer, control_endpoint
 from .placement import cpu_list
 from .plan import NodePlan
 from .reports import Reports
+from .scheduling import PathScheduling, apply_to_supervisor, decide, of_process
 from .sdnotify import sd_notify
 from .watchdog import CrashLoops, SystemdWatchdog
 
@@ -150,17 +152,18 @@ class Supervisor:
         if failed:
             raise failed[0]
 
-    def _add_children(self) -> None:
+    def _add_children(self, path: PathScheduling) -> None:
         from .roles import engine_target, net_target, ring_target
         endpoint = self.control.endpoint
         for link in self.plan.links:
             role = f"net{link.linknumber}"
             self.children[role] = C.Child(role, f"coroproc: net link{link.linknumber}",
                                           net_target(self.plan, link, self.doorbells[role],
-                                                     endpoint), cpus=self.plan.ring_cpus)
+                                                     endpoint), cpus=self.plan.ring_cpus,
+                                          sched=path)
         self.children["ring"] = C.Child("ring", "coroproc: ring",
                                         ring_target(self.plan, self.doorbells["ring"], endpoint),
-                                        cpus=self.plan.ring_cpus)
+                                        cpus=self.plan.ring_cpus, sched=path)
         for eng in self.plan.engines:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
@@ -176,6 +179,10 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop_while_starting)
         try:
+            # before any thread starts (ZeroMQ's, the warm-up's): a nice value is per thread
+            sched = decide(self.plan.config.scheduling if self.plan.config
+                           else SchedulingConfig())
+            apply_to_supervisor(sched)
             self._off_main_thread(load_shm_kernels)   # before the first segment exists
             self._create_rings()
             self._warm()
@@ -185,7 +192,7 @@ class Supervisor:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
             self._ipc_kernel_limits()
-            self._add_children()
+            self._add_children(sched.path)
             rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             signal.set_wakeup_fd(wfd)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR2,
@@ -198,6 +205,8 @@ class Supervisor:
             if self.plan.ring_cpus:
                 self.log.notice("MAIN", "The ring and link processes run on CPU "
                                 f"{cpu_list(self.plan.ring_cpus)} (coroproc.ring_cpu)")
+            for level, text in sched.notes:
+                self.log.log(level, "MAIN", text)
             sd_notify(f"STATUS=forming the ring (node {self.plan.nodeid})")
             return self._watch(rfd)
         except _StoppedWhileStarting as stop:
@@ -485,6 +494,7 @@ class Supervisor:
                 "report_rounds_late": self.reports.late,
                 "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
                                       "cpus": sorted(c.cpus) if c.cpus else None,
+                                      "sched": of_process(c.pid) if c.pid else "",
                                       "counters": c.counters}
                              for c in self.children.values()}}
 

@@ -53,7 +53,8 @@ def _print_status(st: dict) -> None:
     for role, c in st["children"].items():
         cpus = c.get("cpus")
         where = f"  CPU {cpu_list(cpus)}" if cpus else ""
-        print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}{where}")
+        sched = f"  {c['sched']}" if c.get("sched") else ""
+        print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}{where}{sched}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,3 +220,26 @@ def test_ring_cpu_refuses_anything_else_at_its_line(tmp_path, value, says):
     with pytest.raises(ConfigParseError, match=says) as info:
         load(_conf(tmp_path, "transport: udpu\n", tail=f"coroproc {{\n    ring_cpu: {value}\n}}\n"))
     assert info.value.key == "coroproc.ring_cpu" and info.value.line == 17
+
+
+@pytest.mark.parametrize("body, sched_rr, nice", [
+    ("", True, None), ("sched_rr: yes", True, None), ("sched_rr: no", False, None),
+    ("sched_rr: no\n    priority: max", False, -20), ("priority: min", True, 19),
+    ("priority: -5", True, -5), ("priority: +7", True, 7), ("priority: 0", True, 0)])
+def test_system_sched_rr_and_priority_load_as_corosync_reads_them(tmp_path, body, sched_rr,
+                                                                  nice):
+    tail = f"system {{\n    {body}\n}}\n" if body else ""
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))
+    assert warnings == []
+    assert (config.scheduling.sched_rr, config.scheduling.nice) == (sched_rr, nice)
+
+
+@pytest.mark.parametrize("body, key, says", [
+    ("sched_rr: maybe", "system.sched_rr", "maybe"),
+    ("priority: 20", "system.priority", "'20' is not allowed"),
+    ("priority: high", "system.priority", "'high' is not allowed")])
+def test_system_sched_rr_and_priority_refuse_anything_else_at_their_line(tmp_path, body, key,
+                                                                         says):
+    with pytest.raises(ConfigParseError, match=says) as info:
+        load(_conf(tmp_path, "transport: udpu\n", tail=f"system {{\n    {body}\n}}\n"))
+    assert info.value.key == key and info.value.line == 17

@@ -1,0 +1,103 @@
+"""system.sched_rr and system.priority → what the token's path and the supervisor get
+(supervisor/scheduling.py): the decision for each answer of the kernel, and the tries on
+a thread of their own leaving the calling thread as it was."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coroproc.config.model import SchedulingConfig
+from coroproc.supervisor.scheduling import (FALLBACK_NICE, RR_PRIORITY, PathScheduling,
+                                            decide, of_process, try_nice, try_rr)
+
+
+def _granted(_value: int) -> None:
+    return None
+
+
+def _refused(why: str):
+    return lambda _value: why
+
+
+def test_sched_rr_granted_puts_the_path_at_the_highest_rr_priority():
+    d = decide(SchedulingConfig(), rr=_granted, renice=_refused("renice must not be tried"))
+    assert d.path == PathScheduling(rr_priority=RR_PRIORITY) and RR_PRIORITY == 99
+    assert d.supervisor_nice is None
+    assert d.notes == (("notice", "The ring and link processes run SCHED_RR at priority 99 "
+                                  "(system.sched_rr)"),)
+
+
+def test_sched_rr_ignores_system_priority_as_corosync_does():
+    d = decide(SchedulingConfig(nice=10), rr=_granted, renice=_refused("no"))
+    assert d.path.rr_priority == 99 and d.supervisor_nice is None
+
+
+def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
+    tried = []
+
+    def renice(nice):
+        tried.append(nice)
+
+    d = decide(SchedulingConfig(), rr=_refused("Operation not permitted"), renice=renice)
+    assert tried == [FALLBACK_NICE] and d.path == PathScheduling(nice=-20)
+    assert d.notes == (("warning", "Could not set SCHED_RR at priority 99: Operation not "
+                                   "permitted (system.sched_rr); the ring and link processes "
+                                   "run at nice -20 instead"),)
+
+
+def test_both_refused_leaves_the_path_as_inherited():
+    d = decide(SchedulingConfig(), rr=_refused("Operation not permitted"),
+               renice=_refused("Permission denied"))
+    assert d.path == PathScheduling() and d.path.describe() == "the default priority"
+    assert d.notes[0][0] == "warning" and "nor nice -20: Permission denied" in d.notes[0][1]
+
+
+def test_sched_rr_no_sets_system_priority_on_the_supervisor_only_when_given():
+    assert decide(SchedulingConfig(sched_rr=False), rr=_refused("x"),
+                  renice=_refused("y")).notes == ()
+    d = decide(SchedulingConfig(sched_rr=False, nice=5), rr=_refused("must not be tried"),
+               renice=_granted)
+    assert d.path == PathScheduling() and d.supervisor_nice == 5
+    assert d.notes == (("notice", "Every process runs at nice 5 (system.priority)"),)
+    d = decide(SchedulingConfig(sched_rr=False, nice=-20), rr=_granted,
+               renice=_refused("Permission denied"))
+    assert d.supervisor_nice is None and d.path.rr_priority == 0
+    assert d.notes == (("warning", "Could not set priority -20: Permission denied "
+                                   "(system.priority); running at the default priority"),)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs CAP_SYS_NICE")
+def test_the_real_tries_leave_the_calling_thread_as_it_was():
+    before = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    assert try_rr(RR_PRIORITY) is None and try_nice(-20) is None
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs CAP_SYS_NICE")
+def test_of_process_reads_what_the_kernel_has():
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        assert of_process(p.pid) == ""
+        os.sched_setscheduler(p.pid, os.SCHED_RR, os.sched_param(99))
+        assert of_process(p.pid) == "SCHED_RR 99"
+        os.sched_setscheduler(p.pid, os.SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, p.pid, 7)
+        assert of_process(p.pid) == "nice 7"
+    finally:
+        p.kill()
+        p.wait()
+    assert of_process(p.pid) == ""              # gone
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops a capability root has")
+def test_without_cap_sys_nice_the_kernel_refuses_and_the_tries_say_so():
+    code = ("from coroproc.supervisor.scheduling import try_nice, try_rr\n"
+            "print(try_rr(99)); print(try_nice(-20))")
+    out = subprocess.run(["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice",
+                          sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["Operation not permitted", "Permission denied"]
