@@ -3,10 +3,9 @@
     sudo .venv/bin/python bench/bench_side_by_side.py [--runs 3] [--quick] [--no-knet]
 
 One command measures, per run and per daemon kind (sbs_daemons.KINDS: Corosync udpu with
-its default shm IPC and with socket IPC, coroproc udpu as shipped (its ring and link
-processes SCHED_RR 99 on one CPU, engines SCHED_OTHER anywhere) and with every process
-SCHED_RR 99 like Corosync (placement left to the kernel); Corosync knet and coroproc's
-secure links, crypto off), on
+its default shm IPC and with socket IPC, coroproc udpu as shipped (SCHED_OTHER, its ring
+and link processes on one CPU) and with SCHED_RR 99 like Corosync (placement left to the
+kernel); Corosync knet and coroproc's secure links, crypto off), on
 1 node (own netns) and 3 nodes (3 netns on a bridge):
   * idle CPU % (of one core) and RSS of every node's whole process tree, no clients;
   * CPG floods (bench/c/sbs_cpgload.c through the real libcpg) per message size, one
@@ -117,9 +116,8 @@ def write_markdown(path: Path, rows: list[dict], meta: dict, plot_paths: list[Pa
          "Cells show median [min–max] over runs; ratios are taken per run and then summarised. "
          "msgs/s = the slowest client's delivery rate (aggregate over senders); latency = send → "
          "own delivery in µs at the sender. Corosync runs SCHED_RR 99 (its default `sched_rr: yes`); "
-         "coroproc as shipped runs its ring and link processes at SCHED_RR 99 (`system.sched_rr: "
-         "yes`) on one CPU (`coroproc.ring_cpu: auto`, the highest-numbered: CPU 1 here) and "
-         "its engines at SCHED_OTHER anywhere; "
+         "coroproc as shipped runs SCHED_OTHER with its ring and link processes on one CPU "
+         "(`coroproc.ring_cpu: auto`, the highest-numbered: CPU 1 here; engines anywhere); "
          "`coroproc-rr` is coroproc with every process set to SCHED_RR 99 by the bench after "
          "start (what Corosync gives itself) and `ring_cpu: none`. "
          "All clients run at normal priority. `corosync-socket` is Corosync with "

@@ -10,7 +10,7 @@ coroproc/Corosync ratios of the p99.
 
     .venv/bin/python bench/bench_sparse_latency.py [--rounds 3] [--rates 100,1000]
         [--client-cpus 0] [--hogs 2] [--sender-node 3] [--pace-us 0]
-        [--kinds corosync-shm,coroproc,coroproc-cfs]
+        [--kinds corosync-shm,coroproc,coroproc-rrpath]
 
 Root (network namespaces). A few minutes per round. --client-cpus runs every client
 (both daemons') under `taskset -c CPUS`: with 0 on a 2-vCPU host the clients stay off
@@ -23,7 +23,7 @@ representative, which sends with the token it keeps; any other node first cancel
 hold or the pace). --pace-us sets coroproc's `coroproc { idle_token_pace_us }` (0: the
 token goes round at full speed when idle, as Corosync's; docs/executive.md). --kinds
 picks the daemons (bench/sbs_daemons.py KINDS; the first is the baseline of the ratios),
-e.g. coroproc-cfs: coroproc with `system { sched_rr: no }`.
+e.g. coroproc-rrpath: coroproc with `system { sched_rr: yes }`.
 """
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def main() -> int:
                     help="coroproc { idle_token_pace_us } for coroproc (default: its own)")
     ap.add_argument("--kinds", default="corosync-shm,coroproc",
                     help="sbs_daemons kinds, comma-separated; ratios are against the first "
-                         "(e.g. corosync-shm,coroproc,coroproc-cfs)")
+                         "(e.g. corosync-shm,coroproc,coroproc-rrpath)")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     kinds = args.kinds.split(",")

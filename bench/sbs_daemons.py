@@ -41,7 +41,7 @@ class Kind:
     ring_cpu: str = ""     # coroproc only: coroproc.ring_cpu ("" = its default, auto)
     # coroproc only: coroproc.idle_token_pace_us (-1 = its default)
     idle_token_pace_us: int = -1
-    sched_rr: str = ""     # coroproc only: system.sched_rr ("" = its default, yes)
+    sched_rr: str = ""     # coroproc only: system.sched_rr ("" = its default, no)
     by_default: bool = True   # in a run without --kinds
 
 
@@ -50,7 +50,7 @@ KINDS = {k.name: k for k in (
     Kind("corosync-socket", "corosync", "udpu", "socket", ""),
     Kind("coroproc", "coroproc", "udpu", "socket", "corosync-shm"),
     # every process SCHED_RR 99, as Corosync's one process runs (sched_rr: yes); coroproc
-    # itself gives it to the token's path only (supervisor/scheduling.py). ring_cpu none:
+    # gives it to the token's path only, with sched_rr: yes (coroproc-rrpath). ring_cpu none:
     # with every process RR 99 on one CPU, three nodes keep it busy and the kernel then
     # gives that CPU's starved normal tasks only up to 50 ms of each second (p99 ~30 ms at
     # 1,000 msgs/s before idle token pacing; docs/executive.md "CPU placement")
@@ -58,11 +58,12 @@ KINDS = {k.name: k for k in (
          ring_cpu="none"),
     Kind("corosync-knet", "corosync", "knet", "shm", ""),
     Kind("coroproc-knet", "coroproc", "knet", "socket", "corosync-knet"),
-    # the token's path at SCHED_OTHER (system.sched_rr: no), against the default SCHED_RR
-    Kind("coroproc-cfs", "coroproc", "udpu", "socket", "corosync-shm", sched_rr="no",
+    # the token's path (ring and link processes) at SCHED_RR 99, engines SCHED_OTHER:
+    # system.sched_rr: yes (supervisor/scheduling.py)
+    Kind("coroproc-rrpath", "coroproc", "udpu", "socket", "corosync-shm", sched_rr="yes",
          by_default=False),
-    Kind("coroproc-knet-cfs", "coroproc", "knet", "socket", "corosync-knet", sched_rr="no",
-         by_default=False),
+    Kind("coroproc-knet-rrpath", "coroproc", "knet", "socket", "corosync-knet",
+         sched_rr="yes", by_default=False),
     # the default placement against none (bench/results/placement.md)
     Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
          by_default=False),

@@ -142,7 +142,9 @@ class SchedulingConfig:
     """system { sched_rr, priority }: what the node asks of the kernel's scheduler
     (supervisor/scheduling.py)."""
 
-    sched_rr: bool = True      # SCHED_RR at the highest priority for the token's path
+    # SCHED_RR at the highest priority for the token's path; off unless `sched_rr: yes`
+    # (Corosync's default is yes; supervisor/scheduling.py says why coroproc's is not)
+    sched_rr: bool = False
     nice: int | None = None    # system.priority as a nice value (max -20, min 19); unset: None
 
 

@@ -175,8 +175,8 @@ _NICE_OF = {"max": -20, "min": 19}
 
 
 def build_scheduling(keys: Keys) -> SchedulingConfig:
-    """system.sched_rr (yes, the default, or no; supervisor/scheduling.py) and
-    system.priority: max, min or a nice value -20..19."""
+    """system.sched_rr (yes, or no: coroproc's default, where Corosync's is yes;
+    supervisor/scheduling.py) and system.priority: max, min or a nice value -20..19."""
     priority = keys.get("system.priority")
     nice = None
     if priority is not None:
@@ -187,7 +187,7 @@ def build_scheduling(keys: Keys) -> SchedulingConfig:
         else:
             raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
                             "min, or a nice value -20..19)")
-    return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "yes") == "yes", nice=nice)
+    return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "no") == "yes", nice=nice)
 
 
 def build_coroproc(keys: Keys) -> CoroprocSection:

@@ -1,23 +1,26 @@
 """What the node asks of the kernel's scheduler: system.sched_rr and system.priority.
 
 Corosync runs its one process SCHED_RR at the highest priority (`system.sched_rr: yes`,
-the default), so that however busy the host is the token keeps moving: a node whose
-daemon is not scheduled for a token timeout is declared dead by the others. coroproc
-gives that to the processes on the token's path — the ring process and the link
-processes — and to nothing else. Those sleep between token visits (idle token pacing,
-docs/executive.md), so at a steady rate they leave their CPU to the host; at SCHED_RR
-they also preempt whatever normal task (a busy agent, a kernel thread) holds it when
-the token comes, which at SCHED_OTHER could keep the path waiting for milliseconds.
-The engines and the supervisor stay SCHED_OTHER: their work grows with what clients
-ask (a CPG flood keeps the CPG engine busy all the time), and at SCHED_RR that work
-would take the host's CPUs from its other tasks.
+its default), so that however busy the host is the token keeps moving: a node whose
+daemon is not scheduled for a token timeout is declared dead by the others. With
+`sched_rr: yes` coroproc gives that to the processes on the token's path — the ring
+process and the link processes — and to nothing else. The engines and the supervisor
+stay SCHED_OTHER: their work grows with what clients ask (a CPG flood keeps the CPG
+engine busy all the time), and at SCHED_RR that work would take the host's CPUs from its
+other tasks.
+
+coroproc's default is `sched_rr: no`, where Corosync's is yes. A ring process at
+SCHED_RR preempts the CPG engine on its CPU at every wake-up, so the engine hands over
+one submission at a time instead of a batch: a one-node 1 KiB flood fell from 140-150k
+to 80-100k messages/s on a 2-vCPU host (docs/executive.md "Scheduling"), while the
+latency it buys on a quiet ring was within these VMs' noise.
 
 When the kernel refuses SCHED_RR (no CAP_SYS_NICE and no RLIMIT_RTPRIO, or a cgroup
 without a realtime budget) the node says so once and runs the path at nice -20
 instead, as Corosync falls back to; if that is refused too, at the inherited priority.
-`system.sched_rr: no` leaves every process SCHED_OTHER at `system.priority` (max = nice
--20, min = 19, or a nice value), set on the supervisor before it forks, so that every
-child inherits it.
+`sched_rr: no` leaves every process SCHED_OTHER at `system.priority` (max = nice -20,
+min = 19, or a nice value; unset: unchanged), set on the supervisor before it forks, so
+that every child inherits it.
 
 The supervisor tries each setting on a short-lived thread of its own first (Linux
 schedules threads one by one, so the try changes nothing else) and hands the children

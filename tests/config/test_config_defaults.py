@@ -223,10 +223,11 @@ def test_ring_cpu_refuses_anything_else_at_its_line(tmp_path, value, says):
 
 
 @pytest.mark.parametrize("body, sched_rr, nice", [
-    ("", True, None), ("sched_rr: yes", True, None), ("sched_rr: no", False, None),
-    ("sched_rr: no\n    priority: max", False, -20), ("priority: min", True, 19),
-    ("priority: -5", True, -5), ("priority: +7", True, 7), ("priority: 0", True, 0)])
-def test_system_sched_rr_and_priority_load_as_corosync_reads_them(tmp_path, body, sched_rr,
+    ("", False, None), ("sched_rr: yes", True, None), ("sched_rr: no", False, None),
+    ("sched_rr: no\n    priority: max", False, -20), ("priority: min", False, 19),
+    ("sched_rr: yes\n    priority: -5", True, -5), ("priority: +7", False, 7),
+    ("priority: 0", False, 0)])
+def test_system_sched_rr_and_priority_load_off_by_default(tmp_path, body, sched_rr,
                                                                   nice):
     tail = f"system {{\n    {body}\n}}\n" if body else ""
     config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))

@@ -1,5 +1,6 @@
-"""system.sched_rr and system.priority with real one-node daemons: the ring and link
-processes run SCHED_RR 99 and nothing else does, a restarted link process gets it again,
+"""system.sched_rr and system.priority with real one-node daemons: without the key every
+process runs SCHED_OTHER; with `sched_rr: yes` the ring and link processes run SCHED_RR
+99 and nothing else does, a restarted link process gets it again,
 `coroproc-ctl status` shows it, `sched_rr: no` puts every process at system.priority,
 and a node the kernel refuses SCHED_RR says so and still forms its ring
 (supervisor/scheduling.py)."""
@@ -19,6 +20,7 @@ from coroproc.supervisor.scheduling import of_process
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs CAP_SYS_NICE")
 
 CHAIN_TITLES = {"coroproc: ring", "coroproc: net link0"}
+SCHED_RR_YES = "system {\n    sched_rr: yes\n}\n"
 
 
 def _titles(c: LocalCluster, i: int) -> dict[str, int]:
@@ -40,8 +42,20 @@ def _policies(c: LocalCluster, i: int) -> dict[str, str]:
     return out
 
 
-def test_the_token_path_runs_sched_rr_99_and_a_restart_keeps_it(tmp_path):
+def test_without_the_key_every_process_runs_sched_other(tmp_path):
     c = LocalCluster(tmp_path, 1)
+    try:
+        c.start(1)
+        c.wait_members([1], [1], timeout_s=120)
+        policies = _policies(c, 1)
+        assert len(policies) >= 5 and set(policies.values()) == {""}, policies
+        assert not any("SCHED_RR" in ln for ln in c.log_lines(1))
+    finally:
+        c.stop_all()
+
+
+def test_the_token_path_runs_sched_rr_99_and_a_restart_keeps_it(tmp_path):
+    c = LocalCluster(tmp_path, 1, extra_sections=SCHED_RR_YES)
     try:
         c.start(1)
         c.wait_members([1], [1], timeout_s=120)
@@ -84,7 +98,7 @@ def test_sched_rr_no_puts_every_process_at_system_priority(tmp_path):
 
 def test_a_node_refused_sched_rr_says_so_and_forms_its_ring(tmp_path):
     # without CAP_SYS_NICE, root has RLIMIT_RTPRIO 0 and RLIMIT_NICE 0 like anyone else
-    c = LocalCluster(tmp_path, 1)
+    c = LocalCluster(tmp_path, 1, extra_sections=SCHED_RR_YES)
     try:
         c.start(1, wrap=("setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"))
         c.wait_members([1], [1], timeout_s=120)

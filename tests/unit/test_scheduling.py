@@ -22,8 +22,15 @@ def _refused(why: str):
     return lambda _value: why
 
 
+def test_sched_rr_is_off_unless_asked_for():
+    assert decide(SchedulingConfig(), rr=_refused("must not be tried"),
+                  renice=_refused("must not be tried")) == decide(
+        SchedulingConfig(sched_rr=False), rr=_granted, renice=_granted)
+    assert decide(SchedulingConfig(), rr=_granted, renice=_granted).path == PathScheduling()
+
+
 def test_sched_rr_granted_puts_the_path_at_the_highest_rr_priority():
-    d = decide(SchedulingConfig(), rr=_granted, renice=_refused("renice must not be tried"))
+    d = decide(SchedulingConfig(sched_rr=True), rr=_granted, renice=_refused("renice must not be tried"))
     assert d.path == PathScheduling(rr_priority=RR_PRIORITY) and RR_PRIORITY == 99
     assert d.supervisor_nice is None
     assert d.notes == (("notice", "The ring and link processes run SCHED_RR at priority 99 "
@@ -31,7 +38,7 @@ def test_sched_rr_granted_puts_the_path_at_the_highest_rr_priority():
 
 
 def test_sched_rr_ignores_system_priority_as_corosync_does():
-    d = decide(SchedulingConfig(nice=10), rr=_granted, renice=_refused("no"))
+    d = decide(SchedulingConfig(sched_rr=True, nice=10), rr=_granted, renice=_refused("no"))
     assert d.path.rr_priority == 99 and d.supervisor_nice is None
 
 
@@ -41,7 +48,8 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
     def renice(nice):
         tried.append(nice)
 
-    d = decide(SchedulingConfig(), rr=_refused("Operation not permitted"), renice=renice)
+    d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
+               renice=renice)
     assert tried == [FALLBACK_NICE] and d.path == PathScheduling(nice=-20)
     assert d.notes == (("warning", "Could not set SCHED_RR at priority 99: Operation not "
                                    "permitted (system.sched_rr); the ring and link processes "
@@ -49,7 +57,7 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
 
 
 def test_both_refused_leaves_the_path_as_inherited():
-    d = decide(SchedulingConfig(), rr=_refused("Operation not permitted"),
+    d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
                renice=_refused("Permission denied"))
     assert d.path == PathScheduling() and d.path.describe() == "the default priority"
     assert d.notes[0][0] == "warning" and "nor nice -20: Permission denied" in d.notes[0][1]
