@@ -84,10 +84,8 @@ def try_rr(priority: int) -> str | None:
 
 
 def try_nice(nice: int) -> str | None:
-    # the thread's own id: Linux keeps a nice value per thread, and PRIO_PROCESS 0 names
-    # the calling one
-    return _on_a_thread(lambda: os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                                               nice))
+    # PRIO_PROCESS 0 is the calling thread: Linux keeps a nice value per thread
+    return _on_a_thread(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice))
 
 
 def decide(cfg: SchedulingConfig, rr: Callable[[int], str | None] = try_rr,

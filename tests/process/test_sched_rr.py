@@ -1,9 +1,8 @@
 """system.sched_rr and system.priority with real one-node daemons: without the key every
 process runs SCHED_OTHER; with `sched_rr: yes` the ring and link processes run SCHED_RR
-99 and nothing else does, a restarted link process gets it again,
-`coroproc-ctl status` shows it, `sched_rr: no` puts every process at system.priority,
-and a node the kernel refuses SCHED_RR says so and still forms its ring
-(supervisor/scheduling.py)."""
+99 and nothing else does, a restarted link process gets it again and `coroproc-ctl
+status` shows it; `sched_rr: no` puts every process at system.priority; a node the
+kernel refuses SCHED_RR says so and still forms its ring (supervisor/scheduling.py)."""
 from __future__ import annotations
 
 import os
