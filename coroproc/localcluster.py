@@ -173,6 +173,17 @@ class LocalCluster:
         out = subprocess.run(["pgrep", "-P", str(self.procs[i].pid)], capture_output=True, text=True)
         return [int(x) for x in out.stdout.split()]
 
+    def child_titles(self, i: int) -> dict[str, int]:
+        """Node i's children by ps title ("coroproc: ring" → pid); gone ones left out."""
+        out = {}
+        for pid in self.child_pids(i):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    out[f.read().split(b"\0")[0].decode(errors="replace")] = pid
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return out
+
     # ---- what the logs say ----
     def log_lines(self, i: int) -> list[str]:
         try:

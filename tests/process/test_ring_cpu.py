@@ -21,27 +21,14 @@ CHAIN_TITLES = ("coroproc: ring", "coroproc: net link0")
 def _placement(c: LocalCluster, i: int) -> dict[str, str]:
     """ps title → Cpus_allowed_list of node i's children."""
     out = {}
-    for pid in c.child_pids(i):
+    for title, pid in c.child_titles(i).items():
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read().split(b"\0")[0].decode(errors="replace")
             with open(f"/proc/{pid}/status") as f:
                 allowed = next(ln for ln in f if ln.startswith("Cpus_allowed_list:"))
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
         out[title] = allowed.split(":", 1)[1].strip()
     return out
-
-
-def _pid_of(c: LocalCluster, i: int, title: str) -> int:
-    for pid in c.child_pids(i):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read().split(b"\0")[0].decode(errors="replace") == title:
-                    return pid
-        except FileNotFoundError:
-            continue
-    return 0
 
 
 def test_ring_and_link_share_a_cpu_engines_do_not_and_a_restart_keeps_it(tmp_path):
@@ -70,10 +57,10 @@ def test_ring_and_link_share_a_cpu_engines_do_not_and_a_restart_keeps_it(tmp_pat
                  if " pid " in ln}
         assert (f"  CPU {want_chain}" in lines["coroproc: ring"]) == bool(chain), lines
         assert "CPU" not in lines["coroproc: cpg"], lines
-        net = _pid_of(c, 1, "coroproc: net link0")
+        net = c.child_titles(1).get("coroproc: net link0", 0)
         os.kill(net, signal.SIGKILL)               # the supervisor forks a new one
         end = time.monotonic() + 60
-        while _pid_of(c, 1, "coroproc: net link0") in (0, net):
+        while c.child_titles(1).get("coroproc: net link0", 0) in (0, net):
             assert time.monotonic() < end, "the network process was not restarted"
             time.sleep(0.05)
         assert _placement(c, 1)["coroproc: net link0"] == want_chain

@@ -22,21 +22,9 @@ CHAIN_TITLES = {"coroproc: ring", "coroproc: net link0"}
 SCHED_RR_YES = "system {\n    sched_rr: yes\n}\n"
 
 
-def _titles(c: LocalCluster, i: int) -> dict[str, int]:
-    """ps title → pid of node i's children."""
-    out = {}
-    for pid in c.child_pids(i):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                out[f.read().split(b"\0")[0].decode(errors="replace")] = pid
-        except FileNotFoundError:
-            continue
-    return out
-
-
 def _policies(c: LocalCluster, i: int) -> dict[str, str]:
     """ps title → policy ("" = SCHED_OTHER at nice 0), the supervisor as "supervisor"."""
-    out = {t: of_process(pid) for t, pid in _titles(c, i).items()}
+    out = {t: of_process(pid) for t, pid in c.child_titles(i).items()}
     out["supervisor"] = of_process(c.procs[i].pid)
     return out
 
@@ -71,10 +59,10 @@ def test_the_token_path_runs_sched_rr_99_and_a_restart_keeps_it(tmp_path):
                  if " pid " in ln}
         assert lines["coroproc: ring"].endswith("  SCHED_RR 99"), lines
         assert "SCHED" not in lines["coroproc: cpg"], lines
-        net = _titles(c, 1)["coroproc: net link0"]
+        net = c.child_titles(1)["coroproc: net link0"]
         os.kill(net, signal.SIGKILL)               # the supervisor forks a new one
         end = time.monotonic() + 60
-        while _titles(c, 1).get("coroproc: net link0", net) == net:
+        while c.child_titles(1).get("coroproc: net link0", net) == net:
             assert time.monotonic() < end, "the network process was not restarted"
             time.sleep(0.05)
         assert _policies(c, 1)["coroproc: net link0"] == "SCHED_RR 99"
