@@ -22,7 +22,6 @@ import time
 import orjson
 import zmq
 
-from coroproc.config.model import SchedulingConfig
 from coroproc.engineprocs.snapshots import remove_all as remove_snapshots
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.names import remove_node_segments
@@ -180,8 +179,7 @@ class Supervisor:
             signal.signal(sig, self._stop_while_starting)
         try:
             # before any thread starts (ZeroMQ's, the warm-up's): a nice value is per thread
-            sched = decide(self.plan.config.scheduling if self.plan.config
-                           else SchedulingConfig())
+            sched = decide(self.plan.config.scheduling)
             apply_to_supervisor(sched)
             self._off_main_thread(load_shm_kernels)   # before the first segment exists
             self._create_rings()

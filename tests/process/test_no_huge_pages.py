@@ -14,11 +14,6 @@ import time
 from coroproc.localcluster import LocalCluster
 
 
-def _title(pid: int) -> str:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return f.read().split(b"\0")[0].decode(errors="replace")
-
-
 def _huge_page_mappings(pid: int) -> list[str]:
     """Address ranges (and backing names) of pid's mappings advised MADV_HUGEPAGE."""
     found, current = [], ""
@@ -38,10 +33,9 @@ def test_no_process_of_a_running_node_asked_for_huge_pages(tmp_path):
         c.start(1)
         c.wait_members([1], [1], timeout_s=120)
         time.sleep(2)    # the load engine's messages go round; engines have served them
-        pids = [c.procs[1].pid, *c.child_pids(1)]
-        titles = {pid: _title(pid) for pid in pids}
-        assert "coroproc: ring" in titles.values() and "coroproc: cpg" in titles.values()
-        huge = {titles[pid]: m for pid in pids if (m := _huge_page_mappings(pid))}
+        pids = {**c.child_titles(1), "supervisor": c.procs[1].pid}
+        assert "coroproc: ring" in pids and "coroproc: cpg" in pids
+        huge = {title: m for title, pid in pids.items() if (m := _huge_page_mappings(pid))}
         assert huge == {}, huge
     finally:
         c.stop_all()
