@@ -176,7 +176,9 @@ _NICE_OF = {"max": -20, "min": 19}
 
 def build_scheduling(keys: Keys) -> SchedulingConfig:
     """system.sched_rr (yes, or no: coroproc's default, where Corosync's is yes;
-    supervisor/scheduling.py) and system.priority: max, min or a nice value -20..19."""
+    supervisor/scheduling.py), system.priority: max, min or a nice value -20..19, and
+    system.move_to_root_cgroup: yes, no or auto (supervisor/cgroup.py; the schema checks
+    the value)."""
     priority = keys.get("system.priority")
     nice = None
     if priority is not None:
@@ -187,7 +189,8 @@ def build_scheduling(keys: Keys) -> SchedulingConfig:
         else:
             raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
                             "min, or a nice value -20..19)")
-    return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "no") == "yes", nice=nice)
+    return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "no") == "yes", nice=nice,
+                            move_to_root_cgroup=keys.get("system.move_to_root_cgroup", "auto"))
 
 
 def build_coroproc(keys: Keys) -> CoroprocSection:

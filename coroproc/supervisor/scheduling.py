@@ -15,9 +15,12 @@ one submission at a time instead of a batch: a one-node 1 KiB flood fell from 14
 to 80-100k messages/s on a 2-vCPU host (docs/executive.md "Scheduling"), while the
 latency it buys on a quiet ring was within these VMs' noise.
 
-When the kernel refuses SCHED_RR (no CAP_SYS_NICE and no RLIMIT_RTPRIO, or a cgroup
-without a realtime budget) the node says so once and runs the path at nice -20
-instead, as Corosync falls back to; if that is refused too, at the inherited priority.
+When the kernel refuses SCHED_RR in a cgroup without a realtime budget, the supervisor
+moves itself to the root cgroup and tries again (`system.move_to_root_cgroup: auto`,
+Corosync's default; `yes` moves at start whatever the policy; supervisor/cgroup.py).
+Refused still (no CAP_SYS_NICE and no RLIMIT_RTPRIO), the node says so once and runs the
+path at nice -20 instead, as Corosync falls back to; if that is refused too, at the
+inherited priority.
 `sched_rr: no` leaves every process SCHED_OTHER at `system.priority` (max = nice -20,
 min = 19, or a nice value; unset: unchanged), set on the supervisor before it forks, so
 that every child inherits it.
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from coroproc.config.model import SchedulingConfig
+from coroproc.supervisor.cgroup import Move, move_to_root
 
 RR_PRIORITY = os.sched_get_priority_max(os.SCHED_RR)   # 99 on Linux, what Corosync takes
 FALLBACK_NICE = -20                                     # Corosync's when SCHED_RR is refused
@@ -89,34 +93,48 @@ def try_nice(nice: int) -> str | None:
 
 
 def decide(cfg: SchedulingConfig, rr: Callable[[int], str | None] = try_rr,
-           renice: Callable[[int], str | None] = try_nice) -> Decision:
+           renice: Callable[[int], str | None] = try_nice,
+           to_root: Callable[[], Move] = move_to_root) -> Decision:
     """What the path and the supervisor get, from the config and what the kernel grants
-    (rr and renice try a setting and return why it was refused, or None)."""
+    (rr and renice try a setting and return why it was refused, or None; to_root moves
+    the supervisor to the root cgroup, supervisor/cgroup.py)."""
+    notes: list[tuple[str, str]] = []
+
+    def moved() -> bool:
+        move = to_root()
+        if move.note is not None:
+            notes.append(move.note)
+        return move.moved
+
+    if cfg.move_to_root_cgroup == "yes":
+        moved()
     if not cfg.sched_rr:
         if cfg.nice is None:
-            return Decision(PathScheduling(), None, ())
+            return Decision(PathScheduling(), None, tuple(notes))
         why = renice(cfg.nice)
         if why is None:
-            return Decision(PathScheduling(), cfg.nice,
-                            (("notice", f"Every process runs at nice {cfg.nice} "
-                                        "(system.priority)"),))
-        return Decision(PathScheduling(), None,
-                        (("warning", f"Could not set priority {cfg.nice}: {why} "
-                                     "(system.priority); running at the default priority"),))
+            notes.append(("notice", f"Every process runs at nice {cfg.nice} (system.priority)"))
+            return Decision(PathScheduling(), cfg.nice, tuple(notes))
+        notes.append(("warning", f"Could not set priority {cfg.nice}: {why} "
+                                 "(system.priority); running at the default priority"))
+        return Decision(PathScheduling(), None, tuple(notes))
     why = rr(RR_PRIORITY)
+    # Corosync's auto: a cgroup without a realtime budget refuses SCHED_RR even to root
+    if why is not None and cfg.move_to_root_cgroup == "auto" and moved():
+        why = rr(RR_PRIORITY)
     if why is None:
-        return Decision(PathScheduling(rr_priority=RR_PRIORITY), None,
-                        (("notice", f"The ring and link processes run SCHED_RR at priority "
-                                    f"{RR_PRIORITY} (system.sched_rr)"),))
+        notes.append(("notice", f"The ring and link processes run SCHED_RR at priority "
+                                f"{RR_PRIORITY} (system.sched_rr)"))
+        return Decision(PathScheduling(rr_priority=RR_PRIORITY), None, tuple(notes))
     refused = f"Could not set SCHED_RR at priority {RR_PRIORITY}: {why} (system.sched_rr)"
     why_nice = renice(FALLBACK_NICE)
     if why_nice is None:
-        return Decision(PathScheduling(nice=FALLBACK_NICE), None,
-                        (("warning", f"{refused}; the ring and link processes run at nice "
-                                     f"{FALLBACK_NICE} instead"),))
-    return Decision(PathScheduling(), None,
-                    (("warning", f"{refused}, nor nice {FALLBACK_NICE}: {why_nice}; the ring "
-                                 "and link processes run at the default priority"),))
+        notes.append(("warning", f"{refused}; the ring and link processes run at nice "
+                                 f"{FALLBACK_NICE} instead"))
+        return Decision(PathScheduling(nice=FALLBACK_NICE), None, tuple(notes))
+    notes.append(("warning", f"{refused}, nor nice {FALLBACK_NICE}: {why_nice}; the ring "
+                             "and link processes run at the default priority"))
+    return Decision(PathScheduling(), None, tuple(notes))
 
 
 def apply_to_supervisor(decision: Decision) -> None:

@@ -233,10 +233,19 @@ def test_system_sched_rr_and_priority_load_off_by_default(tmp_path, body, sched_
     config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))
     assert warnings == []
     assert (config.scheduling.sched_rr, config.scheduling.nice) == (sched_rr, nice)
+    assert config.scheduling.move_to_root_cgroup == "auto"      # Corosync's default
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "auto"])
+def test_system_move_to_root_cgroup_loads_as_written(tmp_path, value):
+    config, _ = load(_conf(tmp_path, "transport: udpu\n",
+                           tail=f"system {{\n    move_to_root_cgroup: {value}\n}}\n"))
+    assert config.scheduling.move_to_root_cgroup == value
 
 
 @pytest.mark.parametrize("body, key, says", [
     ("sched_rr: maybe", "system.sched_rr", "maybe"),
+    ("move_to_root_cgroup: always", "system.move_to_root_cgroup", "always"),
     ("priority: 20", "system.priority", "'20' is not allowed"),
     ("priority: high", "system.priority", "'high' is not allowed")])
 def test_system_sched_rr_and_priority_refuse_anything_else_at_their_line(tmp_path, body, key,

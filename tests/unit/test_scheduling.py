@@ -1,6 +1,7 @@
-"""system.sched_rr and system.priority → what the token's path and the supervisor get
-(supervisor/scheduling.py): the decision for each answer of the kernel, and the tries on
-a thread of their own leaving the calling thread as it was."""
+"""system.sched_rr, system.priority and system.move_to_root_cgroup → what the token's
+path and the supervisor get (supervisor/scheduling.py): the decision for each answer of
+the kernel, and the tries on a thread of their own leaving the calling thread as it was.
+The cgroup move itself runs against the kernel in tests/process/test_move_to_root_cgroup.py."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from coroproc.config.model import SchedulingConfig
+from coroproc.supervisor.cgroup import Move
 from coroproc.supervisor.scheduling import (FALLBACK_NICE, RR_PRIORITY, PathScheduling,
                                             decide, of_process, try_nice, try_rr)
 
@@ -20,6 +22,14 @@ def _granted(_value: int) -> None:
 
 def _refused(why: str):
     return lambda _value: why
+
+
+def _in_root_already() -> Move:
+    return Move(False, None)
+
+
+MOVED = Move(True, ("notice", "Moved from cgroup /system.slice/corosync.service to the root "
+                              "cgroup (cgroup v1, …; system.move_to_root_cgroup)"))
 
 
 def test_sched_rr_is_off_unless_asked_for():
@@ -49,7 +59,7 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
         tried.append(nice)
 
     d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
-               renice=renice)
+               renice=renice, to_root=_in_root_already)
     assert tried == [FALLBACK_NICE] and d.path == PathScheduling(nice=-20)
     assert d.notes == (("warning", "Could not set SCHED_RR at priority 99: Operation not "
                                    "permitted (system.sched_rr); the ring and link processes "
@@ -58,7 +68,7 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
 
 def test_both_refused_leaves_the_path_as_inherited():
     d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
-               renice=_refused("Permission denied"))
+               renice=_refused("Permission denied"), to_root=_in_root_already)
     assert d.path == PathScheduling() and d.path.describe() == "the default priority"
     assert d.notes[0][0] == "warning" and "nor nice -20: Permission denied" in d.notes[0][1]
 
@@ -75,6 +85,62 @@ def test_sched_rr_no_sets_system_priority_on_the_supervisor_only_when_given():
     assert d.supervisor_nice is None and d.path.rr_priority == 0
     assert d.notes == (("warning", "Could not set priority -20: Permission denied "
                                    "(system.priority); running at the default priority"),)
+
+
+def _moves(log: list[str], result: Move = MOVED):
+    def to_root() -> Move:
+        log.append("move")
+        return result
+    return to_root
+
+
+def _rr_after(log: list[str], granted_after_move: bool):
+    def rr(_priority: int) -> str | None:
+        log.append("rr")
+        return None if granted_after_move and "move" in log else "Operation not permitted"
+    return rr
+
+
+def test_auto_moves_to_the_root_cgroup_only_when_sched_rr_is_refused_then_tries_again():
+    log: list[str] = []
+    d = decide(SchedulingConfig(sched_rr=True), rr=_rr_after(log, True),
+               renice=_refused("renice must not be tried"), to_root=_moves(log))
+    assert log == ["rr", "move", "rr"] and d.path.rr_priority == 99
+    assert d.notes == (MOVED.note, ("notice", "The ring and link processes run SCHED_RR at "
+                                              "priority 99 (system.sched_rr)"))
+    log.clear()
+    d = decide(SchedulingConfig(sched_rr=True), rr=_granted, renice=_granted,
+               to_root=_moves(log))
+    assert log == [] and d.path.rr_priority == 99          # granted: no move
+    d = decide(SchedulingConfig(sched_rr=False, nice=5), rr=_granted, renice=_granted,
+               to_root=_moves(log))
+    assert log == [] and d.supervisor_nice == 5            # no SCHED_RR asked: no move
+
+
+def test_auto_does_not_try_again_when_nothing_moved():
+    log: list[str] = []
+    failed = Move(False, ("warning", "Could not move to the root cgroup (x): Permission "
+                                     "denied (system.move_to_root_cgroup)"))
+    d = decide(SchedulingConfig(sched_rr=True), rr=_rr_after(log, True), renice=_granted,
+               to_root=_moves(log, failed))
+    assert log == ["rr", "move"] and d.path == PathScheduling(nice=FALLBACK_NICE)
+    assert d.notes[0] == failed.note and d.notes[1][1].startswith(
+        "Could not set SCHED_RR at priority 99: Operation not permitted")
+
+
+def test_yes_moves_first_whatever_the_policy_and_no_never_moves():
+    log: list[str] = []
+    d = decide(SchedulingConfig(sched_rr=False, move_to_root_cgroup="yes"), rr=_granted,
+               renice=_granted, to_root=_moves(log))
+    assert log == ["move"] and d.notes == (MOVED.note,) and d.path == PathScheduling()
+    log.clear()
+    d = decide(SchedulingConfig(sched_rr=True, move_to_root_cgroup="yes"),
+               rr=_rr_after(log, True), renice=_granted, to_root=_moves(log))
+    assert log == ["move", "rr"] and d.path.rr_priority == 99   # one move, before the try
+    log.clear()
+    d = decide(SchedulingConfig(sched_rr=True, move_to_root_cgroup="no"),
+               rr=_rr_after(log, True), renice=_granted, to_root=_moves(log))
+    assert log == ["rr"] and d.path == PathScheduling(nice=FALLBACK_NICE)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs CAP_SYS_NICE")
