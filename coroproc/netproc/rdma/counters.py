@@ -2,7 +2,7 @@
 
 Same meaning as the UDP carrier: tx_datagrams / tx_bytes (link frames sent and their
 bytes), rx_frames / rx_bytes (link frames returned by recv_into), tx_errors and
-tx_errno_<NAME> (every OSError send() raised, by errno name).
+tx_error_<NAME> (every OSError send() raised, by errno name).
 RDMA only: fragments (UD messages) each way, completion errors by ibv_wc_status name
 (tx_wc_<STATUS> / rx_wc_<STATUS>), receive drops by reason, queue recoveries; the
 reassembler's reasm_* and the side channel's hello_* / peer_* are merged in by the
@@ -40,7 +40,7 @@ class Counters:
 
     def count_tx_errno(self, err: int) -> None:
         self.tx_errors += 1
-        self.bump(f"tx_errno_{_errno.errorcode.get(err, str(err))}")
+        self.bump(f"tx_error_{_errno.errorcode.get(err, str(err))}")
 
     def bump(self, key: str) -> None:
         """A counter whose name is only known at run time (errno, wc status); bounded by

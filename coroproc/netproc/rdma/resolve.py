@@ -151,7 +151,7 @@ class SideChannel:
             self.hello_tx += 1
         except OSError as e:   # peer's host down (ECONNREFUSED, EHOSTUNREACH): retried later
             self.hello_tx_errors += 1
-            key = f"hello_errno_{_errno.errorcode.get(e.errno, str(e.errno))}"
+            key = f"hello_error_{_errno.errorcode.get(e.errno, str(e.errno))}"
             self._errnos[key] = self._errnos.get(key, 0) + 1
 
     def announce(self, now_ms: int) -> None:

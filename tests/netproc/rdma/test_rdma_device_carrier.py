@@ -116,4 +116,4 @@ def test_oversize_and_unknown_destination_raise_with_errno(carriers):
     with pytest.raises(OSError) as e:
         c1.send(b"x", 99)
     assert e.value.errno == errno.EINVAL
-    assert c1.counters()["tx_errno_EMSGSIZE"] == 1 and c1.counters()["tx_errno_EINVAL"] == 1
+    assert c1.counters()["tx_error_EMSGSIZE"] == 1 and c1.counters()["tx_error_EINVAL"] == 1
