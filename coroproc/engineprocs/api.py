@@ -187,6 +187,12 @@ class Engine:
         """corosync.conf was re-read (`corosync-cfgtool -R`); `config` is the new
         NodeConfig (already checked). Apply what may change at run time."""
 
+    def on_config_keys(self, changed: tuple[str, ...], entries: dict) -> None:
+        """A client changed keys under quorum. or nodelist. in cmap at run time
+        (`corosync-cmapctl -s`; engineprocs/cmap/config_watch.py): `changed` names them,
+        `entries` holds every key under those prefixes with its value now. Not called
+        for a corosync.conf reload (on_reload is)."""
+
     def on_ring_lost(self) -> None:
         """The node's ring process restarted: every earlier membership is void, a new
         configuration follows. Forget other nodes' state as after a total partition."""
@@ -265,6 +271,11 @@ class EngineContext:
         """Ask the node's supervisor to act: "shutdown" {"reason"}, "reopen_logs" {},
         "reload" {} (re-read corosync.conf), "status" {}; the reply dict reaches the
         callback on a later loop turn."""
+        raise NotImplementedError
+
+    def config_keys_changed(self, changed: tuple[str, ...], entries: dict) -> None:
+        """The CMAP engine's news for every other engine of the node: each gets
+        Engine.on_config_keys(changed, entries) on a later loop turn."""
         raise NotImplementedError
 
     def request_node_counters(self, callback: Callable[[dict], None]) -> None:

@@ -176,6 +176,9 @@ class HostContext(BaseContext):
     def supervisor_request(self, op: str, args: dict, callback=None) -> None:
         self._host.supervisor_request(op, args, callback)
 
+    def config_keys_changed(self, changed: tuple[str, ...], entries: dict) -> None:
+        self._host.config_keys_changed(self._unit, changed, entries)
+
 
 class _Ipc(IpcHandler):
     def __init__(self, host: "EngineHost", unit: "Unit"):
@@ -348,7 +351,8 @@ class EngineHost:
         control.counters_fn = self.counters
         control.handlers.update({"counters": self._counters_reply, "node_state": self._node_state,
                                  "request_reply": self._request_reply, "reload": self._reload,
-                                 "reopen_logs": self._reopen_logs})
+                                 "reopen_logs": self._reopen_logs,
+                                 "config_keys": self._config_keys})
         self.cursor = int(ring_tail(self.delivery.hdr))
         self.replay_until = self.cursor
         self.store = None
@@ -831,6 +835,22 @@ class EngineHost:
             u.ctx.config = config
             u.engine.on_reload(config)
         return {"ok": True}
+
+    def config_keys_changed(self, origin: "Unit", changed: tuple[str, ...],
+                            entries: dict) -> None:
+        """The CMAP engine's run-time key changes (cmap/config_watch.py): to the engines
+        of this process on a later turn, and through the supervisor to every other
+        engine process of the node."""
+        for u in self.units:
+            if u is not origin:
+                u.ctx.timer_add(0, lambda u=u: u.engine.on_config_keys(changed, entries))
+        self.supervisor_request("config_keys", {"changed": list(changed), "entries": entries})
+
+    def _config_keys(self, msg: dict):
+        changed, entries = tuple(msg.get("changed") or ()), dict(msg.get("entries") or {})
+        for u in self.units:
+            u.engine.on_config_keys(changed, entries)
+        return None
 
     def _reopen_logs(self, msg: dict):
         for line in self.log.reopen() or []:

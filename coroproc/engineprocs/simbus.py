@@ -126,6 +126,11 @@ class SimContext(BaseContext):
         counters = {f"{e.name}": e.counters() for e, _c in self.node.engines.values()}
         self.bus._later(self.node, lambda: callback(counters))
 
+    def config_keys_changed(self, changed: tuple[str, ...], entries: dict) -> None:
+        for engine, _c in self.node.engines.values():
+            if engine.service_id != self.service_id:
+                self.bus._later(self.node, lambda e=engine: e.on_config_keys(changed, entries))
+
     def supervisor_request(self, op: str, args: dict, callback=None) -> None:
         """Recorded in node.supervisor_requests; answered {"ok": True} on the next turn
         (tests may answer otherwise through bus.supervisor_answer)."""

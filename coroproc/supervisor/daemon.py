@@ -402,8 +402,23 @@ class Supervisor:
             return self._status()        # counters as last reported (not asked for now)
         if req in ("crypto_use", "crypto_drop"):
             return self._crypto_phase(req[len("crypto_"):], args)
+        if req == "config_keys":
+            return self._forward_config_keys(role, args)
         return {"ok": False, "error": f"unknown request {req!r} (known: shutdown, "
-                                      "reopen_logs, reload, status, crypto_use, crypto_drop)"}
+                                      "reopen_logs, reload, status, crypto_use, crypto_drop, "
+                                      "config_keys)"}
+
+    def _forward_config_keys(self, origin: str, args: dict) -> dict:
+        """The CMAP engine's run-time changes of quorum.* / nodelist.* keys
+        (engineprocs/cmap/config_watch.py) to every other engine process; one that is
+        down reads the file when it starts again, as after any restart."""
+        msg = {"op": "config_keys", "changed": list(args.get("changed") or ()),
+               "entries": dict(args.get("entries") or {})}
+        for eng in self.plan.engines:
+            child = self.children.get(eng.name)
+            if eng.name != origin and child is not None and child.alive:
+                self.control.send(eng.name, msg)
+        return {"ok": True}
 
     def _crypto_reload(self, new_cfg) -> int | None:
         """A reload found a new authkey (same cipher and hash): every link adds it to its

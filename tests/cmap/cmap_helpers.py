@@ -44,6 +44,7 @@ class RecContext(BaseContext):
         self.sent = []
         self.counter_callbacks = []
         self.space_ok = True
+        self.config_keys = []          # (changed, entries) the engine sent the node's engines
 
     def mcast(self, fn, body, *, safe=False):
         if not self.space_ok:
@@ -62,6 +63,9 @@ class RecContext(BaseContext):
 
     def request_node_counters(self, callback):
         self.counter_callbacks.append(callback)
+
+    def config_keys_changed(self, changed, entries):
+        self.config_keys.append((changed, entries))
 
     def answer_counters(self, counters):
         callbacks, self.counter_callbacks = self.counter_callbacks, []

@@ -8,6 +8,7 @@ import tempfile
 
 from coroproc.config.loader import load
 from coroproc.engineprocs.api import SERVICE_QUORUM, SERVICE_VOTEQUORUM
+from coroproc.engineprocs.cmap.engine import CmapEngine
 from coroproc.engineprocs.quorum.engine import QuorumEngine
 from coroproc.engineprocs.simbus import SimBus
 from coroproc.engineprocs.votequorum.engine import VotequorumEngine
@@ -43,10 +44,16 @@ VQ_PROVIDER = "\tprovider: corosync_votequorum"
 
 
 def make_bus(n_nodes: int, quorum_lines: str = "", *, seed: int = 0, nodeids=None,
-             with_provider: bool = True, **kw) -> SimBus:
+             with_provider: bool = True, cmap_run_dir: str | None = None, **kw) -> SimBus:
+    """cmap_run_dir: run the CMAP engine on every node too (its journal of client writes
+    goes under that directory)."""
     text = (VQ_PROVIDER + "\n" if with_provider else "") + quorum_lines
+    if cmap_run_dir is not None:
+        kw["extra"] = kw.get("extra", "") + f"coroproc {{\n\trun_dir: {cmap_run_dir}\n}}\n"
     cfgs = configs(n_nodes, text, **kw)
     engines = [QuorumEngine, VotequorumEngine] if with_provider else [QuorumEngine]
+    if cmap_run_dir is not None:
+        engines.insert(0, CmapEngine)
     return SimBus(engines, nodeids or list(cfgs), seed=seed, config_for=lambda n: cfgs[n])
 
 

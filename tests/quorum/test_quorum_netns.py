@@ -31,14 +31,20 @@ def status_fields(text: str) -> dict:
     return out
 
 
-def quorumtool(d, args):
-    argv = ["corosync-quorumtool", *args]
+def tool(d, argv):
+    """A client command on the node's host (Corosync's own socket names or coroproc's)."""
     if isinstance(d, CorosyncNode):
         return d.client(argv)
     return d.host.run(argv, check=False)
 
 
-def start(tmp_path, kinds: dict, quorum_lines: str = ""):
+def quorumtool(d, args):
+    return tool(d, ["corosync-quorumtool", *args])
+
+
+def start(tmp_path, kinds: dict, quorum_lines: str = "", started=None):
+    """Every node in the nodelist; the daemons of `started` (default: all) run and are
+    returned."""
     cluster = f"qt{os.getpid()}x{len(kinds)}{''.join(k[0] for k in kinds.values())}"
     net = Cluster(DEFAULT_PREFIX, len(kinds))
     net.__enter__()
@@ -55,6 +61,7 @@ def start(tmp_path, kinds: dict, quorum_lines: str = ""):
             daemons[h.index] = CorosyncNode(h, h.index, conf, nd)
         else:
             daemons[h.index] = CoroprocNode(h, h.index, conf + ENGINES, str(nd))
+    daemons = {i: d for i, d in daemons.items() if started is None or i in started}
     for d in daemons.values():
         d.start()
     return net, daemons
@@ -132,5 +139,46 @@ def test_mixed_ring_agrees_with_corosync(tmp_path, quorum_lines, partition_quora
         for side in sides:
             facts = {i: status_fields(quorumtool(daemons[i], ["-s"]).stdout) for i in side}
             assert len({tuple(sorted(f.items())) for f in facts.values()}) == 1, facts
+    finally:
+        stop(net, daemons)
+
+
+@pytest.mark.parametrize("kinds,cancel_on", [
+    ({1: "coroproc", 2: "coroproc", 3: "coroproc"}, 1),
+    ({1: "coroproc", 2: "corosync", 3: "coroproc"}, 1),
+    ({1: "coroproc", 2: "corosync", 3: "coroproc"}, 2),
+], ids=["coroproc", "mixed-cancel-on-coroproc", "mixed-cancel-on-corosync"])
+def test_cancel_wait_for_all_with_cmapctl(tmp_path, kinds, cancel_on):
+    """votequorum(5): two of three nodes up with wait_for_all wait for the third until
+    `corosync-cmapctl -s quorum.cancel_wait_for_all u8 1` on one of them; every node then
+    stops waiting, and the key reads 0 again. In a mixed ring either kind can ask."""
+    net, daemons = start(tmp_path, kinds, "\n    wait_for_all: 1", started={1, 2})
+    try:
+        wait_status(daemons, [1, 2], {"Nodes": "2", "Quorate": "No",
+                                      "Flags": "WaitForAll"}, 90)
+        out = tool(daemons[cancel_on], ["corosync-cmapctl", "-s",
+                                        "quorum.cancel_wait_for_all", "u8", "1"])
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_status(daemons, [1, 2], {"Nodes": "2", "Quorate": "Yes",
+                                      "Flags": "Quorate WaitForAll"}, 30)
+        for i in (1, 2):
+            got = tool(daemons[i], ["corosync-cmapctl", "-g", "quorum.cancel_wait_for_all"])
+            assert got.returncode != 0 or got.stdout.strip().endswith("= 0"), got.stdout
+        got = tool(daemons[cancel_on], ["corosync-cmapctl", "-g",
+                                        "quorum.cancel_wait_for_all"])
+        assert got.stdout.strip() == "quorum.cancel_wait_for_all (u8) = 0", got.stdout
+    finally:
+        stop(net, daemons)
+
+
+def test_expected_votes_set_with_cmapctl_reaches_every_node(tmp_path):
+    net, daemons = start(tmp_path, {1: "coroproc", 2: "coroproc", 3: "coroproc"})
+    try:
+        wait_status(daemons, [1, 2, 3], {"Nodes": "3", "Quorate": "Yes",
+                                         "Expected votes": "3"}, 90)
+        out = tool(daemons[3], ["corosync-cmapctl", "-s", "quorum.expected_votes", "u32", "5"])
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_status(daemons, [1, 2, 3], {"Expected votes": "5", "Highest expected": "5",
+                                         "Quorum": "3", "Quorate": "Yes"}, 30)
     finally:
         stop(net, daemons)

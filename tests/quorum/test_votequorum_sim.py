@@ -5,7 +5,9 @@ import struct
 
 import pytest
 
-from coroproc.engineprocs.api import SERVICE_VOTEQUORUM
+from coroproc.engineprocs.api import SERVICE_CMAP, SERVICE_VOTEQUORUM
+from coroproc.engineprocs.cmap.keys import CS_OK
+from coroproc.ipc import cmap_structs as C
 from coroproc.ipc import votequorum_structs as V
 from quorum_helpers import info, logs, make_bus, q, quorate, vq
 
@@ -85,6 +87,45 @@ def test_wait_for_all_is_cleared_by_a_quorate_partner():
     bus.crash(2)
     form(bus, [1, 3])
     assert quorate(bus, 3) and quorate(bus, 1)
+
+
+def _cmap_set(bus, nodeid: int, key: str, value_type: int, value: int) -> int:
+    conn = bus.connect(nodeid, SERVICE_CMAP, pid=4000 + nodeid)
+    _rid, error, _body = bus.request(conn, C.REQ_SET, C.pack_req_set(
+        key, value_type, C.encode_value(value_type, value)))
+    bus.disconnect(conn)
+    bus.advance(0.0)          # the CMAP engine sends the change on its next loop turn
+    return error
+
+
+def test_cancel_wait_for_all_set_in_cmap_ends_the_wait_on_every_node(tmp_path):
+    """`corosync-cmapctl -s quorum.cancel_wait_for_all u8 1` (votequorum(5)): the node
+    sets the key back to 0 and tells every node to stop waiting."""
+    bus = make_bus(3, "\twait_for_all: 1", cmap_run_dir=str(tmp_path))
+    form(bus, [1, 2])
+    assert not quorate(bus, 1) and not quorate(bus, 2)
+    assert _cmap_set(bus, 2, "quorum.cancel_wait_for_all", C.UINT8, 1) == CS_OK
+    assert quorate(bus, 1) and quorate(bus, 2)
+    cmap2 = bus.engine(2, SERVICE_CMAP)
+    assert cmap2.store.get_value("quorum.cancel_wait_for_all") == 0
+    # the flag is the configured feature (Corosync keeps showing it); the wait is over
+    assert "WaitForAll" in flags(info(bus, 1))
+    assert all(vq(bus, n).runtime.values["runtime.votequorum.wait_for_all_status"] == ("u8", 0)
+               for n in (1, 2))
+    # 0 again is only a change of a quorum key: read again, nothing cancelled twice
+    assert _cmap_set(bus, 2, "quorum.cancel_wait_for_all", C.UINT8, 0) == CS_OK
+    assert quorate(bus, 1) and quorate(bus, 2)
+
+
+def test_expected_votes_set_in_cmap_is_read_again_and_announced(tmp_path):
+    bus = make_bus(3, cmap_run_dir=str(tmp_path))
+    form(bus, [1, 2, 3])
+    assert (info(bus, 1).node_expected_votes, info(bus, 1).quorum) == (3, 2)
+    assert _cmap_set(bus, 1, "quorum.expected_votes", C.UINT32, 5) == CS_OK
+    assert all(info(bus, n).node_expected_votes == 5 for n in (1, 2, 3))
+    assert all(info(bus, n).quorum == 3 and quorate(bus, n) for n in (1, 2, 3))
+    form(bus, [1, 2], [3])
+    assert not quorate(bus, 1)                       # 2 votes of 5 expected
 
 
 def test_last_man_standing_lowers_expected_votes_after_the_window():

@@ -28,6 +28,7 @@ from .conn_state import (
     TrackEntry,
     salt_for,
 )
+from .config_watch import ConfigWatch
 from .stats_map import SUPERVISOR_KEYS_PREFIX, StatsMap
 from .store import TRACK_ADD, TRACK_DELETE, TRACK_FLAGS_ALL, TRACK_MODIFY, Store
 
@@ -59,13 +60,20 @@ class CmapEngine(Engine):
         self.my_config_version = 0
         self.highest_config_version = 0
         self.journal = persist.Journal(self._journal_path())
+        self.config_watch: ConfigWatch | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.load_initial()
         # writes of a predecessor that died before its first snapshot (persist.py)
         self.journal.replay(self.store, 0)
+        self._add_tracks()
+
+    def _add_tracks(self) -> None:
+        """The engine's own tracks on its (new) store: config_version, and the keys other
+        engines read at run time (config_watch.py)."""
         self._track_config_version()
+        self.config_watch = ConfigWatch(self.store, self.ctx)
 
     def _track_config_version(self) -> None:
         # exec/cmap.c cmap_exec_init_fn: a changed config_version is announced at once
@@ -155,7 +163,7 @@ class CmapEngine(Engine):
         state, seq = persist.load(data, self.store)
         self.journal.restored(seq)
         self.journal.replay(self.store, seq)
-        self._track_config_version()
+        self._add_tracks()
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -197,7 +205,8 @@ class CmapEngine(Engine):
                 "iterators": sum(len(c.context.iterators) for c in self.conns.values()),
                 "events_dropped": self.events_dropped, "stats_refreshes": self.stats.refreshes,
                 "stats_deferrals": self.stats.deferrals,
-                "config_version_highest": self.highest_config_version}
+                "config_version_highest": self.highest_config_version,
+                "config_changes_sent": self.config_watch.sent if self.config_watch else 0}
 
     # ---- IPC clients ----------------------------------------------------------------------
     def on_connect(self, conn) -> bool:

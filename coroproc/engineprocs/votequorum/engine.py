@@ -26,7 +26,15 @@ from .runtime_keys import RuntimeKeys
 from .state import Node, VoteState
 
 EV_TRACKING_FILE = "ev_tracking"
+CANCEL_WFA_KEY = "quorum.cancel_wait_for_all"
 _U32 = struct.Struct("=I")       # Corosync writes the barrier in host byte order
+
+
+def _as_int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 class VotequorumEngine(RequestsMixin, Engine):
@@ -54,9 +62,24 @@ class VotequorumEngine(RequestsMixin, Engine):
         self.vq.recalculate_quorum(False, False)
 
     def on_reload(self, config) -> None:
+        self._apply_runtime(S.read(config, self.ctx.nodeid))
+
+    def on_config_keys(self, changed: tuple[str, ...], entries: dict) -> None:
+        """quorum.* / nodelist.* set by a client (votequorum_refresh_config): a
+        cancel_wait_for_all of 1 is set back to 0 and ends every node's wait; any other
+        change is read again as at a reload."""
+        if CANCEL_WFA_KEY in changed and _as_int(entries.get(CANCEL_WFA_KEY)) >= 1:
+            self.runtime.set(CANCEL_WFA_KEY, "u8", 0, force=True)
+            if not self.cancel_wait_for_all():
+                self.log("error", "Failed to send Cancel WFA message to other nodes")
+            return
+        state_dir = S.read(self.ctx.config, self.ctx.nodeid).state_dir
+        self._apply_runtime(S.from_cmap(entries, self.ctx.nodeid, state_dir))
+
+    def _apply_runtime(self, settings: S.Settings) -> None:
         vq = self.vq
         old_votes, old_expected = vq.us.votes, vq.us.expected_votes
-        readconfig.apply(vq, S.read(config, self.ctx.nodeid), runtime=True)
+        readconfig.apply(vq, settings, runtime=True)
         vq.send_nodeinfo(vq.us.node_id)
         vq.send_nodeinfo(0)
         if vq.us.votes != old_votes:

@@ -35,10 +35,13 @@ class RuntimeKeys:
         self.retry_ms = RETRY_FIRST_MS
         self.stats = {"pushed": 0, "push_failures": 0}
 
-    def set(self, key: str, type_name: str, value: int) -> None:
+    def set(self, key: str, type_name: str, value: int, force: bool = False) -> None:
+        """force: push even when this table already holds the value (a key a client may
+        have changed since, quorum.cancel_wait_for_all)."""
         if key not in self.values and len(self.values) >= KEYS_MAX:
             raise RuntimeError(f"runtime key table full ({KEYS_MAX}): {key}")
-        if self.values.get(key) == (type_name, value) and key not in self.pending:
+        if self.values.get(key) == (type_name, value) and key not in self.pending \
+                and not force:
             return
         self.values[key] = (type_name, value)
         self.pending.add(key)

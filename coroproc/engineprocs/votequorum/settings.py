@@ -1,6 +1,7 @@
 """What votequorum reads from corosync.conf, and the start-up checks Corosync makes.
 
-`read(config)` turns a NodeConfig into `Settings`: the raw quorum { } keys as
+`read(config)` turns a NodeConfig into `Settings` (`from_cmap` the keys cmap holds after
+a client changed some at run time): the raw quorum { } keys as
 votequorum_readconfig sees them (two_node is kept even with more than two nodes, as
 Corosync keeps it and simply stops granting quorum 1) plus the nodelist sums. The
 cross-key rules that make Corosync refuse to start are `startup_errors`; the state
@@ -89,6 +90,41 @@ def read(config, nodeid: int) -> Settings:
         qdevice_sync_timeout_ms=_int(config, "quorum.device.sync_timeout",
                                      DEFAULT_QDEVICE_SYNC_TIMEOUT_MS),
         state_dir=getattr(config, "state_dir", None) or "/var/lib/corosync")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    value: object
+
+
+@dataclass(frozen=True)
+class _Node:
+    nodeid: int
+    quorum_votes: int
+
+
+@dataclass(frozen=True)
+class _CmapView:
+    """What read() takes from a NodeConfig, made of cmap's quorum.* and nodelist.* keys."""
+    keys: dict
+    nodes: tuple
+    state_dir: str
+
+
+def from_cmap(entries: dict, nodeid: int, state_dir: str) -> Settings:
+    """Settings from cmap's keys as votequorum_readconfig reads icmap at run time: the
+    nodelist is every nodelist.node.<pos>.nodeid (quorum_votes 1 unless set)."""
+    nodes = []
+    for key, value in entries.items():
+        parts = key.split(".")
+        if len(parts) == 4 and parts[:2] == ["nodelist", "node"] and parts[3] == "nodeid":
+            votes = entries.get(f"nodelist.node.{parts[2]}.quorum_votes", 1)
+            try:
+                nodes.append(_Node(int(value), int(votes)))
+            except (TypeError, ValueError):
+                continue          # not a number: Corosync's icmap_get_uint32 fails the same way
+    keys = {k: _Entry(v) for k, v in entries.items() if k.startswith("quorum.")}
+    return read(_CmapView(keys, tuple(nodes), state_dir), nodeid)
 
 
 def parse_atb(text: str | None) -> tuple[int, tuple[int, ...]]:
