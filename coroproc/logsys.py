@@ -19,6 +19,10 @@ Corosync's semantics (exec/logconfig.c, exec/logsys.c, corosync.conf(5)):
 * fileline and function_name are accepted and ignored: a Python call site is not what
   an operator greps for, and finding it costs a frame walk per line.
 
+Flight recorder (`blackbox: on`, the default): every line, at any priority, also goes to
+the process's recorder (coroproc/blackbox/), which a `runtime.blackbox.dump_flight_data`
+change writes out for qb-blackbox.
+
 Files: one O_APPEND descriptor per path per process and one os.write per line keep lines
 whole when all processes write the same file. reopen() (cfgtool -L, SIGHUP-style
 requests) reopens them; in case no process was told, each Log also notices on its own
@@ -32,6 +36,8 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+
+from coroproc.blackbox.recorder import RECORDER
 
 PRIORITIES = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")
 TRACE = 8  # libqb's LOG_TRACE: one below debug
@@ -88,6 +94,7 @@ class LogSettings:
     subsys: tuple[SubsysSettings, ...] = ()
     journal_prefix: bool = False      # stderr is the journal: prefix lines with <N>
     rotation_check_s: float = ROTATION_CHECK_S
+    blackbox: bool = True             # every line to the flight recorder (blackbox/)
 
     def validate(self) -> None:
         level_of(self.priority, "logging.logfile_priority")
@@ -175,7 +182,8 @@ def settings_from_config(lg, foreground: bool, env=os.environ) -> LogSettings:
         to_stderr=to_stderr, logfile=lg.logfile if lg.to_logfile else None,
         priority=lg.logfile_priority, timestamp=lg.timestamp, debug=lg.debug,
         to_syslog=lg.to_syslog, syslog_priority=lg.syslog_priority,
-        syslog_facility=lg.syslog_facility, subsys=subs, journal_prefix=journal)
+        syslog_facility=lg.syslog_facility, subsys=subs, journal_prefix=journal,
+        blackbox=lg.blackbox)
     settings.validate()
     return settings
 
@@ -213,6 +221,7 @@ class Log:
         self._syslog: socket.socket | None = None
         self._next_rotation_check = 0.0
         self.write_errors = 0
+        RECORDER.enabled = settings.blackbox      # one recorder per process
         for route in [_route(settings, None)] + [_route(settings, s) for s in settings.subsys]:
             if route.logfile and route.logfile not in self._files:
                 self._files[route.logfile] = _open_logfile(route.logfile)
@@ -244,6 +253,7 @@ class Log:
 
     def log(self, priority: str, subsys: str, message: str) -> None:
         level = _LEVEL[priority]
+        RECORDER.add(level, subsys, message)      # whatever the thresholds, as Corosync's
         r = self._route_of(subsys)
         if level > r.stderr_max and level > r.file_max and level > r.syslog_max:
             return

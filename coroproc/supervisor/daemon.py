@@ -29,6 +29,7 @@ from coroproc.shm.ring import ShmRing, load_kernels as load_shm_kernels
 
 from . import children as C
 from .control import ControlServer, control_endpoint
+from .flight_data import FlightData
 from .placement import cpu_list
 from .plan import NodePlan
 from .reports import Reports
@@ -186,6 +187,8 @@ class Supervisor:
             self._warm()
             self.control = ControlServer(control_endpoint(self.plan.run_dir))
             self.reports = Reports(self.children, self.control.send)
+            self.flight = FlightData(self.children, self.control.send, self.log,
+                                     self.plan.state_dir)
             if self.pidfile:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -268,6 +271,7 @@ class Supervisor:
             self._control_messages()
             now = time.monotonic()
             self.reports.tick(now)
+            self.flight.tick(now)
             self._reap(now)
             self._check_heartbeats(now)
             self._restart_due(now)
@@ -280,8 +284,9 @@ class Supervisor:
         loops). Exits and signals wake it through the signal pipe, children through the
         control socket."""
         timeout_s = WATCH_TICK_S
-        if self.reports.due_s is not None:
-            timeout_s = min(timeout_s, max(0.0, self.reports.due_s - now))
+        for due_s in (self.reports.due_s, self.flight.due_s):
+            if due_s is not None:
+                timeout_s = min(timeout_s, max(0.0, due_s - now))
         for child in self.children.values():
             if not child.alive:
                 timeout_s = min(timeout_s, max(0.0, child.restart_at - now))
@@ -312,6 +317,8 @@ class Supervisor:
             elif op == "report":
                 child.counters = msg.get("counters", {})
                 self.reports.answered(role)
+            elif op == "blackbox":
+                self.flight.answered(role, msg.get("records"))
             elif op == "event" and msg.get("ev") == "ready" and not self.ready:
                 self.ready = True
                 sd_notify("READY=1\nSTATUS=ready: services synchronized")
@@ -321,8 +328,9 @@ class Supervisor:
                 self.exit_status = EXIT_ENGINE_FATAL
                 self._signals.append(signal.SIGTERM)
             elif op == "request":
-                self.control.send(role, {"op": "request_reply", "id": msg.get("id"),
-                                         "reply": self._engine_request(role, msg)})
+                reply = self._engine_request(role, msg)
+                if reply is not None:          # None: answered later (flight data)
+                    self._answer(role, msg.get("id"), reply)
             elif op == "counters":
                 # an engine (cmap's stats map) asks for every process's counters
                 self.reports.gather(time.monotonic(),
@@ -355,6 +363,7 @@ class Supervisor:
                 if child.pid == pid:
                     C.reaped(child, now)
                     self.reports.answered(child.role)
+                    self.flight.answered(child.role, None)
                     child.restarts += 1
                     if child.role in self._asked_to_stop:
                         self._asked_to_stop.discard(child.role)
@@ -387,8 +396,9 @@ class Supervisor:
             if not child.alive and now >= child.restart_at:
                 C.spawn(child)
 
-    def _engine_request(self, role: str, msg: dict) -> dict:
-        """An engine asks the node to act (engineprocs/api.py supervisor_request)."""
+    def _engine_request(self, role: str, msg: dict) -> dict | None:
+        """An engine asks the node to act (engineprocs/api.py supervisor_request); the
+        reply, or None when it goes out later (a flight data dump, a state dump)."""
         req, args = msg.get("req"), msg.get("args") or {}
         if req == "shutdown":
             self.log.notice("MAIN", f"{role} requests shutdown: {args.get('reason', '')}".rstrip(": "))
@@ -404,9 +414,17 @@ class Supervisor:
             return self._crypto_phase(req[len("crypto_"):], args)
         if req == "config_keys":
             return self._forward_config_keys(role, args)
+        rid = msg.get("id")
+        if req == "dump_flight_data":      # runtime.blackbox.dump_flight_data (cmap)
+            self.flight.start(time.monotonic(),
+                              lambda ok: self._answer(role, rid, {"ok": ok}))
+            return None
+        if req == "dump_state":            # runtime.blackbox.dump_state: as SIGUSR2
+            self._dump(lambda: self._answer(role, rid, {"ok": True}))
+            return None
         return {"ok": False, "error": f"unknown request {req!r} (known: shutdown, "
                                       "reopen_logs, reload, status, crypto_use, crypto_drop, "
-                                      "config_keys)"}
+                                      "config_keys, dump_flight_data, dump_state)"}
 
     def _forward_config_keys(self, origin: str, args: dict) -> dict:
         """The CMAP engine's run-time changes of quorum.* / nodelist.* keys
@@ -528,8 +546,15 @@ class Supervisor:
             return {"ok": True, "restarting": child.role}
         return {"ok": False, "error": f"unknown command {op!r} (known: status, restart)"}
 
-    def _dump(self) -> None:
-        self.reports.gather(time.monotonic(), self._log_dump)
+    def _answer(self, role: str, request_id, reply: dict) -> None:
+        self.control.send(role, {"op": "request_reply", "id": request_id, "reply": reply})
+
+    def _dump(self, then=None) -> None:
+        def log_dump() -> None:
+            self._log_dump()
+            if then is not None:
+                then()
+        self.reports.gather(time.monotonic(), log_dump)
 
     def _log_dump(self) -> None:
         for child in self.children.values():

@@ -45,6 +45,7 @@ class RecContext(BaseContext):
         self.counter_callbacks = []
         self.space_ok = True
         self.config_keys = []          # (changed, entries) the engine sent the node's engines
+        self.requests = []             # (op, args, callback) asked of the supervisor
 
     def mcast(self, fn, body, *, safe=False):
         if not self.space_ok:
@@ -66,6 +67,9 @@ class RecContext(BaseContext):
 
     def config_keys_changed(self, changed, entries):
         self.config_keys.append((changed, entries))
+
+    def supervisor_request(self, op, args, callback=None):
+        self.requests.append((op, args, callback))
 
     def answer_counters(self, counters):
         callbacks, self.counter_callbacks = self.counter_callbacks, []

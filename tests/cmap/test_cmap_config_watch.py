@@ -92,3 +92,26 @@ def test_the_watch_comes_back_after_a_restore(tmp_path):
     assert _set(engine, conn, "quorum.cancel_wait_for_all", K.UINT8, b"\x01") == K.CS_OK
     ctx.run_timers()
     assert [c for c, _e in ctx.config_keys] == [("quorum.cancel_wait_for_all",)]
+
+
+def test_a_blackbox_key_set_is_answered_once_the_supervisor_wrote_the_dump(tmp_path):
+    """corosync-blackbox reads the file right after its set returns (exec/main.c writes
+    it inside the set): the set is held (DEFER) until the supervisor answers, or for at
+    most BLACKBOX_WAIT_S."""
+    from coroproc.engineprocs.cmap.engine import BLACKBOX_WAIT_S
+    from coroproc.ipc.server import DEFER
+    engine, ctx, conn = _engine(tmp_path)
+    body = memoryview(req_set("runtime.blackbox.dump_flight_data", K.STRING, b"1700000000"))
+    assert engine.lib_handlers()[SET](conn, body) is DEFER
+    assert [(op, args) for op, args, _cb in ctx.requests] == [("dump_flight_data", {})]
+    assert engine.lib_handlers()[SET](conn, body) is DEFER         # offered again: held
+    ctx.requests[0][2]({"ok": True})                               # the file is out
+    assert engine.lib_handlers()[SET](conn, body) == (0, K.CS_OK, b"")
+    assert len(ctx.requests) == 1                                  # the same value: no 2nd
+    assert engine.store.get_value("runtime.blackbox.dump_flight_data") == "1700000000"
+    # a supervisor that never answers holds the client BLACKBOX_WAIT_S at most
+    state = memoryview(req_set("runtime.blackbox.dump_state", K.STRING, b"1700000001"))
+    assert engine.lib_handlers()[SET](conn, state) is DEFER
+    ctx.now_s += BLACKBOX_WAIT_S
+    assert engine.lib_handlers()[SET](conn, state) == (0, K.CS_OK, b"")
+    assert [op for op, _a, _cb in ctx.requests] == ["dump_flight_data", "dump_state"]

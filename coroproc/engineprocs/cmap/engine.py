@@ -39,6 +39,11 @@ GET_ERROR_BODY = bytes(16)
 ITER_NEXT_ERROR_BODY = bytes(W.NAME_BYTES + 16)
 
 
+BLACKBOX_REQUESTS = {"runtime.blackbox.dump_flight_data": "dump_flight_data",
+                     "runtime.blackbox.dump_state": "dump_state"}
+BLACKBOX_WAIT_S = 3.0     # above the supervisor's wait for its children (flight_data.py)
+
+
 class CmapEngine(Engine):
     name = "cmap"
     service_id = 0
@@ -61,6 +66,7 @@ class CmapEngine(Engine):
         self.highest_config_version = 0
         self.journal = persist.Journal(self._journal_path())
         self.config_watch: ConfigWatch | None = None
+        self.blackbox_waits: dict[str, float] = {}   # key → until when its set is held
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +80,22 @@ class CmapEngine(Engine):
         engines read at run time (config_watch.py)."""
         self._track_config_version()
         self.config_watch = ConfigWatch(self.store, self.ctx)
+        self._track_blackbox_keys()
+
+    def _track_blackbox_keys(self) -> None:
+        """exec/main.c corosync_fplay_control_init: a client's change of either key
+        (corosync-blackbox sets both to the time) asks the supervisor for the dump."""
+        for key in BLACKBOX_REQUESTS:
+            self.store.track_add(key, TRACK_ADD | TRACK_DELETE | TRACK_MODIFY,
+                                 self._blackbox_key_changed)
+
+    def _blackbox_key_changed(self, _event, key: str, _new, _old) -> None:
+        # Corosync writes the file before cmapctl's set returns, and corosync-blackbox
+        # reads it right after: the set that asked is answered once the supervisor says
+        # the dump is written (lib_set defers it until then, at most BLACKBOX_WAIT_S)
+        self.blackbox_waits[key] = self.ctx.monotonic_s() + BLACKBOX_WAIT_S
+        self.ctx.supervisor_request(BLACKBOX_REQUESTS[key], {},
+                                    lambda _reply, k=key: self.blackbox_waits.pop(k, None))
 
     def _track_config_version(self) -> None:
         # exec/cmap.c cmap_exec_init_fn: a changed config_version is announced at once
@@ -171,7 +193,8 @@ class CmapEngine(Engine):
         """A client write on the icmap map: journal the key's new state before answering."""
         def run(conn, body):
             reply = handler(conn, body)
-            if reply[1] == K.CS_OK and conn.context.map_kind != MAP_STATS:
+            if reply is not DEFER and reply[1] == K.CS_OK \
+                    and conn.context.map_kind != MAP_STATS:
                 key = key_of(body)
                 self.journal.record(key, self.store.get(key))
             return reply
@@ -249,7 +272,15 @@ class CmapEngine(Engine):
             return W.RES_SET, self.stats.set(key), b""
         if K.key_is_ro(key):
             return W.RES_SET, K.CS_ERR_ACCESS, b""
-        return W.RES_SET, self.store.set(key, value_type, value), b""
+        until_s = self.blackbox_waits.get(key)
+        if until_s is not None:            # the dump this key asked for is being written
+            if self.ctx.monotonic_s() < until_s:
+                return DEFER
+            del self.blackbox_waits[key]   # no word in time: answer anyway
+        error = self.store.set(key, value_type, value)   # the same value again: no-op
+        if key in self.blackbox_waits:     # this set just asked for a dump
+            return DEFER
+        return W.RES_SET, error, b""
 
     def lib_delete(self, conn, body):
         key = W.unpack_req_delete(body)

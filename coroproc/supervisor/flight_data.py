@@ -1,0 +1,114 @@
+"""runtime.blackbox.dump_flight_data: every process's recorder into one libqb file.
+
+Corosync writes its blackbox to `<state_dir>/fdata-<local time>-<pid>` and points the
+symlink `<state_dir>/fdata` at it (exec/main.c corosync_blackbox_write_to_file), where
+`corosync-blackbox` and `qb-blackbox` look. A coroproc node's lines are spread over its
+processes, so the supervisor asks each live child for its recorder ({"op": "blackbox"},
+answered by supervisor/control.py), waits for the answers up to WAIT_S (a child that is
+gone or stuck is left out, and the log says which), merges them with its own in time
+order and writes the file (blackbox/qbfile.py).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from coroproc.blackbox import qbfile
+from coroproc.blackbox.recorder import RECORDER
+
+WAIT_S = 1.0
+
+
+class FlightData:
+    def __init__(self, children: dict, send: Callable[[str, dict], bool], log,
+                 state_dir: str):
+        self._children = children           # role -> Child (children.py)
+        self._send = send                   # ControlServer.send(role, msg) -> sent
+        self._log = log
+        self._state_dir = state_dir
+        self._waiting: set[str] = set()
+        self._rows: list[tuple[int, int, str, str, int, str]] = []
+        self._deadline_s: float | None = None
+        self._then: list[Callable[[bool], None]] = []
+        self.dumps = 0
+
+    @property
+    def due_s(self) -> float | None:
+        return self._deadline_s
+
+    def start(self, now_s: float, then: Callable[[bool], None] | None = None) -> None:
+        """Ask every live child for its recorder; then(written) once the file is out. A
+        dump already on its way absorbs this one."""
+        if then is not None:
+            self._then.append(then)
+        if self._deadline_s is not None:
+            return
+        self._rows = []
+        self._waiting = {role for role, c in self._children.items()
+                         if c.alive and c.hello and self._send(role, {"op": "blackbox"})}
+        self._deadline_s = now_s + WAIT_S
+        if not self._waiting:
+            self._finish()
+
+    def answered(self, role: str, records) -> None:
+        """`role`'s recorder arrived (None: it died, do not wait for it)."""
+        if role not in self._waiting:
+            return
+        self._waiting.discard(role)
+        child = self._children.get(role)
+        title = child.title if child is not None else role
+        for row in records or ():
+            try:
+                t_ns, level, subsys, message, pid = row
+                self._rows.append((int(t_ns), int(level), title, str(subsys), int(pid),
+                                   str(message)))
+            except (TypeError, ValueError):
+                continue                    # not a row of ours: leave it out
+        if not self._waiting:
+            self._finish()
+
+    def tick(self, now_s: float) -> None:
+        if self._deadline_s is not None and now_s >= self._deadline_s:
+            missing = ", ".join(sorted(self._waiting))
+            self._log.warning("MAIN", f"Flight data: no answer from {missing} within "
+                              f"{WAIT_S:.0f} s; writing the rest")
+            self._finish()
+
+    def _finish(self) -> None:
+        self._deadline_s, self._waiting = None, set()
+        then, self._then = self._then, []
+        written = self._write()
+        for cb in then:
+            cb(written)
+
+    def _write(self) -> bool:
+        rows = self._rows + [(t, level, "coroproc: supervisor", subsys, pid, message)
+                             for t, level, subsys, message, pid in RECORDER.export()]
+        self._rows = []
+        rows.sort(key=lambda r: r[0])
+        entries = [qbfile.entry(level, title, pid, t, f"[{subsys:<6}] {message}")
+                   for t, level, title, subsys, pid, message in rows]
+        try:
+            path = write_fdata(self._state_dir, entries)
+        except OSError as exc:
+            self._log.error("MAIN", f"Can't store blackbox file in {self._state_dir}: "
+                            f"{exc.strerror or exc}")
+            return False
+        self.dumps += 1
+        self._log.info("MAIN", f"Flight data of {len(entries)} log lines written to {path}")
+        return True
+
+
+def write_fdata(state_dir: str, entries: list[bytes]) -> str:
+    """Corosync's names: fdata-<%Y-%m-%dT%H:%M:%S>-<pid>, and the fdata symlink to it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    path = os.path.join(state_dir, f"fdata-{stamp}-{os.getpid()}")
+    qbfile.write(path, entries)
+    link = os.path.join(state_dir, "fdata")
+    try:
+        os.unlink(link)
+    except FileNotFoundError:
+        pass
+    os.symlink(path, link)
+    return path
