@@ -111,6 +111,7 @@ class CmapEngine(Engine):
         if config is not None and getattr(config, "totem", None) is not None:
             items += runtime.runtime_config_items(config)
         items += runtime.service_items(self._services())
+        items += runtime.votequorum_items(self._services(), self.ctx.nodeid)
         items += runtime.fixed_runtime_items()
         for key, value_type, value in items:
             err = self.store.set_value(key, value_type, value)

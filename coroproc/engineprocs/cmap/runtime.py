@@ -8,6 +8,7 @@ Owns, as Corosync 3.1.7 writes them:
 * internal_configuration.service.<id>.{name,ver} and runtime.services.<name>.service_id
   (u16) plus runtime.services.<name>.<fn>.{tx,rx} (u64) — service.c, per running engine;
 * runtime.blackbox.dump_flight_data / dump_state and runtime.force_gather ("no");
+* runtime.votequorum.this_node_id at load when the node runs votequorum (below);
 * runtime.members.<nodeid>.{ip, join_count, status} — main.c member_object_joined/left.
 runtime.votequorum.* belongs to the votequorum engine, not here.
 """
@@ -96,6 +97,16 @@ def service_items(services: dict[int, str]) -> list[tuple[str, int, object]]:
             items.append((f"runtime.services.{name}.{fn}.tx", K.UINT64, 0))
             items.append((f"runtime.services.{name}.{fn}.rx", K.UINT64, 0))
     return items
+
+
+def votequorum_items(services: dict[int, str], nodeid: int) -> list[tuple[str, int, object]]:
+    """runtime.votequorum.this_node_id, which votequorum's exec_init sets before Corosync
+    admits a client: corosync-qdevice reads it as it starts and gives up without it. The
+    votequorum engine here is another process that can publish only once this engine
+    admits clients, so this engine writes the one key nothing changes at load (the engine
+    publishes the same value, and the rest, after the first sync)."""
+    return [("runtime.votequorum.this_node_id", K.UINT32, nodeid)] \
+        if "votequorum" in services.values() else []
 
 
 def fixed_runtime_items() -> list[tuple[str, int, object]]:

@@ -87,6 +87,9 @@ class VotequorumEngine(RequestsMixin, Engine):
         if vq.us.expected_votes != old_expected:
             vq.send_reconfigure(W.PARAM_EXPECTED_VOTES, vq.us.node_id, vq.us.expected_votes)
 
+    def on_sync_completed(self, ring_id, members) -> None:
+        self.runtime.sync_completed()
+
     def cancel_wait_for_all(self) -> bool:
         """quorum.cancel_wait_for_all = 1 in Corosync: every node drops its WFA wait."""
         return self.vq.send_reconfigure(W.PARAM_CANCEL_WFA, self.vq.us.node_id, 0)

@@ -47,6 +47,16 @@ class RuntimeKeys:
         self.pending.add(key)
         self._schedule(0)
 
+    def sync_completed(self) -> None:
+        """The node admits clients now: push what waits at once, not at the next retry of
+        a backoff that may have grown while it did not."""
+        if self.pending:
+            self.retry_ms = RETRY_FIRST_MS
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self._schedule(0)
+
     def republish(self) -> None:
         """After a restart of this engine: push everything again."""
         self.pending = set(self.values)
