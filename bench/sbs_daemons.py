@@ -29,6 +29,15 @@ RR_PRIORITY = 99  # Corosync 3.1's default: sched_rr yes → SCHED_RR at the max
 MEMBERS_RE = re.compile(r"\[QUORUM\] Members\[\d+\]:((?: \d+)+)")
 
 
+def _title(pid: int) -> str:
+    """A process's ps title (argv[0] as coroproc's children set it); "" once gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str         # column label, e.g. "corosync-shm"
@@ -42,6 +51,9 @@ class Kind:
     # coroproc only: coroproc.idle_token_pace_us (-1 = its default)
     idle_token_pace_us: int = -1
     sched_rr: str = ""     # coroproc only: system.sched_rr ("" = its default, no)
+    # coroproc only: the bench sets SCHED_RR 99 on the processes whose title starts with
+    # this after start ("coroproc: net": the link processes alone)
+    rr_titles: str = ""
     by_default: bool = True   # in a run without --kinds
 
 
@@ -64,6 +76,13 @@ KINDS = {k.name: k for k in (
          by_default=False),
     Kind("coroproc-knet-rrpath", "coroproc", "knet", "socket", "corosync-knet",
          sched_rr="yes", by_default=False),
+    # only the link processes at SCHED_RR 99: the ring process stays SCHED_OTHER beside
+    # the CPG engine, whose batching an RR ring process broke (docs/executive.md
+    # "Scheduling")
+    Kind("coroproc-rrlink", "coroproc", "udpu", "socket", "corosync-shm",
+         rr_titles="coroproc: net", by_default=False),
+    Kind("coroproc-knet-rrlink", "coroproc", "knet", "socket", "corosync-knet",
+         rr_titles="coroproc: net", by_default=False),
     # the default placement against none (bench/results/placement.md)
     Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
          by_default=False),
@@ -160,6 +179,10 @@ class Session:
         if self.kind.rr:  # a CFS daemon beside a SCHED_RR one on a shared machine: both ways
             for tree in self.trees().values():
                 set_rr(tree, RR_PRIORITY)
+        if self.kind.rr_titles:
+            for tree in self.trees().values():
+                set_rr({pid for pid in tree if _title(pid).startswith(self.kind.rr_titles)},
+                       RR_PRIORITY)
 
     def close(self) -> None:
         try:

@@ -2,7 +2,8 @@
 
 Corosync's votequorum tracks those prefixes in icmap (votequorum_exec_add_config_notification):
 `corosync-cmapctl -s quorum.cancel_wait_for_all u8 1` ends a wait_for_all wait, a
-changed `quorum.expected_votes` or `nodelist.node.N.quorum_votes` is read again at once.
+changed `quorum.expected_votes` is read again at once (nodelist.* is read-only to
+clients, exec/main.c, but tracked all the same, as Corosync does).
 Here the map lives in the CMAP engine's process and votequorum in another, so the CMAP
 engine tracks the prefixes itself and, one loop turn after a client's change (so that a
 burst of sets goes out once), sends every engine of the node the changed key names with
