@@ -1,5 +1,5 @@
-"""Debian's unmodified corosync-qdevice and corosync-qnetd with coroproc nodes: a
-two-node cluster with `quorum { device { model: net … } }` (algorithm ffsplit, TLS off),
+"""Debian's unmodified corosync-qdevice and corosync-qnetd with coroproc nodes, and in
+mixed rings with Corosync 3.1.7 (either kind the tie-breaker): a two-node cluster with `quorum { device { model: net … } }` (algorithm ffsplit, TLS off),
 qnetd on a third host. Each node's qdevice registers with coroproc's votequorum
 (libvotequorum's qdevice calls) and casts its vote as qnetd decides: both nodes count
 3 votes; cut apart, the tie-breaker (the lowest node id) keeps quorum with the device's
@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from interop.conftest import skip_reason
-from interop.coroproc_runner import CoroprocNode, wait_for
-from interop.corosync_runner import corosync_conf
+from interop.coroproc_runner import CoroprocNode
+from interop.corosync_runner import CorosyncNode, corosync_conf
 from netns.harness import DEFAULT_PREFIX, Cluster
 
 from test_quorum_netns import ENGINES, quorumtool, status_fields, wait_status
@@ -52,7 +52,20 @@ def _membership(text: str) -> dict[str, tuple[str, str]]:
     return {nodeid: (votes, state) for nodeid, votes, state, _name in rows}
 
 
-def test_qdevice_ffsplit_keeps_the_tie_breaker_quorate(tmp_path):
+def _qdevice(d, argv: list[str], log) -> subprocess.Popen:
+    """corosync-qdevice beside the daemon: in Corosync's mount namespace for a Corosync
+    node (its IPC), in the host's network namespace for either."""
+    if isinstance(d, CorosyncNode):
+        return subprocess.Popen(d.client_argv(argv), stdout=log, stderr=subprocess.STDOUT)
+    return d.host.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.parametrize("kinds", [
+    {1: "coroproc", 2: "coroproc"},
+    {1: "corosync", 2: "coroproc"},
+    {1: "coroproc", 2: "corosync"},
+], ids=["coroproc", "mixed-tie-breaker-corosync", "mixed-tie-breaker-coroproc"])
+def test_qdevice_ffsplit_keeps_the_tie_breaker_quorate(tmp_path, kinds):
     with Cluster(DEFAULT_PREFIX, 3) as net:
         qnetd_host = net.host(3)
         nodes = [(1, net.host(1).addr), (2, net.host(2).addr)]
@@ -64,29 +77,33 @@ def test_qdevice_ffsplit_keeps_the_tie_breaker_quorate(tmp_path):
             conf = conf.replace("    provider: corosync_votequorum",
                                 "    provider: corosync_votequorum"
                                 + DEVICE.format(host=qnetd_host.addr))
-            daemons[i] = CoroprocNode(net.host(i), i, conf + ENGINES, str(nd))
+            if kinds[i] == "corosync":
+                nd.mkdir(parents=True)
+                daemons[i] = CorosyncNode(net.host(i), i, conf, nd)
+            else:
+                daemons[i] = CoroprocNode(net.host(i), i, conf + ENGINES, str(nd))
         try:
             procs.append(qnetd_host.popen(
                 ["corosync-qnetd", "-f", "-s", "off", "-l", qnetd_host.addr],
                 stdout=open(tmp_path / "qnetd.log", "wb"), stderr=subprocess.STDOUT))
             for d in daemons.values():
                 d.start()
-            for d in daemons.values():
-                wait_for(lambda d=d: "Members[2]: 1 2" in d.log_text(), "both members", 90)
+            wait_status(daemons, [1, 2], {"Nodes": "2"}, 90)
             for i in (1, 2):
                 # one host's file system: each qdevice its own lock and socket
-                procs.append(net.host(i).popen(
-                    ["corosync-qdevice", "-f", "-d", "-S",
-                     f"lock_file={tmp_path}/qdevice{i}.pid,"
-                     f"local_socket_file={tmp_path}/qdevice{i}.sock"],
-                    stdout=open(tmp_path / f"qdevice{i}.log", "wb"), stderr=subprocess.STDOUT))
+                procs.append(_qdevice(daemons[i], [
+                    "corosync-qdevice", "-f", "-d", "-S",
+                    f"lock_file={tmp_path}/qdevice{i}.pid,"
+                    f"local_socket_file={tmp_path}/qdevice{i}.sock"],
+                    open(tmp_path / f"qdevice{i}.log", "wb")))
             wait_status(daemons, [1, 2], {"Quorate": "Yes", "Expected votes": "3",
                                           "Total votes": "3", "Flags": "Quorate Qdevice"}, 60)
             table = _membership(quorumtool(daemons[1], ["-s"]).stdout)
             assert table == {"1": ("1", "A,V,NMW"), "2": ("1", "A,V,NMW"), "0": ("1", "")}, \
                 table
-            tool = net.host(1).run(["corosync-qdevice-tool", "-s", "-p",
-                                    f"{tmp_path}/qdevice1.sock"], check=False)
+            tool = subprocess.run(["corosync-qdevice-tool", "-s", "-p",
+                                   f"{tmp_path}/qdevice1.sock"], capture_output=True,
+                                  text=True, timeout=30)
             assert "State:\t\t\tConnected" in tool.stdout, tool.stdout + tool.stderr
 
             net.block(1, 2)                    # the nodes lose each other, not qnetd
