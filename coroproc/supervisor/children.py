@@ -21,6 +21,7 @@ from typing import Callable
 
 import setproctitle
 
+from .flight_data import dump_own_crash
 from .placement import keep_to
 from .scheduling import PathScheduling, apply_to_self
 
@@ -50,6 +51,8 @@ class Child:
     counters: dict = field(default_factory=dict)
     cpus: frozenset | None = None   # run on these CPUs only (placement.py); None: any
     sched: PathScheduling | None = None  # the token path's policy (scheduling.py); None: inherit
+    # where a child that dies of an exception writes its flight data (the state dir)
+    fdata_dir: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -92,7 +95,12 @@ def spawn(child: Child) -> int:
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1
     except BaseException:
-        traceback.print_exc()
+        trace = traceback.format_exc()
+        sys.stderr.write(trace)
+        if child.fdata_dir:
+            path = dump_own_crash(child.fdata_dir, child.title, trace)
+            if path:
+                sys.stderr.write(f"{child.title}: flight data written to {path}\n")
         status = 1
     finally:
         try:

@@ -168,6 +168,8 @@ class Supervisor:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
                                                             self.doorbells[eng.name], endpoint))
+        for child in self.children.values():
+            child.fdata_dir = self.plan.state_dir    # a crash writes its flight data there
 
     # ---- run ----
     def run(self) -> int:

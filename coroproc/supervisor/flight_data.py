@@ -83,12 +83,9 @@ class FlightData:
             cb(written)
 
     def _write(self) -> bool:
-        rows = self._rows + [(t, level, "coroproc: supervisor", subsys, pid, message)
-                             for t, level, subsys, message, pid in RECORDER.export()]
+        rows = self._rows + own_rows("coroproc: supervisor")
         self._rows = []
-        rows.sort(key=lambda r: r[0])
-        entries = [qbfile.entry(level, title, pid, t, f"[{subsys:<6}] {message}")
-                   for t, level, title, subsys, pid, message in rows]
+        entries = entries_of(rows)
         try:
             path = write_fdata(self._state_dir, entries)
         except OSError as exc:
@@ -98,6 +95,30 @@ class FlightData:
         self.dumps += 1
         self._log.info("MAIN", f"Flight data of {len(entries)} log lines written to {path}")
         return True
+
+
+def own_rows(title: str) -> list[tuple[int, int, str, str, int, str]]:
+    """This process's recorder as (time_ns, level, title, subsys, pid, message) rows."""
+    return [(t, level, title, subsys, pid, message)
+            for t, level, subsys, message, pid in RECORDER.export()]
+
+
+def entries_of(rows: list[tuple[int, int, str, str, int, str]]) -> list[bytes]:
+    """qbfile entries in time order."""
+    return [qbfile.entry(level, title, pid, t, f"[{subsys:<6}] {message}")
+            for t, level, title, subsys, pid, message in sorted(rows, key=lambda r: r[0])]
+
+
+def dump_own_crash(state_dir: str, title: str, trace: str) -> str | None:
+    """A child dying of an exception writes its own flight data, as Corosync's SIGSEGV
+    handler writes the blackbox before it dies: the traceback last, at crit. The path,
+    or None when it could not be written (the child is dying: nothing is raised)."""
+    for line in trace.rstrip().splitlines():
+        RECORDER.add(2, "MAIN", line)
+    try:
+        return write_fdata(state_dir, entries_of(own_rows(title)))
+    except OSError:
+        return None
 
 
 def write_fdata(state_dir: str, entries: list[bytes]) -> str:

@@ -143,3 +143,25 @@ def test_the_gather_merges_in_time_order_and_does_not_wait_for_a_silent_child(tm
     assert [(r[2], r[4]) for r in rows] == [("coroproc: ring", "[TOTEM ] first"),
                                             ("coroproc: ring", "[TOTEM ] second")]
     assert os.path.basename(os.readlink(tmp_path / "fdata")).startswith("fdata-")
+
+
+def test_a_child_that_dies_of_an_exception_writes_its_own_flight_data(tmp_path, capfd):
+    """As Corosync's SIGSEGV handler writes the blackbox: a forked child (children.spawn,
+    the real fork) logs, then raises; its lines and the traceback are in the file."""
+    from coroproc.supervisor import children as C
+
+    def target():
+        Log(LogSettings(to_stderr=False)).notice("CPG", "about to fail")
+        raise RuntimeError("engine bug")
+
+    child = C.Child("cpg", "coroproc: cpg", target, fdata_dir=str(tmp_path))
+    pid = C.spawn(child)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+    rows = _walk(open(tmp_path / "fdata", "rb").read())
+    texts = [r[4] for r in rows]
+    assert texts[0] == "[CPG   ] about to fail" and texts[-1] == "[MAIN  ] RuntimeError: engine bug"
+    assert {r[2] for r in rows} == {"coroproc: cpg"} and {r[1] for r in rows} == {pid}
+    assert rows[-1][0] == 2                                   # crit, as the end it is
+    err = capfd.readouterr().err
+    assert "RuntimeError: engine bug" in err and "flight data written to" in err
