@@ -3,6 +3,7 @@
  * real libcpg (so the same binary measures Corosync and coroproc).
  *
  * usage: sbs_cpgload GROUP MSG_BYTES SECONDS MEMBERS SENDERS RATE ROLE
+ * (SBS_SAMPLES=PATH in the environment: a sender also writes its samples, dump_samples)
  *   ROLE s = sender, r = receive-only; RATE 0 = as fast as flow control allows, else
  *   messages per second (paced from the start time, so a late send does not lower it).
  * Every instance joins GROUP and waits until it has MEMBERS processes (start barrier for
@@ -44,6 +45,7 @@ struct hdr {
 
 static uint64_t delivered, expected, ends, members_now, first_sent_ns = UINT64_MAX, last_deliv_ns;
 static uint32_t *own_us, *remote_us;
+static uint64_t *own_sent_ns; /* send stamp of each own_us sample (SBS_SAMPLES) */
 static uint64_t own_n, remote_n;
 
 static uint64_t now_ns(void)
@@ -74,8 +76,10 @@ static void on_deliver(cpg_handle_t h, const struct cpg_name *g, uint32_t nodeid
 	if (hd.sent_ns < first_sent_ns)
 		first_sent_ns = hd.sent_ns;
 	if (hd.pid == (uint32_t)getpid()) {
-		if (own_n < LAT_MAX)
+		if (own_n < LAT_MAX) {
+			own_sent_ns[own_n] = hd.sent_ns;
 			own_us[own_n++] = (uint32_t)((t - hd.sent_ns) / 1000);
+		}
 	} else if (remote_n < LAT_MAX) {
 		remote_us[remote_n++] = (uint32_t)((t - hd.sent_ns) / 1000);
 	}
@@ -86,6 +90,24 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *g,
 		       size_t nl, const struct cpg_address *j, size_t nj)
 {
 	members_now = nm;
+}
+
+/* SBS_SAMPLES=PATH: every own-delivery sample as "send CLOCK_MONOTONIC ns, latency us"
+ * lines in PATH.<pid>, before print_pcts sorts them (where in time the tail falls). */
+static void dump_samples(void)
+{
+	const char *path = getenv("SBS_SAMPLES");
+	char name[4096];
+	FILE *f;
+
+	if (path == NULL || own_n == 0)
+		return;
+	snprintf(name, sizeof(name), "%s.%d", path, (int)getpid());
+	if ((f = fopen(name, "w")) == NULL)
+		return;
+	for (uint64_t i = 0; i < own_n; i++)
+		fprintf(f, "%llu %u\n", (unsigned long long)own_sent_ns[i], own_us[i]);
+	fclose(f);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -170,6 +192,7 @@ int main(int argc, char **argv)
 	buf = calloc(1, msg_bytes);
 	own_us = malloc(sizeof(uint32_t) * LAT_MAX);
 	remote_us = malloc(sizeof(uint32_t) * LAT_MAX);
+	own_sent_ns = malloc(sizeof(uint64_t) * LAT_MAX);
 	hd.pid = (uint32_t)getpid();
 	for (i = 0; i < 300; i++) {
 		e = cpg_initialize(&h, &cb);
@@ -222,6 +245,7 @@ int main(int argc, char **argv)
 	deadline = now_ns() + END_WAIT_NS + (sender ? 0 : (uint64_t)(atof(argv[3]) * 1e9));
 	while (ends < senders && now_ns() < deadline)
 		wait_fd(h, fd, 10);
+	dump_samples();
 	double span_s = last_deliv_ns > first_sent_ns ? (last_deliv_ns - first_sent_ns) / 1e9 : 0;
 	double r = span_s > 0 ? delivered / span_s : 0;
 	printf("{\"role\":\"%c\",\"sent\":%llu,\"delivered\":%llu,\"expected\":%llu,\"ends\":%llu,"
