@@ -30,8 +30,16 @@ def test_the_recorder_keeps_the_newest_lines_within_its_budget():
     assert len(r.export()) == 10
 
 
-def test_a_log_records_every_priority_whatever_its_thresholds(tmp_path):
+@pytest.fixture
+def recorder():
+    """The process's RECORDER, emptied, and as it was (enabled) afterwards."""
     RECORDER.clear()
+    yield RECORDER
+    RECORDER.enabled = True
+    RECORDER.clear()
+
+
+def test_a_log_records_every_priority_whatever_its_thresholds(tmp_path, recorder):
     log = Log(LogSettings(to_stderr=False, logfile=str(tmp_path / "f.log")))
     log.debug("CPG", "a debug line the file does not take")
     log.notice("CPG", "a notice")
@@ -40,11 +48,9 @@ def test_a_log_records_every_priority_whatever_its_thresholds(tmp_path):
     assert "debug line" not in (tmp_path / "f.log").read_text()
     Log(LogSettings(to_stderr=False, blackbox=False)).notice("CPG", "off")
     assert len(RECORDER.export()) == 2
-    RECORDER.enabled = True
 
 
-def test_a_forked_child_starts_with_an_empty_recorder():
-    RECORDER.clear()
+def test_a_forked_child_starts_with_an_empty_recorder(recorder):
     RECORDER.add(5, "MAIN", "the parent's")
     r, w = os.pipe()
     pid = os.fork()
@@ -122,12 +128,12 @@ class _Log:
     def error(self, subsys, msg): self.lines.append(("error", msg))
 
 
-def test_the_gather_merges_in_time_order_and_does_not_wait_for_a_silent_child(tmp_path):
+def test_the_gather_merges_in_time_order_and_does_not_wait_for_a_silent_child(tmp_path,
+                                                                             recorder):
     children = {"ring": _Child("coroproc: ring"), "cpg": _Child("coroproc: cpg")}
     asked, done, log = [], [], _Log()
     flight = FlightData(children, lambda role, msg: asked.append(role) or True, log,
                         str(tmp_path))
-    RECORDER.clear()
     flight.start(100.0, done.append)
     flight.start(100.1, done.append)                   # absorbed by the dump on its way
     assert sorted(asked) == ["cpg", "ring"] and flight.due_s == 101.0
