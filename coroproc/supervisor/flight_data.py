@@ -4,7 +4,8 @@ Corosync writes its blackbox to `<state_dir>/fdata-<local time>-<pid>` and point
 symlink `<state_dir>/fdata` at it (exec/main.c corosync_blackbox_write_to_file), where
 `corosync-blackbox` and `qb-blackbox` look. A coroproc node's lines are spread over its
 processes, so the supervisor asks each live child for its recorder ({"op": "blackbox"},
-answered by supervisor/control.py), waits for the answers up to WAIT_S (a child that is
+answered by supervisor/control.py; gathered as reports.py gathers counters), waits for
+the answers up to WAIT_S (a child that is
 gone or stuck is left out, and the log says which), merges them with its own in time
 order and writes the file (blackbox/qbfile.py).
 """
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from coroproc.blackbox import qbfile
 from coroproc.blackbox.recorder import RECORDER
 
+from .reports import Reports
+
 WAIT_S = 1.0
 
 
@@ -24,38 +27,30 @@ class FlightData:
     def __init__(self, children: dict, send: Callable[[str, dict], bool], log,
                  state_dir: str):
         self._children = children           # role -> Child (children.py)
-        self._send = send                   # ControlServer.send(role, msg) -> sent
+        self._gather = Reports(children, send, op="blackbox", wait_s=WAIT_S)
         self._log = log
         self._state_dir = state_dir
-        self._waiting: set[str] = set()
         self._rows: list[tuple[int, int, str, str, int, str]] = []
-        self._deadline_s: float | None = None
         self._then: list[Callable[[bool], None]] = []
         self.dumps = 0
 
     @property
     def due_s(self) -> float | None:
-        return self._deadline_s
+        return self._gather.due_s
 
     def start(self, now_s: float, then: Callable[[bool], None] | None = None) -> None:
         """Ask every live child for its recorder; then(written) once the file is out. A
         dump already on its way absorbs this one."""
         if then is not None:
             self._then.append(then)
-        if self._deadline_s is not None:
-            return
-        self._rows = []
-        self._waiting = {role for role, c in self._children.items()
-                         if c.alive and c.hello and self._send(role, {"op": "blackbox"})}
-        self._deadline_s = now_s + WAIT_S
-        if not self._waiting:
-            self._finish()
+        if self._gather.due_s is None:
+            self._rows = []
+            self._gather.gather(now_s, self._finish)
 
     def answered(self, role: str, records) -> None:
         """`role`'s recorder arrived (None: it died, do not wait for it)."""
-        if role not in self._waiting:
+        if not self._gather.waiting_for(role):
             return
-        self._waiting.discard(role)
         child = self._children.get(role)
         title = child.title if child is not None else role
         for row in records or ():
@@ -65,18 +60,16 @@ class FlightData:
                                    str(message)))
             except (TypeError, ValueError):
                 continue                    # not a row of ours: leave it out
-        if not self._waiting:
-            self._finish()
+        self._gather.answered(role)
 
     def tick(self, now_s: float) -> None:
-        if self._deadline_s is not None and now_s >= self._deadline_s:
-            missing = ", ".join(sorted(self._waiting))
-            self._log.warning("MAIN", f"Flight data: no answer from {missing} within "
-                              f"{WAIT_S:.0f} s; writing the rest")
-            self._finish()
+        self._gather.tick(now_s)
 
     def _finish(self) -> None:
-        self._deadline_s, self._waiting = None, set()
+        if self._gather.missed:
+            self._log.warning("MAIN", "Flight data: no answer from "
+                              f"{', '.join(sorted(self._gather.missed))} within "
+                              f"{WAIT_S:.0f} s; writing the rest")
         then, self._then = self._then, []
         written = self._write()
         for cb in then:

@@ -28,9 +28,10 @@ class ConfigWatch:
         self.changed: set[str] = set()
         self.timer = None
         self.sent = 0
-        self.tracks = [store.track_add(prefix, TRACK_ADD | TRACK_DELETE | TRACK_MODIFY
-                                       | TRACK_PREFIX, self._noted)
-                       for prefix in WATCHED_PREFIXES]
+        # on the engine's store for good: a restore builds a new store and a new watch
+        for prefix in WATCHED_PREFIXES:
+            store.track_add(prefix, TRACK_ADD | TRACK_DELETE | TRACK_MODIFY | TRACK_PREFIX,
+                            self._noted)
 
     def _noted(self, _event, key: str, _new, _old) -> None:
         if self.store.get_value(RELOAD_FLAG_KEY, 0):
@@ -55,8 +56,3 @@ class ConfigWatch:
         if changed:
             self.sent += 1
             self.ctx.config_keys_changed(tuple(changed), self.entries())
-
-    def close(self) -> None:
-        for track in self.tracks:
-            self.store.track_delete(track)
-        self.tracks = []

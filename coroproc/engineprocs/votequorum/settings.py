@@ -42,13 +42,8 @@ class Settings:
     state_dir: str
 
 
-def _raw(config, key: str):
-    entry = config.keys.get(key) if config is not None else None
-    return entry.value if entry is not None else None
-
-
-def _int(config, key: str, default: int) -> int:
-    value = _raw(config, key)
+def _int(raw: dict, key: str, default: int) -> int:
+    value = raw.get(key)
     if value is None:
         return default
     text = str(value).strip().lower()
@@ -60,71 +55,59 @@ def _int(config, key: str, default: int) -> int:
 
 
 def read(config, nodeid: int) -> Settings:
-    nodes = tuple(getattr(config, "nodes", ()) or ())
-    local = [n for n in nodes if n.nodeid == nodeid]
-    have_nodelist = bool(local)
-    node_votes = local[0].quorum_votes if local else _int(config, "quorum.votes", 1)
-    model = _raw(config, "quorum.device.model")
-    have_qdevice = bool(model)
-    wfa_raw = _raw(config, "quorum.wait_for_all")
-    return Settings(
-        nodeid=nodeid, have_nodelist=have_nodelist,
-        node_count=len(nodes) if have_nodelist else 0,
-        node_votes=node_votes,
-        node_expected_votes=sum(n.quorum_votes for n in nodes) if have_nodelist else 0,
-        expected_votes=_int(config, "quorum.expected_votes", 0),
-        two_node=bool(_int(config, "quorum.two_node", 0)),
-        wait_for_all=bool(_int(config, "quorum.wait_for_all", 0)),
-        wait_for_all_set=wfa_raw is not None,
-        last_man_standing=bool(_int(config, "quorum.last_man_standing", 0)),
-        last_man_standing_window_ms=_int(config, "quorum.last_man_standing_window",
-                                         DEFAULT_LMS_WINDOW_MS),
-        auto_tie_breaker=bool(_int(config, "quorum.auto_tie_breaker", 0)),
-        auto_tie_breaker_node=_raw(config, "quorum.auto_tie_breaker_node"),
-        allow_downscale=bool(_int(config, "quorum.allow_downscale", 0)),
-        expected_votes_tracking=bool(_int(config, "quorum.expected_votes_tracking", 0)),
-        have_qdevice=have_qdevice,
-        qdevice_votes=(_int(config, "quorum.device.votes", QDEVICE_VOTES_UNSET)
-                       if have_qdevice else QDEVICE_VOTES_UNSET),
-        qdevice_timeout_ms=_int(config, "quorum.device.timeout", DEFAULT_QDEVICE_TIMEOUT_MS),
-        qdevice_sync_timeout_ms=_int(config, "quorum.device.sync_timeout",
-                                     DEFAULT_QDEVICE_SYNC_TIMEOUT_MS),
-        state_dir=getattr(config, "state_dir", None) or "/var/lib/corosync")
-
-
-@dataclass(frozen=True)
-class _Entry:
-    value: object
-
-
-@dataclass(frozen=True)
-class _Node:
-    nodeid: int
-    quorum_votes: int
-
-
-@dataclass(frozen=True)
-class _CmapView:
-    """What read() takes from a NodeConfig, made of cmap's quorum.* and nodelist.* keys."""
-    keys: dict
-    nodes: tuple
-    state_dir: str
+    """From a NodeConfig: its quorum.* keys and nodelist."""
+    keys = getattr(config, "keys", None) or {}
+    raw = {k: e.value for k, e in keys.items() if k.startswith("quorum.")}
+    nodes = [(n.nodeid, n.quorum_votes) for n in getattr(config, "nodes", ()) or ()]
+    return _settings(raw, nodes, nodeid,
+                     getattr(config, "state_dir", None) or "/var/lib/corosync")
 
 
 def from_cmap(entries: dict, nodeid: int, state_dir: str) -> Settings:
-    """Settings from cmap's keys as votequorum_readconfig reads icmap at run time: the
-    nodelist is every nodelist.node.<pos>.nodeid (quorum_votes 1 unless set)."""
+    """From cmap's keys, as votequorum_readconfig reads icmap at run time: quorum.* as
+    they are, the nodelist every nodelist.node.<pos>.nodeid (quorum_votes 1 unless set)."""
     nodes = []
     for key, value in entries.items():
         parts = key.split(".")
         if len(parts) == 4 and parts[:2] == ["nodelist", "node"] and parts[3] == "nodeid":
             votes = entries.get(f"nodelist.node.{parts[2]}.quorum_votes", 1)
             try:
-                nodes.append(_Node(int(value), int(votes)))
+                nodes.append((int(value), int(votes)))
             except (TypeError, ValueError):
                 continue          # not a number: Corosync's icmap_get_uint32 fails the same way
-    keys = {k: _Entry(v) for k, v in entries.items() if k.startswith("quorum.")}
-    return read(_CmapView(keys, tuple(nodes), state_dir), nodeid)
+    raw = {k: v for k, v in entries.items() if k.startswith("quorum.")}
+    return _settings(raw, nodes, nodeid, state_dir)
+
+
+def _settings(raw: dict, nodes: list[tuple[int, int]], nodeid: int, state_dir: str) -> Settings:
+    """raw: quorum.* key → value; nodes: (nodeid, quorum_votes) of the nodelist."""
+    local = [votes for n, votes in nodes if n == nodeid]
+    have_nodelist = bool(local)
+    node_votes = local[0] if local else _int(raw, "quorum.votes", 1)
+    have_qdevice = bool(raw.get("quorum.device.model"))
+    return Settings(
+        nodeid=nodeid, have_nodelist=have_nodelist,
+        node_count=len(nodes) if have_nodelist else 0,
+        node_votes=node_votes,
+        node_expected_votes=sum(votes for _n, votes in nodes) if have_nodelist else 0,
+        expected_votes=_int(raw, "quorum.expected_votes", 0),
+        two_node=bool(_int(raw, "quorum.two_node", 0)),
+        wait_for_all=bool(_int(raw, "quorum.wait_for_all", 0)),
+        wait_for_all_set=raw.get("quorum.wait_for_all") is not None,
+        last_man_standing=bool(_int(raw, "quorum.last_man_standing", 0)),
+        last_man_standing_window_ms=_int(raw, "quorum.last_man_standing_window",
+                                         DEFAULT_LMS_WINDOW_MS),
+        auto_tie_breaker=bool(_int(raw, "quorum.auto_tie_breaker", 0)),
+        auto_tie_breaker_node=raw.get("quorum.auto_tie_breaker_node"),
+        allow_downscale=bool(_int(raw, "quorum.allow_downscale", 0)),
+        expected_votes_tracking=bool(_int(raw, "quorum.expected_votes_tracking", 0)),
+        have_qdevice=have_qdevice,
+        qdevice_votes=(_int(raw, "quorum.device.votes", QDEVICE_VOTES_UNSET)
+                       if have_qdevice else QDEVICE_VOTES_UNSET),
+        qdevice_timeout_ms=_int(raw, "quorum.device.timeout", DEFAULT_QDEVICE_TIMEOUT_MS),
+        qdevice_sync_timeout_ms=_int(raw, "quorum.device.sync_timeout",
+                                     DEFAULT_QDEVICE_SYNC_TIMEOUT_MS),
+        state_dir=state_dir)
 
 
 def parse_atb(text: str | None) -> tuple[int, tuple[int, ...]]:
