@@ -54,6 +54,8 @@ class Kind:
     # coroproc only: the bench sets SCHED_RR 99 on the processes whose title starts with
     # this after start ("coroproc: net": the link processes alone)
     rr_titles: str = ""
+    # coroproc only: coroproc.sched_slice_us (-1 = its default, 100; 0 = the kernel's)
+    sched_slice_us: int = -1
     by_default: bool = True   # in a run without --kinds
 
 
@@ -83,6 +85,12 @@ KINDS = {k.name: k for k in (
          rr_titles="coroproc: net", by_default=False),
     Kind("coroproc-knet-rrlink", "coroproc", "knet", "socket", "corosync-knet",
          rr_titles="coroproc: net", by_default=False),
+    # every coroproc process with the kernel's default EEVDF slice instead of coroproc's
+    # 100 µs (coroproc.sched_slice_us, supervisor/sched_slice.py)
+    Kind("coroproc-noslice", "coroproc", "udpu", "socket", "corosync-shm", sched_slice_us=0,
+         by_default=False),
+    Kind("coroproc-knet-noslice", "coroproc", "knet", "socket", "corosync-knet",
+         sched_slice_us=0, by_default=False),
     # the default placement against none (bench/results/placement.md)
     Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
          by_default=False),
@@ -116,6 +124,8 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
         text += f"system {{\n    sched_rr: {kind.sched_rr}\n}}\n"
     if kind.idle_token_pace_us >= 0:
         text += f"coroproc {{\n    idle_token_pace_us: {kind.idle_token_pace_us}\n}}\n"
+    if kind.sched_slice_us >= 0:
+        text += f"coroproc {{\n    sched_slice_us: {kind.sched_slice_us}\n}}\n"
     return text
 
 

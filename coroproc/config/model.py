@@ -139,8 +139,8 @@ class ServiceSection:
 
 @dataclass(frozen=True)
 class SchedulingConfig:
-    """system { sched_rr, priority, move_to_root_cgroup }: what the node asks of the
-    kernel's scheduler (supervisor/scheduling.py, supervisor/cgroup.py)."""
+    """system { sched_rr, priority, move_to_root_cgroup } and coroproc { sched_slice_us }:
+    what the node asks of the kernel's scheduler (supervisor/scheduling.py, supervisor/cgroup.py)."""
 
     # SCHED_RR at the highest priority for the token's path; off unless `sched_rr: yes`
     # (Corosync's default is yes; supervisor/scheduling.py says why coroproc's is not)
@@ -148,6 +148,9 @@ class SchedulingConfig:
     nice: int | None = None    # system.priority as a nice value (max -20, min 19); unset: None
     # yes: always; auto (Corosync's default): when SCHED_RR is refused, then try again; no
     move_to_root_cgroup: str = "auto"
+    # coroproc.sched_slice_us: the EEVDF slice every process asks for (supervisor/slice.py);
+    # 0: the kernel's default
+    slice_us: int = 100
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ def _table() -> dict[str, Spec]:
         "coroproc.udp_gso": _YESNO,
         "coroproc.ring_cpu": _STR,  # auto | none | a CPU number, checked in sections
         "coroproc.idle_token_pace_us": _int("u32", "us", 0, 100000),
+        "coroproc.sched_slice_us": _int("u32", "us", 0, 100000),  # 0, or 100.. (sections)
     }
     for key in _TOTEM_U32_MS:
         t[f"totem.{key}"] = _int("u32", "ms")

@@ -41,6 +41,10 @@ _SERVICE_SUFFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
 # coroproc { idle_token_pace_us } when unset: a quiet ring's token goes round at most
 # about once a ms (docs/executive.md "Idle token pacing"); the bare core's default is 0
 IDLE_TOKEN_PACE_US_DEFAULT = 1000
+# coroproc { sched_slice_us } when unset: a woken process of the node preempts a normal
+# task on its CPU at once (supervisor/slice.py; docs/executive.md "Scheduling")
+SCHED_SLICE_US_DEFAULT = 100
+SLICE_MIN_US = 100       # what the kernel clamps a shorter request to
 RING_CPU_MAX = 8191      # the kernel numbers at most 8,192 CPUs (NR_CPUS with CONFIG_MAXSMP)
 _RING_CPU_RE = re.compile(r"auto|none|[0-9]{1,5}")
 
@@ -178,7 +182,8 @@ def build_scheduling(keys: Keys) -> SchedulingConfig:
     """system.sched_rr (yes, or no: coroproc's default, where Corosync's is yes;
     supervisor/scheduling.py), system.priority: max, min or a nice value -20..19, and
     system.move_to_root_cgroup: yes, no or auto (supervisor/cgroup.py; the schema checks
-    the value)."""
+    the value); coroproc.sched_slice_us: 0 (the kernel's default) or 100..100,000 µs
+    (supervisor/slice.py)."""
     priority = keys.get("system.priority")
     nice = None
     if priority is not None:
@@ -189,8 +194,13 @@ def build_scheduling(keys: Keys) -> SchedulingConfig:
         else:
             raise keys.fail("system.priority", f"{priority!r} is not allowed (allowed: max, "
                             "min, or a nice value -20..19)")
+    slice_us = keys.get("coroproc.sched_slice_us", SCHED_SLICE_US_DEFAULT)
+    if 0 < slice_us < SLICE_MIN_US:
+        raise keys.fail("coroproc.sched_slice_us", f"{slice_us} us is below the kernel's "
+                        f"shortest slice, {SLICE_MIN_US} us (0: the kernel's default)")
     return SchedulingConfig(sched_rr=keys.get("system.sched_rr", "no") == "yes", nice=nice,
-                            move_to_root_cgroup=keys.get("system.move_to_root_cgroup", "auto"))
+                            move_to_root_cgroup=keys.get("system.move_to_root_cgroup", "auto"),
+                            slice_us=slice_us)
 
 
 def build_coroproc(keys: Keys) -> CoroprocSection:

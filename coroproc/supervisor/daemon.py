@@ -28,6 +28,7 @@ from coroproc.shm.names import remove_node_segments
 from coroproc.shm.ring import ShmRing, load_kernels as load_shm_kernels
 
 from . import children as C
+from . import sched_slice
 from .control import ControlServer, control_endpoint
 from .flight_data import FlightData
 from .placement import cpu_list
@@ -528,6 +529,7 @@ class Supervisor:
                 "children": {c.role: {"title": c.title, "pid": c.pid, "restarts": c.restarts,
                                       "cpus": sorted(c.cpus) if c.cpus else None,
                                       "sched": of_process(c.pid) if c.pid else "",
+                                      "slice_ns": sched_slice.slice_ns(c.pid) if c.pid else None,
                                       "counters": c.counters}
                              for c in self.children.values()}}
 

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from coroproc.config.model import SchedulingConfig
+from coroproc.supervisor import sched_slice
 from coroproc.supervisor.cgroup import Move, move_to_root
 
 RR_PRIORITY = os.sched_get_priority_max(os.SCHED_RR)   # 99 on Linux, what Corosync takes
@@ -64,6 +65,7 @@ class Decision:
     path: PathScheduling
     supervisor_nice: int | None        # set on the supervisor itself (children inherit it)
     notes: tuple[tuple[str, str], ...]  # (level, text) for the log: notice / warning
+    slice_us: int = 0                  # asked for by the supervisor (inherited); 0: none
 
 
 def _on_a_thread(fn: Callable[[], None]) -> str | None:
@@ -92,13 +94,43 @@ def try_nice(nice: int) -> str | None:
     return _on_a_thread(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice))
 
 
+def try_slice(slice_us: int) -> str | None:
+    def ask() -> None:
+        sched_slice.request(slice_us)
+        if sched_slice.slice_ns() != slice_us * 1000:   # taken, and ignored
+            raise OSError(0, "this kernel keeps no slice per task (custom slices came "
+                             "with Linux 6.12)")
+    return _on_a_thread(ask)
+
+
 def decide(cfg: SchedulingConfig, rr: Callable[[int], str | None] = try_rr,
            renice: Callable[[int], str | None] = try_nice,
-           to_root: Callable[[], Move] = move_to_root) -> Decision:
+           to_root: Callable[[], Move] = move_to_root,
+           slicer: Callable[[int], str | None] = try_slice) -> Decision:
     """What the path and the supervisor get, from the config and what the kernel grants
-    (rr and renice try a setting and return why it was refused, or None; to_root moves
-    the supervisor to the root cgroup, supervisor/cgroup.py)."""
+    (rr, renice and slicer try a setting and return why it was refused, or None; to_root
+    moves the supervisor to the root cgroup, supervisor/cgroup.py)."""
     notes: list[tuple[str, str]] = []
+    slice_us = 0
+    if cfg.slice_us:
+        why = slicer(cfg.slice_us)
+        if why is None:
+            slice_us = cfg.slice_us
+            notes.append(("notice", f"Every process asks for a {slice_us} us scheduler "
+                                    "slice (coroproc.sched_slice_us)"))
+        else:
+            notes.append(("warning", f"Could not ask for a {cfg.slice_us} us scheduler "
+                                     f"slice: {why} (coroproc.sched_slice_us); running "
+                                     "with the kernel's default slice"))
+    path, nice = _policy(cfg, rr, renice, to_root, notes)
+    return Decision(path, nice, tuple(notes), slice_us)
+
+
+def _policy(cfg: SchedulingConfig, rr: Callable[[int], str | None],
+            renice: Callable[[int], str | None], to_root: Callable[[], Move],
+            notes: list[tuple[str, str]]) -> tuple[PathScheduling, int | None]:
+    """(the path's scheduling, the supervisor's nice) for system.sched_rr, priority and
+    move_to_root_cgroup; what the log should say goes to notes."""
 
     def moved() -> bool:
         move = to_root()
@@ -110,14 +142,14 @@ def decide(cfg: SchedulingConfig, rr: Callable[[int], str | None] = try_rr,
         moved()
     if not cfg.sched_rr:
         if cfg.nice is None:
-            return Decision(PathScheduling(), None, tuple(notes))
+            return PathScheduling(), None
         why = renice(cfg.nice)
         if why is None:
             notes.append(("notice", f"Every process runs at nice {cfg.nice} (system.priority)"))
-            return Decision(PathScheduling(), cfg.nice, tuple(notes))
+            return PathScheduling(), cfg.nice
         notes.append(("warning", f"Could not set priority {cfg.nice}: {why} "
                                  "(system.priority); running at the default priority"))
-        return Decision(PathScheduling(), None, tuple(notes))
+        return PathScheduling(), None
     why = rr(RR_PRIORITY)
     # Corosync's auto: a cgroup without a realtime budget refuses SCHED_RR even to root
     if why is not None and cfg.move_to_root_cgroup == "auto" and moved():
@@ -125,22 +157,25 @@ def decide(cfg: SchedulingConfig, rr: Callable[[int], str | None] = try_rr,
     if why is None:
         notes.append(("notice", f"The ring and link processes run SCHED_RR at priority "
                                 f"{RR_PRIORITY} (system.sched_rr)"))
-        return Decision(PathScheduling(rr_priority=RR_PRIORITY), None, tuple(notes))
+        return PathScheduling(rr_priority=RR_PRIORITY), None
     refused = f"Could not set SCHED_RR at priority {RR_PRIORITY}: {why} (system.sched_rr)"
     why_nice = renice(FALLBACK_NICE)
     if why_nice is None:
         notes.append(("warning", f"{refused}; the ring and link processes run at nice "
                                  f"{FALLBACK_NICE} instead"))
-        return Decision(PathScheduling(nice=FALLBACK_NICE), None, tuple(notes))
+        return PathScheduling(nice=FALLBACK_NICE), None
     notes.append(("warning", f"{refused}, nor nice {FALLBACK_NICE}: {why_nice}; the ring "
                              "and link processes run at the default priority"))
-    return Decision(PathScheduling(), None, tuple(notes))
+    return PathScheduling(), None
 
 
 def apply_to_supervisor(decision: Decision) -> None:
-    """Before the first fork: the nice value every child inherits."""
+    """Before the first fork: the nice value and the slice every child inherits (the
+    slice after the nice: sched_setattr sets both, and keeps the nice it is given)."""
     if decision.supervisor_nice is not None:
         os.setpriority(os.PRIO_PROCESS, 0, decision.supervisor_nice)
+    if decision.slice_us:
+        sched_slice.request(decision.slice_us)
 
 
 def apply_to_self(path: PathScheduling | None, title: str) -> None:

@@ -54,6 +54,8 @@ def _print_status(st: dict) -> None:
         cpus = c.get("cpus")
         where = f"  CPU {cpu_list(cpus)}" if cpus else ""
         sched = f"  {c['sched']}" if c.get("sched") else ""
+        if c.get("slice_ns") and not c.get("sched", "").startswith("SCHED_"):
+            sched += f"  slice {c['slice_ns'] / 1000:.0f} us"   # EEVDF; RR tasks have none
         print(f"  {c['title']:<24} pid {c['pid']:<8} restarts {c['restarts']}{where}{sched}")
 
 

@@ -222,6 +222,24 @@ def test_ring_cpu_refuses_anything_else_at_its_line(tmp_path, value, says):
     assert info.value.key == "coroproc.ring_cpu" and info.value.line == 17
 
 
+@pytest.mark.parametrize("value, loaded", [(None, 100), ("0", 0), ("100", 100),
+                                           ("2500", 2500), ("100000", 100000)])
+def test_sched_slice_us_loads_100_by_default_0_or_a_kernel_slice(tmp_path, value, loaded):
+    tail = f"coroproc {{\n    sched_slice_us: {value}\n}}\n" if value else ""
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))
+    assert warnings == [] and config.scheduling.slice_us == loaded
+
+
+@pytest.mark.parametrize("value, says", [("50", "50 us is below the kernel's shortest slice, "
+                                                 "100 us"),
+                                         ("100001", "100001"), ("fast", "fast")])
+def test_sched_slice_us_refuses_what_the_kernel_cannot_take_at_its_line(tmp_path, value, says):
+    with pytest.raises(ConfigParseError, match=says) as info:
+        load(_conf(tmp_path, "transport: udpu\n",
+                   tail=f"coroproc {{\n    sched_slice_us: {value}\n}}\n"))
+    assert info.value.key == "coroproc.sched_slice_us" and info.value.line == 17
+
+
 @pytest.mark.parametrize("body, sched_rr, nice", [
     ("", False, None), ("sched_rr: yes", True, None), ("sched_rr: no", False, None),
     ("sched_rr: no\n    priority: max", False, -20), ("priority: min", False, 19),

@@ -11,9 +11,16 @@ import sys
 import pytest
 
 from coroproc.config.model import SchedulingConfig
+from coroproc.supervisor import sched_slice
 from coroproc.supervisor.cgroup import Move
 from coroproc.supervisor.scheduling import (FALLBACK_NICE, RR_PRIORITY, PathScheduling,
-                                            decide, of_process, try_nice, try_rr)
+                                            decide, of_process, try_nice, try_rr,
+                                            try_slice)
+
+
+def Policy(**kw) -> SchedulingConfig:
+    """A config about the policy alone: no slice request (tested on its own below)."""
+    return SchedulingConfig(slice_us=0, **kw)
 
 
 def _granted(_value: int) -> None:
@@ -33,14 +40,14 @@ MOVED = Move(True, ("notice", "Moved from cgroup /system.slice/corosync.service 
 
 
 def test_sched_rr_is_off_unless_asked_for():
-    assert decide(SchedulingConfig(), rr=_refused("must not be tried"),
+    assert decide(Policy(), rr=_refused("must not be tried"),
                   renice=_refused("must not be tried")) == decide(
-        SchedulingConfig(sched_rr=False), rr=_granted, renice=_granted)
-    assert decide(SchedulingConfig(), rr=_granted, renice=_granted).path == PathScheduling()
+        Policy(sched_rr=False), rr=_granted, renice=_granted)
+    assert decide(Policy(), rr=_granted, renice=_granted).path == PathScheduling()
 
 
 def test_sched_rr_granted_puts_the_path_at_the_highest_rr_priority():
-    d = decide(SchedulingConfig(sched_rr=True), rr=_granted, renice=_refused("renice must not be tried"))
+    d = decide(Policy(sched_rr=True), rr=_granted, renice=_refused("renice must not be tried"))
     assert d.path == PathScheduling(rr_priority=RR_PRIORITY) and RR_PRIORITY == 99
     assert d.supervisor_nice is None
     assert d.notes == (("notice", "The ring and link processes run SCHED_RR at priority 99 "
@@ -48,7 +55,7 @@ def test_sched_rr_granted_puts_the_path_at_the_highest_rr_priority():
 
 
 def test_sched_rr_ignores_system_priority_as_corosync_does():
-    d = decide(SchedulingConfig(sched_rr=True, nice=10), rr=_granted, renice=_refused("no"))
+    d = decide(Policy(sched_rr=True, nice=10), rr=_granted, renice=_refused("no"))
     assert d.path.rr_priority == 99 and d.supervisor_nice is None
 
 
@@ -58,7 +65,7 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
     def renice(nice):
         tried.append(nice)
 
-    d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
+    d = decide(Policy(sched_rr=True), rr=_refused("Operation not permitted"),
                renice=renice, to_root=_in_root_already)
     assert tried == [FALLBACK_NICE] and d.path == PathScheduling(nice=-20)
     assert d.notes == (("warning", "Could not set SCHED_RR at priority 99: Operation not "
@@ -67,20 +74,20 @@ def test_sched_rr_refused_falls_back_to_nice_minus_20_and_says_why():
 
 
 def test_both_refused_leaves_the_path_as_inherited():
-    d = decide(SchedulingConfig(sched_rr=True), rr=_refused("Operation not permitted"),
+    d = decide(Policy(sched_rr=True), rr=_refused("Operation not permitted"),
                renice=_refused("Permission denied"), to_root=_in_root_already)
     assert d.path == PathScheduling() and d.path.describe() == "the default priority"
     assert d.notes[0][0] == "warning" and "nor nice -20: Permission denied" in d.notes[0][1]
 
 
 def test_sched_rr_no_sets_system_priority_on_the_supervisor_only_when_given():
-    assert decide(SchedulingConfig(sched_rr=False), rr=_refused("x"),
+    assert decide(Policy(sched_rr=False), rr=_refused("x"),
                   renice=_refused("y")).notes == ()
-    d = decide(SchedulingConfig(sched_rr=False, nice=5), rr=_refused("must not be tried"),
+    d = decide(Policy(sched_rr=False, nice=5), rr=_refused("must not be tried"),
                renice=_granted)
     assert d.path == PathScheduling() and d.supervisor_nice == 5
     assert d.notes == (("notice", "Every process runs at nice 5 (system.priority)"),)
-    d = decide(SchedulingConfig(sched_rr=False, nice=-20), rr=_granted,
+    d = decide(Policy(sched_rr=False, nice=-20), rr=_granted,
                renice=_refused("Permission denied"))
     assert d.supervisor_nice is None and d.path.rr_priority == 0
     assert d.notes == (("warning", "Could not set priority -20: Permission denied "
@@ -103,16 +110,16 @@ def _rr_after(log: list[str], granted_after_move: bool):
 
 def test_auto_moves_to_the_root_cgroup_only_when_sched_rr_is_refused_then_tries_again():
     log: list[str] = []
-    d = decide(SchedulingConfig(sched_rr=True), rr=_rr_after(log, True),
+    d = decide(Policy(sched_rr=True), rr=_rr_after(log, True),
                renice=_refused("renice must not be tried"), to_root=_moves(log))
     assert log == ["rr", "move", "rr"] and d.path.rr_priority == 99
     assert d.notes == (MOVED.note, ("notice", "The ring and link processes run SCHED_RR at "
                                               "priority 99 (system.sched_rr)"))
     log.clear()
-    d = decide(SchedulingConfig(sched_rr=True), rr=_granted, renice=_granted,
+    d = decide(Policy(sched_rr=True), rr=_granted, renice=_granted,
                to_root=_moves(log))
     assert log == [] and d.path.rr_priority == 99          # granted: no move
-    d = decide(SchedulingConfig(sched_rr=False, nice=5), rr=_granted, renice=_granted,
+    d = decide(Policy(sched_rr=False, nice=5), rr=_granted, renice=_granted,
                to_root=_moves(log))
     assert log == [] and d.supervisor_nice == 5            # no SCHED_RR asked: no move
 
@@ -121,7 +128,7 @@ def test_auto_does_not_try_again_when_nothing_moved():
     log: list[str] = []
     failed = Move(False, ("warning", "Could not move to the root cgroup (x): Permission "
                                      "denied (system.move_to_root_cgroup)"))
-    d = decide(SchedulingConfig(sched_rr=True), rr=_rr_after(log, True), renice=_granted,
+    d = decide(Policy(sched_rr=True), rr=_rr_after(log, True), renice=_granted,
                to_root=_moves(log, failed))
     assert log == ["rr", "move"] and d.path == PathScheduling(nice=FALLBACK_NICE)
     assert d.notes[0] == failed.note and d.notes[1][1].startswith(
@@ -130,15 +137,15 @@ def test_auto_does_not_try_again_when_nothing_moved():
 
 def test_yes_moves_first_whatever_the_policy_and_no_never_moves():
     log: list[str] = []
-    d = decide(SchedulingConfig(sched_rr=False, move_to_root_cgroup="yes"), rr=_granted,
+    d = decide(Policy(sched_rr=False, move_to_root_cgroup="yes"), rr=_granted,
                renice=_granted, to_root=_moves(log))
     assert log == ["move"] and d.notes == (MOVED.note,) and d.path == PathScheduling()
     log.clear()
-    d = decide(SchedulingConfig(sched_rr=True, move_to_root_cgroup="yes"),
+    d = decide(Policy(sched_rr=True, move_to_root_cgroup="yes"),
                rr=_rr_after(log, True), renice=_granted, to_root=_moves(log))
     assert log == ["move", "rr"] and d.path.rr_priority == 99   # one move, before the try
     log.clear()
-    d = decide(SchedulingConfig(sched_rr=True, move_to_root_cgroup="no"),
+    d = decide(Policy(sched_rr=True, move_to_root_cgroup="no"),
                rr=_rr_after(log, True), renice=_granted, to_root=_moves(log))
     assert log == ["rr"] and d.path == PathScheduling(nice=FALLBACK_NICE)
 
@@ -175,3 +182,53 @@ def test_without_cap_sys_nice_the_kernel_refuses_and_the_tries_say_so():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["Operation not permitted", "Permission denied"]
+
+
+def test_slice_granted_is_asked_for_by_the_supervisor_and_said_once():
+    d = decide(SchedulingConfig(), rr=_refused("no rr"), renice=_refused("no nice"),
+               slicer=_granted)
+    assert d.slice_us == 100 and d.path == PathScheduling() and d.supervisor_nice is None
+    assert d.notes == (("notice", "Every process asks for a 100 us scheduler slice "
+                                  "(coroproc.sched_slice_us)"),)
+
+
+def test_slice_refused_runs_with_the_default_and_says_why():
+    d = decide(SchedulingConfig(slice_us=250), slicer=_refused("Operation not permitted"))
+    assert d.slice_us == 0
+    assert d.notes == (("warning", "Could not ask for a 250 us scheduler slice: Operation "
+                                   "not permitted (coroproc.sched_slice_us); running with "
+                                   "the kernel's default slice"),)
+
+
+def test_slice_zero_is_not_tried():
+    d = decide(SchedulingConfig(slice_us=0), slicer=_refused("must not be tried"))
+    assert d.slice_us == 0 and d.notes == ()
+
+
+def test_slice_and_sched_rr_are_decided_together():
+    d = decide(SchedulingConfig(sched_rr=True), rr=_granted, slicer=_granted)
+    assert d.slice_us == 100 and d.path.rr_priority == RR_PRIORITY
+    assert [level for level, _text in d.notes] == ["notice", "notice"]
+
+
+def test_try_slice_changes_a_thread_of_its_own_only():
+    """On a kernel with custom slices (6.12+) the try is granted and this thread keeps
+    its slice; on an older one the try says why, and this thread is unchanged too."""
+    before = sched_slice.slice_ns()
+    why = try_slice(150)
+    assert sched_slice.slice_ns() == before
+    if before is None:
+        assert why is not None and "6.12" in why
+    else:
+        assert why is None, why
+
+
+def test_request_reaches_the_kernel_in_a_child_and_keeps_its_nice():
+    code = ("import os; from coroproc.supervisor import sched_slice as s; "
+            "os.nice(5); s.request(300); print(s.slice_ns(), os.nice(0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    why = try_slice(300)
+    if why is not None:
+        pytest.skip(why)
+    assert out == ["300000", "5"]
