@@ -184,6 +184,17 @@ class LocalCluster:
                 continue
         return out
 
+    def wait_restarted(self, i: int, title: str, old_pid: int, timeout_s: float = 60.0) -> int:
+        """The pid of node i's child `title` once it is not old_pid: the supervisor
+        restarted it."""
+        end = time.monotonic() + timeout_s
+        while (pid := self.child_titles(i).get(title, old_pid)) == old_pid:
+            if time.monotonic() > end:
+                raise AssertionError(f"node {i}: {title} (pid {old_pid}) was not restarted "
+                                     f"within {timeout_s:.0f} s: " + self.tail(i))
+            time.sleep(0.05)
+        return pid
+
     # ---- what the logs say ----
     def log_lines(self, i: int) -> list[str]:
         try:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import setproctitle
 
-from .flight_data import dump_own_crash
+from coroproc.blackbox.recorder import RECORDER
 from .placement import keep_to
 from .scheduling import PathScheduling, apply_to_self
 
@@ -51,8 +51,9 @@ class Child:
     counters: dict = field(default_factory=dict)
     cpus: frozenset | None = None   # run on these CPUs only (placement.py); None: any
     sched: PathScheduling | None = None  # the token path's policy (scheduling.py); None: inherit
-    # where a child that dies of an exception writes its flight data (the state dir)
-    fdata_dir: str | None = None
+    # the ring its flight recorder writes to, mapped by the supervisor before the first
+    # fork and kept across restarts (blackbox/recorder.py); None: a private one
+    log_ring: object | None = None
 
     @property
     def alive(self) -> bool:
@@ -60,7 +61,9 @@ class Child:
 
 
 def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None,
-                 sched: PathScheduling | None) -> None:
+                 sched: PathScheduling | None, log_ring) -> None:
+    if log_ring is not None:
+        RECORDER.attach(log_ring)
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR2, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -90,17 +93,17 @@ def spawn(child: Child) -> int:
         return pid
     status = 1
     try:
-        _child_setup(child.title, parent, child.cpus, child.sched)
+        _child_setup(child.title, parent, child.cpus, child.sched, child.log_ring)
         status = int(child.target() or 0)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1
     except BaseException:
         trace = traceback.format_exc()
         sys.stderr.write(trace)
-        if child.fdata_dir:
-            path = dump_own_crash(child.fdata_dir, child.title, trace)
-            if path:
-                sys.stderr.write(f"{child.title}: flight data written to {path}\n")
+        # the end of this child's flight record, at crit: the supervisor's crash dump
+        # (supervisor/flight_data.py) shows what led here and where it ended
+        for line in trace.rstrip().splitlines():
+            RECORDER.add(2, "MAIN", line)
         status = 1
     finally:
         try:

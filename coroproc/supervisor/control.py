@@ -23,7 +23,6 @@ import time
 import orjson
 import zmq
 
-from coroproc.blackbox.recorder import RECORDER
 
 # Each beat wakes the child, the supervisor and both ZeroMQ I/O threads (the send alone
 # took 40-130 µs of a child's CPU, measured). A node's children beat together on a
@@ -131,8 +130,6 @@ class ControlClient:
                 self.send({"op": "reply", "to": op, **reply})
         elif op == "report":
             self.send({"op": "report", "counters": self.counters_fn()})
-        elif op == "blackbox":           # a flight data dump (supervisor/flight_data.py)
-            self.send({"op": "blackbox", "records": RECORDER.export()})
 
     def close(self) -> None:
         self._sock.close(linger=200)

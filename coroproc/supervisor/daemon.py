@@ -22,6 +22,7 @@ import time
 import orjson
 import zmq
 
+from coroproc.blackbox.recorder import shared_ring
 from coroproc.engineprocs.snapshots import remove_all as remove_snapshots
 from coroproc.shm.doorbell import Doorbell
 from coroproc.shm.names import remove_node_segments
@@ -170,7 +171,7 @@ class Supervisor:
                                               engine_target(self.plan, eng,
                                                             self.doorbells[eng.name], endpoint))
         for child in self.children.values():
-            child.fdata_dir = self.plan.state_dir    # a crash writes its flight data there
+            child.log_ring = shared_ring()       # its recorder, readable here (flight_data.py)
 
     # ---- run ----
     def run(self) -> int:
@@ -190,8 +191,7 @@ class Supervisor:
             self._warm()
             self.control = ControlServer(control_endpoint(self.plan.run_dir))
             self.reports = Reports(self.children, self.control.send)
-            self.flight = FlightData(self.children, self.control.send, self.log,
-                                     self.plan.state_dir)
+            self.flight = FlightData(self.children, self.log, self.plan.state_dir)
             if self.pidfile:
                 with open(self.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -274,7 +274,6 @@ class Supervisor:
             self._control_messages()
             now = time.monotonic()
             self.reports.tick(now)
-            self.flight.tick(now)
             self._reap(now)
             self._check_heartbeats(now)
             self._restart_due(now)
@@ -287,9 +286,8 @@ class Supervisor:
         loops). Exits and signals wake it through the signal pipe, children through the
         control socket."""
         timeout_s = WATCH_TICK_S
-        for due_s in (self.reports.due_s, self.flight.due_s):
-            if due_s is not None:
-                timeout_s = min(timeout_s, max(0.0, due_s - now))
+        if self.reports.due_s is not None:
+            timeout_s = min(timeout_s, max(0.0, self.reports.due_s - now))
         for child in self.children.values():
             if not child.alive:
                 timeout_s = min(timeout_s, max(0.0, child.restart_at - now))
@@ -320,8 +318,6 @@ class Supervisor:
             elif op == "report":
                 child.counters = msg.get("counters", {})
                 self.reports.answered(role)
-            elif op == "blackbox":
-                self.flight.answered(role, msg.get("records"))
             elif op == "event" and msg.get("ev") == "ready" and not self.ready:
                 self.ready = True
                 sd_notify("READY=1\nSTATUS=ready: services synchronized")
@@ -366,17 +362,20 @@ class Supervisor:
                 if child.pid == pid:
                     C.reaped(child, now)
                     self.reports.answered(child.role)
-                    self.flight.answered(child.role, None)
                     child.restarts += 1
-                    if child.role in self._asked_to_stop:
+                    how = C.describe_status(status)
+                    asked = child.role in self._asked_to_stop
+                    if asked:
                         self._asked_to_stop.discard(child.role)
                         # an operator's restart: start it again now, not after a backoff
                         child.restart_at = now
                         child.backoff_s = C.BACKOFF_FIRST_S
                     else:
-                        self.crash_loops.record_exit(child.role, now, C.describe_status(status))
-                    self.log.error("MAIN", f"{child.title} (pid {pid}) {C.describe_status(status)}; "
+                        self.crash_loops.record_exit(child.role, now, how)
+                    self.log.error("MAIN", f"{child.title} (pid {pid}) {how}; "
                                    f"restarting in {child.restart_at - now:.1f} s")
+                    if not asked:           # as Corosync's fatal-signal handler dumps
+                        self.flight.crashed(child.title, how, now)
                     if child.role == "ring":
                         self.ready = False  # the node is out of the ring until it re-forms
                     if self.link_table is not None and child.role.startswith("net"):
@@ -401,7 +400,7 @@ class Supervisor:
 
     def _engine_request(self, role: str, msg: dict) -> dict | None:
         """An engine asks the node to act (engineprocs/api.py supervisor_request); the
-        reply, or None when it goes out later (a flight data dump, a state dump)."""
+        reply, or None when it goes out later (a state dump)."""
         req, args = msg.get("req"), msg.get("args") or {}
         if req == "shutdown":
             self.log.notice("MAIN", f"{role} requests shutdown: {args.get('reason', '')}".rstrip(": "))
@@ -419,9 +418,7 @@ class Supervisor:
             return self._forward_config_keys(role, args)
         rid = msg.get("id")
         if req == "dump_flight_data":      # runtime.blackbox.dump_flight_data (cmap)
-            self.flight.start(time.monotonic(),
-                              lambda ok: self._answer(role, rid, {"ok": ok}))
-            return None
+            return {"ok": self.flight.write() is not None}
         if req == "dump_state":            # runtime.blackbox.dump_state: as SIGUSR2
             self._dump(lambda: self._answer(role, rid, {"ok": True}))
             return None

@@ -10,8 +10,7 @@ A gather sends {"op": "report"} to every live child that said hello and runs its
 callbacks once each answered ({"op": "report", "counters": {...}}, stored by the
 supervisor) or REPORT_WAIT_S passed: a child that did not answer in time (stopped, busy,
 just restarted) keeps the counters of its last report. A request made while a gather is
-on its way joins it. The flight data dump (flight_data.py) gathers the children's
-recorders the same way, with op "blackbox".
+on its way joins it.
 """
 from __future__ import annotations
 
@@ -23,17 +22,13 @@ REPORT_WAIT_S = 0.5
 
 
 class Reports:
-    def __init__(self, children: dict, send: Callable[[str, dict], bool],
-                 op: str = "report", wait_s: float = REPORT_WAIT_S):
+    def __init__(self, children: dict, send: Callable[[str, dict], bool]):
         self._children = children           # role -> Child (children.py), the supervisor's
         self._send = send                   # ControlServer.send(role, msg) -> sent
-        self._op = op                       # what each child is asked: {"op": op}
-        self._wait_s = wait_s
         self._waiting: set[str] = set()
         self._then: list[Callable[[], None]] = []
         self._deadline_s = 0.0
         self.late = 0                       # rounds that ended by the deadline
-        self.missed: frozenset[str] = frozenset()   # who the last round ended without
 
     @property
     def due_s(self) -> float | None:
@@ -46,13 +41,10 @@ class Reports:
         if len(self._then) > 1:
             return
         self._waiting = {role for role, c in self._children.items()
-                         if c.alive and c.hello and self._send(role, {"op": self._op})}
-        self._deadline_s = now_s + self._wait_s
+                         if c.alive and c.hello and self._send(role, {"op": "report"})}
+        self._deadline_s = now_s + REPORT_WAIT_S
         if not self._waiting:
             self._finish()
-
-    def waiting_for(self, role: str) -> bool:
-        return role in self._waiting
 
     def answered(self, role: str) -> None:
         """`role` reported, or died: it is not waited for any more."""
@@ -67,6 +59,6 @@ class Reports:
 
     def _finish(self) -> None:
         then, self._then = self._then, []
-        self.missed, self._waiting = frozenset(self._waiting), set()
+        self._waiting = set()
         for cb in then:
             cb()

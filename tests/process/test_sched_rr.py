@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,10 +60,7 @@ def test_the_token_path_runs_sched_rr_99_and_a_restart_keeps_it(tmp_path):
         assert "SCHED" not in lines["coroproc: cpg"], lines
         net = c.child_titles(1)["coroproc: net link0"]
         os.kill(net, signal.SIGKILL)               # the supervisor forks a new one
-        end = time.monotonic() + 60
-        while c.child_titles(1).get("coroproc: net link0", net) == net:
-            assert time.monotonic() < end, "the network process was not restarted"
-            time.sleep(0.05)
+        c.wait_restarted(1, "coroproc: net link0", net)
         assert _policies(c, 1)["coroproc: net link0"] == "SCHED_RR 99"
     finally:
         c.stop_all()

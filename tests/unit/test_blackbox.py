@@ -1,33 +1,35 @@
 """The flight recorder (coroproc/blackbox/recorder.py), the libqb file it is dumped to
 (qbfile.py, read back by the real qb-blackbox when it is installed) and the supervisor's
-gather (supervisor/flight_data.py). The dump on a live node through corosync-blackbox
+dump of every ring, a dead child's included (supervisor/flight_data.py). The dump on a live node through corosync-blackbox
 is tests/interop/test_blackbox.py."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import struct
 import subprocess
 
 import pytest
 
 from coroproc.blackbox import qbfile
-from coroproc.blackbox.recorder import RECORD_OVERHEAD_BYTES, RECORDER, Recorder
+from coroproc.blackbox.recorder import RECORDER, Recorder, shared_ring
 from coroproc.logsys import Log, LogSettings
-from coroproc.supervisor.flight_data import FlightData
+from coroproc.supervisor.flight_data import CRASH_DUMP_GAP_S, FlightData
 
 
-def test_the_recorder_keeps_the_newest_lines_within_its_budget():
-    r = Recorder(budget_bytes=10 * (RECORD_OVERHEAD_BYTES + 10))
-    for i in range(25):
-        r.add(6, "TOTEM", f"line {i:05d}")           # 10 characters each
+def test_the_recorder_keeps_the_newest_lines_within_its_ring():
+    r = Recorder(size_bytes=4096)
+    for i in range(400):
+        r.add(6, "TOTEM", f"line {i:05d}")
     rows = r.export()
-    assert [row[3] for row in rows] == [f"line {i:05d}" for i in range(15, 25)]
-    assert r.dropped == 15 and all(row[4] == os.getpid() for row in rows)
+    numbers = [int(row[3][5:]) for row in rows]
+    assert numbers == list(range(400 - len(rows), 400)) and 50 < len(rows) < 400
+    assert r.ring.dropped == 400 - len(rows) and all(row[4] == os.getpid() for row in rows)
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
     r.enabled = False
     r.add(3, "MAIN", "not kept")
-    assert len(r.export()) == 10
+    assert r.export() == rows
 
 
 @pytest.fixture
@@ -115,59 +117,80 @@ def test_qb_blackbox_prints_what_was_written(tmp_path):
 
 
 class _Child:
-    def __init__(self, title):
-        self.title, self.alive, self.hello = title, True, True
+    def __init__(self, title, log_ring=None):
+        self.title, self.log_ring = title, log_ring
 
 
 class _Log:
     def __init__(self):
         self.lines = []
 
-    def warning(self, subsys, msg): self.lines.append(("warning", msg))
     def info(self, subsys, msg): self.lines.append(("info", msg))
     def error(self, subsys, msg): self.lines.append(("error", msg))
 
 
-def test_the_gather_merges_in_time_order_and_does_not_wait_for_a_silent_child(tmp_path,
-                                                                             recorder):
-    children = {"ring": _Child("coroproc: ring"), "cpg": _Child("coroproc: cpg")}
-    asked, done, log = [], [], _Log()
-    flight = FlightData(children, lambda role, msg: asked.append(role) or True, log,
-                        str(tmp_path))
-    flight.start(100.0, done.append)
-    flight.start(100.1, done.append)                   # absorbed by the dump on its way
-    assert sorted(asked) == ["cpg", "ring"] and flight.due_s == 101.0
-    flight.answered("ring", [[30, 6, "TOTEM", "second", 11], [10, 5, "TOTEM", "first", 11],
-                             "not a row"])
-    flight.tick(100.5)
-    assert done == []
-    flight.tick(101.0)                                 # cpg never answered
-    assert done == [True, True] and flight.due_s is None
-    assert ("warning", "Flight data: no answer from cpg within 1 s; writing the rest") \
-        in log.lines
+def _fork_and_kill(ring, lines: list[str]) -> int:
+    """A process that writes lines into ring as its recorder, then stops and is killed
+    by SIGKILL: what the supervisor finds of a child that could not write anything."""
+    pid = os.fork()
+    if pid == 0:
+        RECORDER.attach(ring)
+        for text in lines:
+            RECORDER.add(6, "TOTEM", text)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(0)
+    os.waitpid(pid, os.WUNTRACED)                 # stopped: its lines are in
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_the_dump_merges_every_ring_in_time_order_dead_children_included(tmp_path, recorder):
+    ring = shared_ring(8192)
+    pid = _fork_and_kill(ring, ["first", "second"])
+    RECORDER.add(5, "MAIN", "the supervisor's")
+    children = {"ring": _Child("coroproc: ring", ring), "cpg": _Child("coroproc: cpg"),
+                "cmap": _Child("coroproc: cmap", bytearray(8192))}   # not a ring: left out
+    log = _Log()
+    path = FlightData(children, log, str(tmp_path)).write()
     rows = _walk(open(tmp_path / "fdata", "rb").read())
-    assert [(r[2], r[4]) for r in rows] == [("coroproc: ring", "[TOTEM ] first"),
-                                            ("coroproc: ring", "[TOTEM ] second")]
-    assert os.path.basename(os.readlink(tmp_path / "fdata")).startswith("fdata-")
+    assert [(r[2], r[1], r[4]) for r in rows] == [
+        ("coroproc: ring", pid, "[TOTEM ] first"), ("coroproc: ring", pid, "[TOTEM ] second"),
+        ("coroproc: supervisor", os.getpid(), "[MAIN  ] the supervisor's")]
+    assert os.readlink(tmp_path / "fdata") == path
+    assert os.path.basename(path).startswith("fdata-")
+    assert log.lines == [("info", f"Flight data of 3 log lines written to {path}")]
 
 
-def test_a_child_that_dies_of_an_exception_writes_its_own_flight_data(tmp_path, capfd):
+def test_an_unwritable_state_dir_is_logged_not_raised(tmp_path, recorder):
+    log = _Log()
+    assert FlightData({}, log, str(tmp_path / "missing")).write() is None
+    assert log.lines[0][0] == "error" and "Can't store blackbox file in" in log.lines[0][1]
+
+
+def test_a_child_that_dies_leaves_its_lines_and_traceback_to_the_crash_dump(tmp_path):
     """As Corosync's SIGSEGV handler writes the blackbox: a forked child (children.spawn,
-    the real fork) logs, then raises; its lines and the traceback are in the file."""
+    the real fork) logs, then raises; the traceback goes to its ring at crit, and the
+    supervisor's crash dump has it. A second crash within CRASH_DUMP_GAP_S writes none."""
     from coroproc.supervisor import children as C
 
     def target():
         Log(LogSettings(to_stderr=False)).notice("CPG", "about to fail")
         raise RuntimeError("engine bug")
 
-    child = C.Child("cpg", "coroproc: cpg", target, fdata_dir=str(tmp_path))
+    child = C.Child("cpg", "coroproc: cpg", target, log_ring=shared_ring(65536))
     pid = C.spawn(child)
     _pid, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
-    rows = _walk(open(tmp_path / "fdata", "rb").read())
+    log = _Log()
+    flight = FlightData({"cpg": child}, log, str(tmp_path))
+    flight.crashed("coroproc: cpg", "exited with status 1", 100.0)
+    rows = [r for r in _walk(open(tmp_path / "fdata", "rb").read()) if r[2] == "coroproc: cpg"]
     texts = [r[4] for r in rows]
     assert texts[0] == "[CPG   ] about to fail" and texts[-1] == "[MAIN  ] RuntimeError: engine bug"
-    assert {r[2] for r in rows} == {"coroproc: cpg"} and {r[1] for r in rows} == {pid}
-    assert rows[-1][0] == 2                                   # crit, as the end it is
-    err = capfd.readouterr().err
-    assert "RuntimeError: engine bug" in err and "flight data written to" in err
+    assert {r[1] for r in rows} == {pid} and rows[-1][0] == 2     # crit, as the end it is
+    assert log.lines[-1][1].endswith("(coroproc: cpg exited with status 1)")
+    flight.crashed("coroproc: cpg", "killed by SIGKILL", 100.0 + CRASH_DUMP_GAP_S - 0.1)
+    assert flight.dumps == 1
+    flight.crashed("coroproc: cpg", "killed by SIGKILL", 100.0 + CRASH_DUMP_GAP_S)
+    assert flight.dumps == 2
