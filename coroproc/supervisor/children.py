@@ -22,6 +22,8 @@ from typing import Callable
 import setproctitle
 
 from coroproc.blackbox.recorder import RECORDER
+
+from . import beats
 from .placement import keep_to
 from .scheduling import PathScheduling, apply_to_self
 
@@ -54,16 +56,20 @@ class Child:
     # the ring its flight recorder writes to, mapped by the supervisor before the first
     # fork and kept across restarts (blackbox/recorder.py); None: a private one
     log_ring: object | None = None
+    # the supervisor's heartbeat board and its slot there (beats.py); None: no beats
+    beat_board: object | None = None
+    beat_slot: int = 0
 
     @property
     def alive(self) -> bool:
         return self.pid > 0
 
 
-def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None,
-                 sched: PathScheduling | None, log_ring) -> None:
-    if log_ring is not None:
-        RECORDER.attach(log_ring)
+def _child_setup(child: Child, supervisor_pid: int) -> None:
+    if child.log_ring is not None:
+        RECORDER.attach(child.log_ring)
+    if child.beat_board is not None:
+        beats.attach(child.beat_board, child.beat_slot)
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR2, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -74,9 +80,9 @@ def _child_setup(title: str, supervisor_pid: int, cpus: frozenset | None,
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
     if os.getppid() != supervisor_pid:
         os._exit(1)  # the supervisor died between fork and prctl
-    setproctitle.setproctitle(title)
-    keep_to(cpus, title)
-    apply_to_self(sched, title)
+    setproctitle.setproctitle(child.title)
+    keep_to(child.cpus, child.title)
+    apply_to_self(child.sched, child.title)
 
 
 def spawn(child: Child) -> int:
@@ -93,7 +99,7 @@ def spawn(child: Child) -> int:
         return pid
     status = 1
     try:
-        _child_setup(child.title, parent, child.cpus, child.sched, child.log_ring)
+        _child_setup(child, parent)
         status = int(child.target() or 0)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else 1

@@ -4,13 +4,13 @@ The supervisor binds one ROUTER socket (ipc://<run_dir>/control.sock); every chi
 connects a DEALER whose identity is its role ("ring", "net0", "load"). Messages are
 single-frame orjson objects with an "op" field:
 
-  child → supervisor: hello {pid}, hb {} (every HEARTBEAT_S), report {counters},
-                      event {...}, reply {...}
+  child → supervisor: hello {pid}, report {counters}, event {...}, reply {...}
   supervisor → child: stop {}, report {}, and the engines' and the ring's own ops
 
-Heartbeats let the supervisor find a child that is alive but stuck (waitpid only finds
-dead ones). They carry nothing: a child's counters go up only when the supervisor asks
-for a report (supervisor/reports.py). Children never block on the control socket:
+Heartbeats do not travel here: a child writes them to its slot of the supervisor's board
+in shared memory (supervisor/beats.py), on a grid of its node's phase. A child's counters
+go up only when the supervisor asks for a report (supervisor/reports.py). Children
+never block on the control socket:
 `poll()` drains it without waiting, so the hot loops stay in charge of their own
 sleeping.
 """
@@ -23,35 +23,34 @@ import time
 import orjson
 import zmq
 
+from . import beats
 
-# Each beat wakes the child, the supervisor and both ZeroMQ I/O threads (the send alone
-# took 40-130 µs of a child's CPU, measured). A node's children beat together on a
-# grid of CLOCK_MONOTONIC, so its beats reach the supervisor together and cost it about
-# one wake-up a second, not one per child. The grid's phase is the node's own
-# (beat_phase_s): nodes on separate hosts beat at unrelated instants anyway, but nodes
-# sharing a host (tests, demos, the benchmarks' 3 nodes on 2 vCPUs) share its clock, and
-# with one phase every process of every node beat at the same instant: own-delivery p99
-# at 1,000 msgs/s on 3 nodes was 3.3-4.6 ms, 1.8-3.2 ms with the phases apart (4 runs each).
+
+# A node's children beat on a grid of CLOCK_MONOTONIC at the node's own phase
+# (beat_phase_s): an idle child wakes for its beat, and on one host (tests, demos, the
+# benchmarks' 3 nodes on 2 vCPUs) nodes that beat at one instant stalled every delivery
+# chain at once (own-delivery p99 at 1,000 msgs/s 3.3-4.6 ms, 1.8-3.2 ms with the phases
+# apart, 4 runs each, when beats were ZeroMQ messages). The period is the node's
+# heartbeat timeout / BEATS_PER_TIMEOUT (beats.py); HEARTBEAT_S when no node says.
 HEARTBEAT_S = 1.0
 # plain ints: pyzmq's enum members cost an enum operation per use, on every wake-up
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _ZMQ_POLLIN = int(zmq.POLLIN)
-_BEAT = {"op": "hb"}
 # How long a silent child may be before the supervisor calls it stuck is the node's
 # `coroproc { heartbeat_timeout_ms }` (default 10 s: a loaded 2-core machine stalls
 # processes for a while without anything being wrong).
 
 
-def next_beat_s(now: float, phase_s: float = 0.0) -> float:
-    """The first heartbeat time after `now` of the grid shifted by phase_s
+def next_beat_s(now: float, phase_s: float = 0.0, every_s: float = HEARTBEAT_S) -> float:
+    """The first heartbeat time after `now` of the grid of every_s shifted by phase_s
     (CLOCK_MONOTONIC seconds)."""
-    return (math.floor((now - phase_s) / HEARTBEAT_S) + 1) * HEARTBEAT_S + phase_s
+    return (math.floor((now - phase_s) / every_s) + 1) * every_s + phase_s
 
 
-def beat_phase_s(nodeid: int) -> float:
-    """Where in each HEARTBEAT_S a node's children beat: the golden ratio's fraction per
+def beat_phase_s(nodeid: int, every_s: float = HEARTBEAT_S) -> float:
+    """Where in each beat period a node's children beat: the golden ratio's fraction per
     nodeid keeps the nodes that share a host apart, however many there are."""
-    return (nodeid * 0.6180339887) % 1.0 * HEARTBEAT_S
+    return (nodeid * 0.6180339887) % 1.0 * every_s
 
 
 def control_endpoint(run_dir: str) -> str:
@@ -62,9 +61,10 @@ class ControlClient:
     """A child's end: heartbeats, events up, commands down."""
 
     def __init__(self, endpoint: str, role: str, counters=lambda: {},
-                 beat_phase_s: float = 0.0):
+                 beat_phase_s: float = 0.0, beat_every_s: float = HEARTBEAT_S):
         self.role = role
         self.beat_phase_s = beat_phase_s    # its node's place on the beat grid
+        self.beat_every_s = beat_every_s
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.IDENTITY, role.encode())
@@ -96,14 +96,14 @@ class ControlClient:
         try:
             self._sock.send(orjson.dumps(msg), zmq.NOBLOCK)
         except zmq.Again:
-            pass  # supervisor not reading: heartbeats are periodic, the next one catches up
+            pass  # supervisor not reading: the message is lost, the child goes on
 
     def poll(self) -> bool:
         """Handle waiting commands and send a heartbeat when due; False once told to stop."""
         now = time.monotonic()
         if now >= self.next_beat_at_s:
-            self.next_beat_at_s = next_beat_s(now, self.beat_phase_s)
-            self.send(_BEAT)
+            self.next_beat_at_s = next_beat_s(now, self.beat_phase_s, self.beat_every_s)
+            beats.beat()
         # ZMQ_EVENTS first: an idle loop turn then costs one getsockopt, not a raised
         # zmq.Again (children poll on every wake-up)
         while self._sock.getsockopt(_ZMQ_EVENTS) & _ZMQ_POLLIN:

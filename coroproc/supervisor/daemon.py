@@ -29,6 +29,7 @@ from coroproc.shm.names import remove_node_segments
 from coroproc.shm.ring import ShmRing, load_kernels as load_shm_kernels
 
 from . import children as C
+from .beats import BeatBoard
 from . import sched_slice
 from .control import ControlServer, control_endpoint
 from .flight_data import FlightData
@@ -170,8 +171,10 @@ class Supervisor:
             self.children[eng.name] = C.Child(eng.name, f"coroproc: {eng.name}",
                                               engine_target(self.plan, eng,
                                                             self.doorbells[eng.name], endpoint))
-        for child in self.children.values():
+        self.beats = BeatBoard(len(self.children))
+        for slot, child in enumerate(self.children.values()):
             child.log_ring = shared_ring()       # its recorder, readable here (flight_data.py)
+            child.beat_board, child.beat_slot = self.beats, slot
 
     # ---- run ----
     def run(self) -> int:
@@ -387,9 +390,11 @@ class Supervisor:
             if not child.alive:
                 continue
             limit = self.plan.heartbeat_timeout_ms / 1000 if child.hello else C.HELLO_TIMEOUT_S
-            if now - child.last_heard > limit:
+            # a beat is in the board (beats.py); any control message counts too
+            heard = max(child.last_heard, self.beats.last_s(child.beat_slot))
+            if now - heard > limit:
                 self.log.error("MAIN", f"{child.title} (pid {child.pid}) silent for "
-                               f"{now - child.last_heard:.1f} s; killing it")
+                               f"{now - heard:.1f} s; killing it")
                 os.kill(child.pid, signal.SIGKILL)
                 child.last_heard = now  # the reap restarts it
 

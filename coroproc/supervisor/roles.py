@@ -9,12 +9,15 @@ import signal
 
 from coroproc.logsys import Log
 
+from .beats import beat_every_s
 from .control import ControlClient, beat_phase_s
 
 
 def _control(plan, endpoint, role, **kw) -> ControlClient:
     """A child's control client, beating on its node's phase of the grid."""
-    return ControlClient(endpoint, role, beat_phase_s=beat_phase_s(plan.nodeid), **kw)
+    every_s = beat_every_s(plan.heartbeat_timeout_ms)
+    return ControlClient(endpoint, role, beat_phase_s=beat_phase_s(plan.nodeid, every_s),
+                         beat_every_s=every_s, **kw)
 
 
 def ring_target(plan, doorbell, endpoint):

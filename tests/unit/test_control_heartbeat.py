@@ -1,10 +1,14 @@
 """A node's children beat together on a CLOCK_MONOTONIC grid at the node's phase
-(beat_phase_s), so nodes that share a host do not all beat at the same instant. Real
-ZeroMQ sockets (ROUTER and DEALERs over ipc://)."""
+(beat_phase_s), so nodes that share a host do not all beat at the same instant; a beat
+is a store in the supervisor's shared board (supervisor/beats.py), read across a real
+fork, and no control message. Real ZeroMQ sockets (ROUTER and DEALERs over ipc://)."""
+import os
+import signal
 import time
 
 import pytest
 
+from coroproc.supervisor import beats
 from coroproc.supervisor.control import (
     HEARTBEAT_S,
     ControlClient,
@@ -42,17 +46,16 @@ def server(tmp_path):
     s.close()
 
 
-def beats(server, want, timeout_s=5 * HEARTBEAT_S):
-    got = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
-        got += [(role, time.monotonic()) for role, msg in server.recv_all()
-                if msg.get("op") == "hb"]
-        time.sleep(0.005)
-    return got
+@pytest.fixture
+def board():
+    """A board of two slots, this process beating into slot 0 (as a child would)."""
+    b = beats.BeatBoard(2)
+    beats.attach(b, 0)
+    yield b
+    beats._board = None                       # this process is no supervisor's child
 
 
-def test_children_beat_on_their_own_phase_of_the_grid(server):
+def test_children_beat_on_their_own_phase_of_the_grid(server, board):
     phases = {"a": 0.1 * HEARTBEAT_S, "b": 0.6 * HEARTBEAT_S}
     a = ControlClient(server.endpoint, "a", beat_phase_s=phases["a"])
     time.sleep(0.3 * HEARTBEAT_S)
@@ -69,13 +72,12 @@ def test_children_beat_on_their_own_phase_of_the_grid(server):
             assert 0.0 <= c.tick_s <= c.next_beat_at_s - before
         due = sorted(c.next_beat_at_s for c in (a, b))
         assert (due[1] - due[0]) % HEARTBEAT_S == pytest.approx(0.5 * HEARTBEAT_S)
-        # a loop that sleeps tick_s and then polls sends the next beat then: one each
+        # a loop that sleeps tick_s and then polls beats then, into the board
         time.sleep(max(0.0, due[1] - time.monotonic()) + 0.01)
+        before = time.monotonic()
         a.poll()
-        b.poll()
-        got = beats(server, 4)
-        roles = sorted(r for r, _ in got)
-        assert roles == ["a", "a", "b", "b"]
+        assert before <= board.last_s(0) <= time.monotonic()
+        assert not [m for _r, m in server.recv_all() if m.get("op") not in ("hello",)]
     finally:
         a.close()
         b.close()
@@ -86,10 +88,18 @@ def test_children_get_their_nodes_phase(server):
     from types import SimpleNamespace
 
     from coroproc.supervisor.roles import _control
-    clients = [_control(SimpleNamespace(nodeid=n), server.endpoint, f"r{n}") for n in (1, 2)]
+    clients = [_control(SimpleNamespace(nodeid=n, heartbeat_timeout_ms=10_000),
+                        server.endpoint, f"r{n}") for n in (1, 2)]
     try:
-        assert [c.beat_phase_s for c in clients] == [beat_phase_s(1), beat_phase_s(2)]
+        every_s = beats.beat_every_s(10_000)
+        assert every_s == 2.5 and all(c.beat_every_s == every_s for c in clients)
+        assert [c.beat_phase_s for c in clients] == [beat_phase_s(1, every_s),
+                                                     beat_phase_s(2, every_s)]
         assert clients[0].beat_phase_s != clients[1].beat_phase_s
+        c = clients[0]
+        c.poll()
+        assert (c.next_beat_at_s - c.beat_phase_s) / every_s == pytest.approx(
+            round((c.next_beat_at_s - c.beat_phase_s) / every_s))
     finally:
         for c in clients:
             c.close()
@@ -107,7 +117,7 @@ def _next_msg(server, client, op, timeout_s=5.0):
     raise AssertionError(f"no {op!r} from the child in {timeout_s} s")
 
 
-def test_a_beat_carries_no_counters_a_report_does(server):
+def test_a_beat_counts_nothing_a_report_does(server, board):
     asked = []
 
     def counters():
@@ -116,12 +126,37 @@ def test_a_beat_carries_no_counters_a_report_does(server):
 
     c = ControlClient(server.endpoint, "a", counters=counters)
     try:
-        role, beat = _next_msg(server, c, "hb")     # the first beat goes out at once
-        assert (role, beat) == ("a", {"op": "hb"})
-        assert asked == []                          # nobody asked: nothing was counted
+        assert _next_msg(server, c, "hello")[0] == "a"   # connected; polled: it beat
+        assert board.last_s(0) > 0 and asked == []  # nobody asked: nothing was counted
         assert server.send("a", {"op": "report"})
         role, report = _next_msg(server, c, "report")
         assert role == "a" and report["counters"] == {"asked": 1}
         assert len(asked) == 1
     finally:
         c.close()
+
+
+def test_a_forked_child_beats_into_the_parents_board_until_it_stops():
+    """The supervisor's view: a child's beats arrive through shared memory; a stopped
+    child's slot goes stale."""
+    board = beats.BeatBoard(3)
+    pid = os.fork()
+    if pid == 0:
+        beats.attach(board, 2)
+        while True:
+            beats.beat()
+            time.sleep(0.01)
+    try:
+        deadline = time.monotonic() + 10
+        while board.last_s(2) == 0.0:
+            assert time.monotonic() < deadline, "no beat from the child"
+            time.sleep(0.01)
+        assert board.last_s(0) == board.last_s(1) == 0.0
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.05)
+        stale = board.last_s(2)
+        time.sleep(0.1)
+        assert board.last_s(2) == stale <= time.monotonic() - 0.1
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
