@@ -357,7 +357,8 @@ class EngineHost:
         self.replay_until = self.cursor
         self.store = None
         if all(type(u.engine).snapshot is not Engine.snapshot for u in self.units):
-            self.store = SnapshotStore(plan.run_dir, eng.name, plan.incarnation_us)
+            self.store = SnapshotStore(plan.cluster_name, plan.nodeid, eng.name,
+                                       plan.incarnation_us)
         for u in self.units:
             u.engine.start()
         self._restore()
