@@ -22,7 +22,7 @@ from coroproc.shm.syscalls import IOVEC_WORDS, MMSGHDR_WORDS
 # backed only where queues reach; further connections keep connection.py's deque
 SLOTS_DEFAULT = 16
 REGION_BYTES_DEFAULT = 64 << 20
-ROWS_PER_SLOT_DEFAULT = 65536
+ROWS_PER_SLOT_DEFAULT = 1 << 20    # = server.EVENT_QUEUE_MAX: rows are only backed when used
 
 
 class EventQueues:

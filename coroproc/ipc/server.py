@@ -43,8 +43,11 @@ PENDING_SETUPS_MAX = 64                   # half-open handshakes; the oldest is 
 REQUESTS_PER_WAKEUP_MAX = 50              # libqb's high-priority batch (MAX_RECV_MSGS)
 # per connection, beyond the kernel's queue: a client that stops reading is disconnected
 # once either is reached (Corosync queues without a bound; a reading client is slowed
-# long before, see connection.py EVENT_BACKLOG_ON)
-EVENT_QUEUE_MAX = 65536
+# long before, see connection.py EVENT_BACKLOG_ON). A receiver that only reads falls
+# behind a 3-node flood of 64 B messages (~140k/s) by tens of thousands of events a
+# second; at 65,536 the side-by-side's receivers were dropped in 2 of 6 such cells. The
+# bytes bound is what holds: ~250 B per small deliver event, ~270k events.
+EVENT_QUEUE_MAX = 1 << 20
 EVENT_QUEUE_MAX_BYTES = 64 << 20
 EVENT_CONNECT_RETRY_MS = 10               # client binds its event socket after the answer
 DEFER_RETRY_MS = 1                        # a deferred request is offered again this soon

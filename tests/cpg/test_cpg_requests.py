@@ -1,5 +1,6 @@
 """CPG lib requests on a real engine core (SimBus): the ref §2.6 state machine, every
 error code, MCAST's missing reply, iteration, finalize, flow control and slow readers."""
+import collections
 import os
 import struct
 import sys
@@ -345,3 +346,38 @@ def test_engine_without_cpg_state_refuses_clients_until_a_sync():
     bus.configure([[1]])
     bus.run()
     assert Client(bus, 1, 100).join(G) == CS_OK
+
+
+def test_a_slow_client_is_disconnected_and_logged_once_while_its_close_is_pending():
+    """The IPC server closes a dropped connection on its next turn; the deliveries that
+    come before that must neither queue for it nor log it again (one warning per client,
+    as a 64 B flood's receivers showed: 214 lines for one client)."""
+    from types import SimpleNamespace
+
+    from coroproc.engineprocs.cpg.conn_state import CpgConn
+    from coroproc.engineprocs.cpg.notify import Notifier
+
+    warnings, dropped = [], []
+
+    class FullConn:
+        closed = False                     # the server has not closed it yet
+        creds = SimpleNamespace(pid=4242)
+        offered = 0
+
+        def send_event(self, _msg_id, _body):
+            self.offered += 1
+            return False                   # its queue is full
+
+    ctx = SimpleNamespace(warning=warnings.append,
+                          disconnect=lambda conn, why: dropped.append((conn, why)))
+    stats = collections.Counter()
+    notify = Notifier(SimpleNamespace(ctx=ctx, stats=stats))
+    conn = FullConn()
+    cpd = CpgConn(conn, 1)
+    for _ in range(5):                     # five delivery batches before the close
+        assert not notify.send(cpd, 1, b"x")
+        notify.reap()
+    assert conn.offered == 1 and len(dropped) == 1 and dropped[0][0] is conn
+    assert warnings == ["disconnecting CPG client: its event queue is full (CPG client "
+                        "pid 4242 does not read its events)"]
+    assert stats["clients_disconnected_slow"] == 1 and stats["events_dropped"] == 1

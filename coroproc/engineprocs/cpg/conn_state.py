@@ -62,7 +62,7 @@ class CpgConn:
 
     __slots__ = ("conn", "source_id", "state", "group", "pid", "flags", "finalized",
                  "initial_totem_conf_sent", "transition_counter",
-                 "initial_transition_counter", "iterations", "zc_maps")
+                 "initial_transition_counter", "iterations", "zc_maps", "disconnecting")
 
     def __init__(self, conn, source_id: int):
         self.conn = conn
@@ -72,6 +72,7 @@ class CpgConn:
         self.pid = 0
         self.flags = 0
         self.finalized = False              # FINALIZE seen: no more events, exit follows
+        self.disconnecting = False          # the engine dropped it (notify.py): no more events
         self.initial_totem_conf_sent = False
         self.transition_counter = 0         # confchgs delivered: partial-mcast interrupt check
         self.initial_transition_counter = 0

@@ -34,7 +34,7 @@ class Notifier:
         self.stats = engine.stats
 
     def send(self, cpd: CpgConn, msg_id: int, body: bytes) -> bool:
-        if cpd in self.doomed:
+        if cpd.disconnecting or cpd in self.doomed:
             return False
         try:
             if cpd.conn.send_event(msg_id, body):
@@ -55,8 +55,11 @@ class Notifier:
         """Disconnect the clients that could not take an event (see the file comment)."""
         while self.doomed:
             cpd, why = self.doomed.popitem()
-            if getattr(cpd.conn, "closed", False):
+            if cpd.disconnecting or getattr(cpd.conn, "closed", False):
                 continue
+            # the server closes it on its next turn; until then the deliveries in between
+            # must neither queue nor log it again (one line per client, not per message)
+            cpd.disconnecting = True
             self.stats["clients_disconnected_slow"] += 1
             self.ctx.warning(f"disconnecting CPG client: {why}")
             self.ctx.disconnect(cpd.conn, why)
