@@ -184,6 +184,10 @@ class LocalCluster:
                 continue
         return out
 
+    def processes(self, i: int) -> dict[str, int]:
+        """Every process of node i by ps title, the supervisor as "supervisor"."""
+        return {**self.child_titles(i), "supervisor": self.procs[i].pid}
+
     def wait_restarted(self, i: int, title: str, old_pid: int, timeout_s: float = 60.0) -> int:
         """The pid of node i's child `title` once it is not old_pid: the supervisor
         restarted it."""

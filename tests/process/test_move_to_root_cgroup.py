@@ -62,12 +62,6 @@ def _start(tmp_path, cgroup: str, system: str) -> LocalCluster:
     return c
 
 
-def _every_process(c: LocalCluster) -> dict[str, int]:
-    out = dict(c.child_titles(1))
-    out["supervisor"] = c.procs[1].pid
-    return out
-
-
 def test_auto_moves_a_node_refused_sched_rr_to_the_root_cgroup(tmp_path, unit_cgroup):
     c = _start(tmp_path, unit_cgroup, "    sched_rr: yes\n")
     try:
@@ -75,7 +69,7 @@ def test_auto_moves_a_node_refused_sched_rr_to_the_root_cgroup(tmp_path, unit_cg
         c.wait_for_log(1, f"Moved from cgroup {name} to the root cgroup (cgroup v1, "
                           f"{PROCS_FILE}; system.move_to_root_cgroup)")
         c.wait_for_log(1, "The ring and link processes run SCHED_RR at priority 99")
-        procs = _every_process(c)
+        procs = c.processes(1)
         assert len(procs) >= 5
         assert {t: cgroup_of(pid, 1) for t, pid in procs.items()} == {t: "/" for t in procs}
         assert {t: of_process(procs[t]) for t in CHAIN_TITLES} == {
@@ -90,7 +84,7 @@ def test_no_stays_in_the_unit_cgroup_and_falls_back_to_nice(tmp_path, unit_cgrou
         c.wait_for_log(1, "Could not set SCHED_RR at priority 99: Operation not permitted "
                           "(system.sched_rr); the ring and link processes run at nice -20 "
                           "instead")
-        procs = _every_process(c)
+        procs = c.processes(1)
         name = "/" + os.path.basename(unit_cgroup)
         assert {t: cgroup_of(pid, 1) for t, pid in procs.items()} == {t: name for t in procs}
         assert {t: of_process(procs[t]) for t in CHAIN_TITLES} == {
@@ -104,7 +98,7 @@ def test_yes_moves_whatever_the_policy(tmp_path, unit_cgroup):
     c = _start(tmp_path, unit_cgroup, "    move_to_root_cgroup: yes\n")
     try:
         c.wait_for_log(1, "to the root cgroup (cgroup v1")
-        procs = _every_process(c)
+        procs = c.processes(1)
         assert {t: cgroup_of(pid, 1) for t, pid in procs.items()} == {t: "/" for t in procs}
         assert {of_process(pid) for pid in procs.values()} == {""}    # SCHED_OTHER, nice 0
     finally:

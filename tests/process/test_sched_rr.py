@@ -23,9 +23,7 @@ SCHED_RR_YES = "system {\n    sched_rr: yes\n}\n"
 
 def _policies(c: LocalCluster, i: int) -> dict[str, str]:
     """ps title → policy ("" = SCHED_OTHER at nice 0), the supervisor as "supervisor"."""
-    out = {t: of_process(pid) for t, pid in c.child_titles(i).items()}
-    out["supervisor"] = of_process(c.procs[i].pid)
-    return out
+    return {t: of_process(pid) for t, pid in c.processes(i).items()}
 
 
 def test_without_the_key_every_process_runs_sched_other(tmp_path):

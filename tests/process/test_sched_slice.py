@@ -24,9 +24,7 @@ def _thread_slices_ns(pid: int) -> set[int | None]:
 
 
 def _node_slices_ns(c: LocalCluster, i: int) -> dict[str, set[int | None]]:
-    out = {t: _thread_slices_ns(pid) for t, pid in c.child_titles(i).items()}
-    out["supervisor"] = _thread_slices_ns(c.procs[i].pid)
-    return out
+    return {t: _thread_slices_ns(pid) for t, pid in c.processes(i).items()}
 
 
 def test_every_process_and_thread_runs_with_a_100_us_slice(tmp_path):
