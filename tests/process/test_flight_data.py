@@ -30,55 +30,44 @@ def _dump(c: LocalCluster) -> list[tuple[str, int, str]]:
     return [(m[1], int(m[2]), m[3]) for m in map(LINE.match, out.stdout.splitlines()) if m]
 
 
-@pytest.fixture
-def node(tmp_path):
-    """A running one-node cluster (node 1), stopped afterwards."""
+def test_a_child_killed_by_sigkill_leaves_its_lines_in_the_crash_dump(tmp_path):
     c = LocalCluster(tmp_path, 1)
     try:
         c.start(1)
         c.wait_members([1], [1], timeout_s=120)
-        yield c
+        cpg = c.child_titles(1)["coroproc: cpg"]
+        subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(1),
+                        "restart", "cpg"], check=True, capture_output=True, timeout=60)
+        cpg = c.wait_restarted(1, "coroproc: cpg", cpg)
+        assert not any("Flight data of" in ln for ln in c.log_lines(1))   # asked: no dump
+        time.sleep(0.5)                                  # the new engine logs its start
+        os.kill(cpg, signal.SIGKILL)
+        c.wait_for_log(1, "(coroproc: cpg killed by SIGKILL)")
+        lines = _dump(c)
+        mine = [msg for title, pid, msg in lines if title == "coroproc: cpg" and pid == cpg]
+        assert mine, lines[-20:]
+        assert any(title == "coroproc: supervisor" and f"coroproc: cpg (pid {cpg}) killed by "
+                   "SIGKILL" in msg for title, _pid, msg in lines)
+        c.wait_restarted(1, "coroproc: cpg", cpg)
     finally:
         c.stop_all()
 
 
-def _ask_dump(c: LocalCluster) -> list[tuple[str, int, str]]:
-    """corosync-blackbox's way: set runtime.blackbox.dump_flight_data, answered once the
-    file is written; then read it."""
-    with Cmap(suffix=c.suffix(1)) as cmap:
-        cmap.set("runtime.blackbox.dump_flight_data", b"now", STRING)
-    return _dump(c)
-
-
-def test_a_child_killed_by_sigkill_leaves_its_lines_in_the_crash_dump(node):
-    c = node
-    cpg = c.child_titles(1)["coroproc: cpg"]
-    subprocess.run([sys.executable, "-m", "coroproc.tools.ctl", "-c", c.conf(1),
-                    "restart", "cpg"], check=True, capture_output=True, timeout=60)
-    cpg = c.wait_restarted(1, "coroproc: cpg", cpg)
-    assert not any("Flight data of" in ln for ln in c.log_lines(1))   # asked: no dump
-    deadline = time.monotonic() + 60                 # until the new engine has logged
-    while not any(pid == cpg for _t, pid, _m in _ask_dump(c)):
-        assert time.monotonic() < deadline, "the restarted engine logged nothing"
-        time.sleep(0.1)
-    os.kill(cpg, signal.SIGKILL)
-    c.wait_for_log(1, "(coroproc: cpg killed by SIGKILL)")
-    lines = _dump(c)
-    mine = [msg for title, pid, msg in lines if title == "coroproc: cpg" and pid == cpg]
-    assert mine, lines[-20:]
-    assert any(title == "coroproc: supervisor" and f"coroproc: cpg (pid {cpg}) killed by "
-               "SIGKILL" in msg for title, _pid, msg in lines)
-    c.wait_restarted(1, "coroproc: cpg", cpg)
-
-
-def test_a_dump_through_cmap_reads_a_stopped_engine_without_waiting(node):
-    c = node
-    cpg = c.child_titles(1)["coroproc: cpg"]
-    os.kill(cpg, signal.SIGSTOP)
+def test_a_dump_through_cmap_reads_a_stopped_engine_without_waiting(tmp_path):
+    c = LocalCluster(tmp_path, 1)
     try:
-        lines = _ask_dump(c)
+        c.start(1)
+        c.wait_members([1], [1], timeout_s=120)
+        cpg = c.child_titles(1)["coroproc: cpg"]
+        os.kill(cpg, signal.SIGSTOP)
+        try:
+            with Cmap(suffix=c.suffix(1)) as cmap:     # answered once the file is written
+                cmap.set("runtime.blackbox.dump_flight_data", b"now", STRING)
+            lines = _dump(c)
+        finally:
+            os.kill(cpg, signal.SIGCONT)
+        titles = {title for title, _pid, _msg in lines}
+        assert {"coroproc: supervisor", "coroproc: ring", "coroproc: cpg"} <= titles, titles
+        assert any(pid == cpg for title, pid, _msg in lines if title == "coroproc: cpg")
     finally:
-        os.kill(cpg, signal.SIGCONT)
-    titles = {title for title, _pid, _msg in lines}
-    assert {"coroproc: supervisor", "coroproc: ring", "coroproc: cpg"} <= titles, titles
-    assert any(pid == cpg for title, pid, _msg in lines if title == "coroproc: cpg")
+        c.stop_all()
