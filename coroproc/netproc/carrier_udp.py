@@ -17,8 +17,10 @@ the peer whole. A link frame above it leaves as fragments of exactly that size
 bytes; the kernel cuts them into the same datagrams one send each would give). The
 receive socket has UDP_GRO on: a train the kernel kept whole comes in one `recvmsg` with
 its segment size, and recv_into hands its datagrams out one at a time. Fragments go
-through a bounded reassembly table (fragments/reassembly.py); a frame whose fragment was
-lost times out there, and Totem retransmits it. While the path MTU is unknown (the first
+through a bounded reassembly table; a frame whose fragment was lost times out there, and
+Totem retransmits it. Both are jitted (jit/fragments.py) on state this carrier owns
+(fragments/table.py) and shares with the jitted secure loop, which sends and reassembles
+the DATA frames of a flood itself. While the path MTU is unknown (the first
 probe run after the link comes up) frames go whole, fragmented by IP as before.
 `udp_gso: no` turns GSO and GRO off (fragments then go one send each).
 The RDMA carrier (rdma/) offers the same five calls and fragments to its UD MTU itself.
@@ -26,20 +28,19 @@ The RDMA carrier (rdma/) offers the same five calls and fragments to its UD MTU 
 from __future__ import annotations
 
 import errno as _errno
-import random
 import socket
-import struct
 import sys
 import time
 
 import numpy as np
 
-from coroproc.netproc.addresses import canonical_host, sockaddr, sockaddr_tuple
-from coroproc.netproc.fragments.reassembly import Reassembler
-from coroproc.netproc.fragments.wire import (FRAG_HEADER_BYTES, FRAG_MAGIC, FRAG_MAGIC_BYTES,
-                                             FRAG_VERSION, HEADER_DTYPE, FragmentError,
-                                             chunk_bytes_for, frag_count_for, unpack_header)
-from coroproc.netproc.jit.link_loop import GSO_BYTES_MAX, SOL_UDP, UDP_GRO, UDP_SEGMENT
+from coroproc.netproc.addresses import canonical_host, sockaddr, sockaddr_bytes, sockaddr_tuple
+from coroproc.netproc.fragments.table import FragState
+from coroproc.netproc.jit.fragments import (F_RX_FRAG_SENDER_MISMATCH as FCNT_SENDER_MISMATCH,
+                                            F_RX_FRAGMENTS as FCNT_FRAGMENTS,
+                                            fragment_header_ok, fragment_sender,
+                                            is_fragment)
+from coroproc.netproc.jit.link_loop import SOL_UDP, UDP_GRO
 from coroproc.netproc.link import enable_udp_gro, udp_gso_segments
 from coroproc.netproc.sockets import link_scope_id, open_link_sockets
 from coroproc.netproc.spec import LinkSpec
@@ -50,22 +51,10 @@ SOURCE_CACHE_ENTRIES_MAX = 256
 DATAGRAM_MAX_BYTES = 65507
 # a GRO train is at most one IP datagram's worth of segments
 TRAIN_BUFFER_BYTES = 65536
-# frames in reassembly per peer: fragments of a frame arrive back to back, so more than
-# one in progress per sender means loss or reordering; a lost fragment's frame gives up
-# its slot after REASM_TIMEOUT_MS (Totem has asked for it again long before)
-REASM_ENTRIES_PER_PEER = 2
-REASM_ENTRIES_MAX = 32        # 2 MiB of slots: new frames come from the token holder only
-REASM_TIMEOUT_MS = 1000
-# the kernel refused a GSO send (no UDP segmentation on the route, a segment above the
-# route's MTU, no checksum offload): send that run one fragment at a time, and no more GSO
-GSO_REFUSED_ERRNOS = (_errno.EINVAL, _errno.EIO, _errno.EMSGSIZE, _errno.EOPNOTSUPP)
 _ANC_BYTES = socket.CMSG_SPACE(4)       # UDP_GRO: the segment size as an int
 # a plain int: `flags & socket.MSG_TRUNC` builds an IntFlag member per datagram (~2 µs)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
-_pack_u16 = struct.Struct("=H").pack
-COUNTER_NAMES = ("rx_unlisted", "rx_errors", "rx_empty", "rx_too_long", "rx_gro_trains",
-                 "rx_fragments", "rx_frag_bad", "rx_frag_sender_mismatch",
-                 "tx_fragmented_frames", "tx_fragments", "tx_gso_sends", "tx_gso_refused")
+COUNTER_NAMES = ("rx_unlisted", "rx_errors", "rx_empty", "rx_too_long", "rx_gro_trains")
 
 
 class UdpCarrier:
@@ -76,6 +65,9 @@ class UdpCarrier:
         self._local_nodeid = spec.local_nodeid
         scope = link_scope_id(spec)
         self._addr = {n: sockaddr(spec.family, a, p, scope) for n, (a, p) in spec.peers.items()}
+        # the same, packed, for the fragment sends (jit/fragments.py)
+        self._sa = {n: np.frombuffer(sockaddr_bytes(spec.family, a), np.uint8).copy()
+                    for n, a in self._addr.items()}
         self._by_host_port: dict[tuple[str, int], int] = {}
         by_host: dict[str, list[int]] = {}
         for nodeid, (addr, port) in spec.peers.items():
@@ -94,20 +86,17 @@ class UdpCarrier:
         self._errnos: dict[str, int] = {}
         # fragmentation above the path MTU (module docstring)
         self._mtu_of = mtu_of
-        self._gso_segs = udp_gso_segments(self._sock) if spec.udp_gso else 0
-        self._gso_refused_errno = 0
+        self.frags = FragState((n for n in spec.peers if n != spec.local_nodeid),
+                               udp_gso_segments(self._sock) if spec.udp_gso else 0)
+        self.frags.warm()
         self.gro_receive = bool(spec.udp_gso) and enable_udp_gro([self._sock])
         self._train = bytearray(TRAIN_BUFFER_BYTES)
         self._train_view = memoryview(self._train)
+        self._train_array = np.frombuffer(self._train, np.uint8)
         self._pos = self._end = self._seg = 0       # the train being handed out
         self._train_src: tuple = ()
         self._train_node = 0
-        # a restarted peer starts elsewhere in frame_id space: its new fragments do not
-        # complete frames of its previous life (the source address is part of the key too)
-        self._frame_id = random.getrandbits(32)
-        self._reasm = Reassembler(
-            min(REASM_ENTRIES_MAX, REASM_ENTRIES_PER_PEER * max(1, len(spec.peers) - 1)),
-            DATAGRAM_MAX_BYTES, REASM_TIMEOUT_MS)
+        self._done_frame = None     # a frame the jitted path completed and handed over
 
     @property
     def buffer_bytes(self) -> dict:
@@ -123,6 +112,11 @@ class UdpCarrier:
     def recv_into(self, buf: bytearray) -> tuple[int, int] | None:
         """(nbytes, source nodeid or 0) of the next datagram (a reassembled frame counts
         as one), None when none waits."""
+        if self._done_frame is not None:
+            frame, self._done_frame = self._done_frame, None
+            got = self._hand_out(frame, buf)
+            if got is not None:
+                return got
         while True:
             if self._pos < self._end:
                 got = self._next_datagram(buf)
@@ -184,20 +178,18 @@ class UdpCarrier:
         datagram it leaves to the Python path): recv_into goes on from there."""
         self._take_train(pos, n, seg, sockaddr_tuple(src_sockaddr))
 
+    def adopt_frame(self, slot: int) -> None:
+        """The jitted path completed a frame in fragment slot `slot` that the Python path
+        must open: recv_into hands it out first (from the train adopted with it)."""
+        self._done_frame = self.frags.frame(slot)
+
     def _next_datagram(self, buf: bytearray) -> tuple[int, int] | None:
         start = self._pos
-        if start == 0 and self._seg < self._end and self._train[:2] == FRAG_MAGIC_BYTES:
-            taken, view = self._reassemble_train()
-            if taken:
-                self._pos = self._end
-                return None if view is None else self._hand_out(view, buf)
         stop = self._pos = min(start + self._seg, self._end)
-        view = self._train_view[start:stop]
-        if view[:2] == FRAG_MAGIC_BYTES:
-            view = self._reassemble(view)
-            if view is None:
-                return None
-        return self._hand_out(view, buf)
+        if is_fragment(self._train_array, start, stop - start):
+            frame = self._reassemble(start, stop - start)
+            return None if frame is None else self._hand_out(frame, buf)
+        return self._hand_out(self._train_view[start:stop], buf)
 
     def _hand_out(self, view, buf: bytearray) -> tuple[int, int] | None:
         n = len(view)
@@ -207,55 +199,16 @@ class UdpCarrier:
         buf[:n] = view
         return n, self._train_node
 
-    def _reassemble_train(self) -> tuple[bool, memoryview | None]:
-        """A GRO train that is one run of fragments of one frame — the common case: a
-        peer's GSO send of that frame — checked and placed at once: (True, the whole frame
-        or None while fragments are missing). (False, None): any other train, which goes
-        fragment by fragment (and gets each one's verdict there)."""
-        n, seg = self._end, self._seg
-        segs = -(-n // seg)
-        try:
-            first = unpack_header(self._train_view, 0, seg)
-            last_at = (segs - 1) * seg
-            last = unpack_header(self._train_view, last_at, n - last_at)
-        except FragmentError:
-            return False, None
-        src, frame_id, index, count, chunk, total = first
-        if last != (src, frame_id, index + segs - 1, count, chunk, total) or \
-                (self._train_node and src != self._train_node):
-            return False, None
-        heads = np.ndarray((segs,), HEADER_DTYPE, self._train, 0, (seg,))
-        want = np.empty_like(heads)
-        want[:] = heads[0]
-        want["index"] = np.arange(index, index + segs)
-        if not (heads == want).all():
-            return False, None
-        c = self._c
-        c["rx_fragments"] += segs
-        rows = np.ndarray((segs - 1, chunk), np.uint8, self._train, FRAG_HEADER_BYTES,
-                          (seg, 1))
-        tail = self._train_view[last_at + FRAG_HEADER_BYTES:n]
-        return True, self._reasm.add_run((self._train_src, src, frame_id), index, count,
-                                         chunk, total, rows, tail,
-                                         time.monotonic_ns() // 1_000_000)
-
-    def _reassemble(self, view: memoryview):
-        """The whole frame once this fragment completes it, else None."""
-        c = self._c
-        c["rx_fragments"] += 1
-        try:
-            src, frame_id, index, count, chunk, total = unpack_header(view, 0, len(view))
-        except FragmentError:
-            c["rx_frag_bad"] += 1
+    def _reassemble(self, off: int, k: int):
+        """The whole frame once the fragment at off completes it, else None."""
+        frags = self.frags
+        train = self._train_array
+        if (self._train_node and fragment_header_ok(train, off, k)
+                and fragment_sender(train, off, k) != self._train_node):
+            frags.fcnt[FCNT_SENDER_MISMATCH] += 1
+            frags.fcnt[FCNT_FRAGMENTS] += 1
             return None
-        if self._train_node and src != self._train_node:
-            c["rx_frag_sender_mismatch"] += 1
-            return None
-        data = view[FRAG_HEADER_BYTES:]
-        if count == 1:
-            return data
-        return self._reasm.add((self._train_src, src, frame_id), index, count, chunk, total,
-                               data, time.monotonic_ns() // 1_000_000)
+        return frags.take(train, off, k, time.monotonic_ns() // 1_000_000)
 
     def _source_node(self, src: tuple) -> int | None:
         """The nodeid a source address belongs to, 0 if several share it, None if unlisted."""
@@ -288,47 +241,8 @@ class UdpCarrier:
         mtu = self._mtu_of(nodeid) if self._mtu_of is not None else 0
         if not mtu or len(data) <= mtu:
             return self._sock.sendto(data, addr)
-        return self._send_fragments(memoryview(data), mtu, addr)
-
-    def _send_fragments(self, frame: memoryview, mtu: int, addr) -> int:
-        frame_bytes = len(frame)
-        chunk = chunk_bytes_for(mtu)
-        count = frag_count_for(frame_bytes, chunk)
-        self._frame_id = frame_id = (self._frame_id + 1) & 0xFFFFFFFF
-        # the headers differ only in frag_index: build them as one record array
-        heads = np.empty(count, HEADER_DTYPE)
-        heads[:] = (FRAG_MAGIC, FRAG_VERSION, 0, self._local_nodeid, frame_id, 0, count,
-                    chunk, frame_bytes)
-        heads["index"] = np.arange(count)
-        hv = memoryview(heads.view(np.uint8))
-        iov = [None] * (2 * count)
-        iov[0::2] = [hv[i:i + FRAG_HEADER_BYTES]
-                     for i in range(0, count * FRAG_HEADER_BYTES, FRAG_HEADER_BYTES)]
-        iov[1::2] = [frame[i:i + chunk] for i in range(0, frame_bytes, chunk)]
-        c = self._c
-        c["tx_fragmented_frames"] += 1
-        c["tx_fragments"] += count
-        run = max(1, min(self._gso_segs, GSO_BYTES_MAX // mtu))   # fragments per send
-        return sum(self._send_run(iov[2 * first:2 * (first + run)], mtu, addr)
-                   for first in range(0, count, run))
-
-    def _send_run(self, iov: list, mtu: int, addr) -> int:
-        """Fragments of one frame, each mtu bytes but the last: one GSO send if the kernel
-        takes it, else one send each."""
-        if len(iov) > 2 and self._gso_segs:
-            try:
-                sent = self._sock.sendmsg(iov, [(SOL_UDP, UDP_SEGMENT, _pack_u16(mtu))], 0,
-                                          addr)
-                self._c["tx_gso_sends"] += 1
-                return sent
-            except OSError as e:
-                if e.errno not in GSO_REFUSED_ERRNOS:
-                    raise
-                self._gso_segs = 0
-                self._gso_refused_errno = e.errno
-                self._c["tx_gso_refused"] += 1
-        sock = self._sock
-        return sum(sock.sendmsg(iov[i:i + 2], (), 0, addr) for i in range(0, len(iov), 2))
+        return self.frags.send(self._sock.fileno(), self._sa[nodeid],
+                               np.frombuffer(data, np.uint8), mtu, self._local_nodeid)
 
     def send_probe(self, data, nodeid: int) -> int:
         """A path-MTU probe: from a second socket with the don't-fragment bit and no path-MTU
@@ -349,20 +263,20 @@ class UdpCarrier:
     def counters(self) -> dict[str, int]:
         d = dict(self._c)
         d.update(self._errnos)
-        d.update(self._reasm.counters())
-        d["tx_gso_segments_max"] = self._gso_segs
+        d.update(self.frags.counters())
+        d["tx_gso_segments_max"] = self.frags.gso_segments
         d["gro_receive"] = int(self.gro_receive)
-        if self._gso_refused_errno:
-            d["tx_gso_refused_errno"] = _errno.errorcode.get(self._gso_refused_errno,
-                                                             str(self._gso_refused_errno))
+        refused = self.frags.gso_refused_errno
+        if refused:
+            d["tx_gso_refused_errno"] = _errno.errorcode.get(refused, str(refused))
         d.update({f"socket_{k}_bytes": v for k, v in self._socks.buffer_bytes.items()})
         return d
 
     def close(self) -> None:
         if self._probe_sock is not None:
             self._probe_sock.close()
+        self._done_frame = self._train_array = None
         self._train_view.release()
-        self._reasm.close()
         self._socks.close()
 
 

@@ -196,7 +196,8 @@ class SecureFastPath:
                 self.p_salen, self.p_tslot, self.p_rule, self.p_mtu, self.p_stats,
                 self.fanout, self.gens, self.rgen, replay.session, replay.top, replay.bits,
                 self.rk_id, self.rk_ctx, self.iv, self.cbuf, self.outl, self.cnt, self.sc,
-                self.errs, self._link.waker.wk, self.ts, self.u64)
+                self.errs, self._link.waker.wk, self.ts, self.u64,
+                self._link.carrier.frags.arrays())
 
     def slow_train(self) -> tuple[int, int, int, bytes]:
         """After RET_SLOW_RX: (pos, length, segment size, source sockaddr) of the train."""

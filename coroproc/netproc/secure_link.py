@@ -18,11 +18,12 @@ and the link keeps its own health:
   traffic to the next one within a ping timeout, without Totem noticing.
 
 Over a UDP carrier, DATA frames take the jitted path instead (jit/secure_loop.py,
-arrays in secure_fast.py, AES-GCM in jit/aead.py, HMAC in jit/mac.py): it receives,
-sends and sleeps for this process, and hands back every datagram and record it does not
-handle (control frames, fragments, a new session, a tag that does not verify under the
-key it holds, anything that fails a check; frames that must be fragmented) to the
-Python path below, which is then the one that opens or sends them.
+arrays in secure_fast.py, AES-GCM in jit/aead.py, HMAC in jit/mac.py, fragments above the
+path MTU in jit/fragments.py): it receives, sends and sleeps for this process, and hands
+back every datagram and record it does not handle (control frames, a new session, a tag
+that does not verify under the key it holds, anything that fails a check, a fragment
+from a source that is not its sender's address) to the Python path below, which is then
+the one that opens or sends them.
 
 Key rotation: the control op "crypto" (from the supervisor, driven by the CFG engine in
 agreed order) runs the KeyRing phases add / use / drop.
@@ -185,9 +186,10 @@ class SecureLinkProcess:
                 fast.sync_keys()
                 ret = S.run_secure(*args, deadline_ns)
                 # what the jitted path hands back, the Python path takes a batch of: the
-                # rest of the socket's queue, or of the tx ring (in a flood of frames that
-                # need fragmenting, all of them are the Python path's)
-                if ret == S.RET_SLOW_RX:
+                # rest of the socket's queue, or of the tx ring
+                if ret == S.RET_SLOW_RX or ret == S.RET_SLOW_FRAME:
+                    if ret == S.RET_SLOW_FRAME:
+                        self.carrier.adopt_frame(int(fast.io[S.SIO_SLOW_SLOT]))
                     self.carrier.adopt_train(*fast.slow_train())
                     self._drain_rx()
                     fast.rows_dirty = True  # it may have accepted a session or a key

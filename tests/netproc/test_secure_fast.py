@@ -282,3 +282,32 @@ def test_a_corrupt_tx_ring_stops_the_jitted_link_with_the_position(peers, suite)
     with pytest.raises(ShmError, match=r"corrupt record at position 0 \(offset 0, length "
                                        r"32768\)"):
         _run_link(nodelist, suite, True, corrupt)
+
+
+def test_frames_above_the_path_mtu_stay_on_the_jitted_path(peers, suite):
+    """Fragments both ways without Python: node 2 (path MTU 1,200 to every peer) sends a
+    3,000-byte frame to node 1 and a 2,500-byte multicast as GSO trains of fragments,
+    and reassembles and opens node 1's 5,000-byte frame itself. Only node 1's first
+    frame (a session not yet accepted) goes to the Python path."""
+    nodelist, carriers, _stranger = peers
+    to2 = nodelist[LOCAL]
+    n1 = _codec(1, 5000, suite)
+    big = n1.seal(FTYPE_DATA, LOCAL, frame(2, 5000))
+    phases = [lambda: carriers[1]._sock.sendto(n1.seal(FTYPE_DATA, LOCAL, frame(1, 200)), to2),
+              lambda: carriers[1].send(big, LOCAL)]
+
+    def push(_link, tx):
+        for dest, size in ((1, 3000), (0, 2500)):
+            tx.push(1, dest.to_bytes(4, "little") + frame(100 + size, size))
+    counters, frames, jitted = _run_link(nodelist, suite, True, push, mtu_bytes=1200,
+                                         phases=phases)
+    time.sleep(0.05)
+    assert [len(f) for f in frames] == [200, 5000] and frames[1] == frame(2, 5000)
+    assert [len(f) for f in _data_frames(carriers[1], 1, suite)] == [3000, 2500]
+    assert [len(f) for f in _data_frames(carriers[3], 3, suite)] == [2500]
+    assert jitted["rx_handed_back"] == 1 and jitted["tx_handed_back"] == 0
+    assert jitted["rx_ok"] == 1 and jitted["tx_sealed"] == 3
+    chunk = 1200 - 20
+    assert counters["tx_fragmented_frames"] == 3
+    assert counters["rx_fragments"] == -(-len(big) // chunk)
+    assert counters["reasm_frames"] == 1 and counters["reasm_in_progress"] == 0

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
-
 FRAG_MAGIC = 0x5244
 FRAG_MAGIC_BYTES = FRAG_MAGIC.to_bytes(2, "little")
 FRAG_VERSION = 1
@@ -35,11 +33,6 @@ _HEADER = struct.Struct("<HBBIIHHHH")
 FRAG_HEADER_BYTES = _HEADER.size                 # 20
 assert FRAG_HEADER_BYTES == 20
 FRAME_BYTES_MAX = 0xFFFF
-# the same header as a numpy record, to check a whole GRO train of fragments at once
-HEADER_DTYPE = np.dtype([("magic", "<u2"), ("version", "u1"), ("flags", "u1"),
-                         ("src", "<u4"), ("frame_id", "<u4"), ("index", "<u2"),
-                         ("count", "<u2"), ("chunk", "<u2"), ("total", "<u2")])
-assert HEADER_DTYPE.itemsize == FRAG_HEADER_BYTES
 
 
 class FragmentError(ValueError):

@@ -20,16 +20,22 @@ back to the Python link process (secure_link.py) untouched:
   authenticate. Then the replay window
   (replay_window.py, shared with the codec) and the Totem framing checks decide, counted
   as the codec and secure_link.py count them. Anything else — a ping, a pong, a PMTU
-  probe, a fragment, a new session, a header that fails a check, a tag that does not
+  probe, a new session, a header that fails a check, a tag that does not
   verify under the held key, a source that is not the sender's own address — stops the
   loop with RET_SLOW_RX and the train's position in io, and the Python path opens it from
   there (UdpCarrier.adopt_train), with every check, every key and every counter it has.
   Nothing a refused frame carries changes the window: the tag is checked first.
-* send: a tx record goes out here when every peer it goes to can take it whole (its
-  path MTU is unknown or at least the sealed frame). AES-GCM and HMAC seal it per peer
-  (dest and seq are in the header, so each copy has its own ciphertext or digest) into
-  cbuf under the tx context (io[SIO_TX_CTX]). A record that must be fragmented stops the loop with
-  RET_SLOW_TX before it is taken, and Python sends it through the carrier. Which peers
+  Fragments (jit/fragments.py) go into the carrier's reassembly table here when they
+  come from the address of the sender they name; the frame one completes is opened as
+  above, or handed to Python with RET_SLOW_FRAME (its slot in io[SIO_SLOW_SLOT], the
+  train's position after the fragment in SIO_SLOW_*).
+* send: a tx record goes out here, to each peer it goes to, whole if that peer's path MTU
+  is unknown or at least the sealed frame, else as fragments of it (frag_send: GSO
+  sends of the datagrams laid out in the carrier's fbuf). AES-GCM and HMAC seal it per
+  peer (dest and seq are in the header, so each copy has its own ciphertext or digest)
+  into cbuf under the tx context (io[SIO_TX_CTX]). A record no path can take (above a
+  datagram with the MTU unknown, or more than SEND_FRAGS_MAX fragments) stops the loop
+  with RET_SLOW_TX before it is taken, and Python sends it through the carrier. Which peers
   THIS link serves is the link selector's rule per peer (select.py: send frame k iff
   k % n == index), which Python computes for the link table's state generations in
   rgen; when the table moved, the loop stops with RET_RULES before the record, and
@@ -84,6 +90,9 @@ from coroproc.netproc.jit.link_loop import (
     u32_at,
 )
 from coroproc.netproc.jit.aead import gcm_open, gcm_seal, set_iv
+from coroproc.netproc.jit.fragments import (FRAG_HEADER_BYTES, M_TOTAL, SEND_FRAGS_MAX,
+                                            frag_send, frag_take, fragment_sender,
+                                            is_fragment)
 from coroproc.netproc.jit.mac import mac_compute, mac_verify
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
@@ -100,6 +109,7 @@ from coroproc.shm.layout import W_RECORDS_POPPED
 from coroproc.shm.syscalls import (
     EAGAIN,
     IOVEC_WORDS,
+    monotonic_ns,
     MMSG_CONTROL,
     MMSG_CONTROLLEN,
     MMSG_FLAGS,
@@ -143,7 +153,8 @@ SIO_POLL_ERRNO = 15
 SIO_FLAGS = 16                 # LINK_FLAGS_*: what this link's frames carry
 SIO_TAG_BYTES = 17             # the AES-GCM tag's 16, the HMAC digest's length, or 0
 SIO_TX_CTX = 18                # the sealing context: aead.GcmContext / mac.MacContext .ptr
-SIO_WORDS = 19
+SIO_SLOW_SLOT = 19             # RET_SLOW_FRAME: the fragment slot of the frame
+SIO_WORDS = 20
 
 # sm: one sendmsg: a msghdr, then two iovecs (the header, the frame in the tx ring)
 SM_MH = 0
@@ -155,16 +166,19 @@ P_TX_PACKETS, P_TX_BYTES, P_RX_PACKETS, P_RX_BYTES, P_TX_ERRORS = range(5)
 P_STAT_WORDS = 5
 
 # sc: the secure link's own counters, named as secure_link.py / the codec / the carrier
+# (rx_handed_back / tx_handed_back: how often it left a datagram or record to Python)
 (SC_TX_NOT_CHOSEN, SC_RX_OK, SC_RX_REPLAYED, SC_TX_SEALED, SC_RX_EMPTY, SC_RX_TOO_LONG,
- SC_TX_SEAL_FAILED) = range(7)
+ SC_TX_SEAL_FAILED, SC_RX_HANDED_BACK, SC_TX_HANDED_BACK) = range(9)
 SC_NAMES = ("tx_not_chosen", "rx_ok", "rx_replayed", "tx_sealed", "rx_empty",
-            "rx_too_long", "tx_seal_failed")
-SC_WORDS = 7
+            "rx_too_long", "tx_seal_failed", "rx_handed_back", "tx_handed_back")
+SC_WORDS = 9
 
 # why run_secure returned, beyond link_loop's RET_* (0..4)
 RET_SLOW_RX = 5                # buf[io[SIO_SLOW_POS]:] is the Python path's to open
 RET_SLOW_TX = 6                # the tx ring's next record is the Python path's to send
 RET_RULES = 7                  # the link table moved: recompute p_rule, then call again
+RET_SLOW_FRAME = 8             # a frame reassembled in fragment slot io[SIO_SLOW_SLOT] is
+                               # the Python path's to open, then buf from SIO_SLOW_POS on
 
 
 @njit(cache=True, inline="always")
@@ -251,10 +265,42 @@ def _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top, rp_bits, rk_ct
 
 
 @njit(cache=True)
+def _take_fragment(io, rx_h, rx_d, buf, off, k, src, p_node, p_addr, p_port, p_stats,
+                   rp_session, rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc, wk,
+                   ts, u64, fr):
+    """A fragment: into the carrier's reassembly table (fr: fragments/table.py's arrays),
+    and the frame it completes opened here. Frames pushed (0 or 1); -1: the Python path
+    takes the fragment (a sender that is no peer, or not from that peer's address: its
+    checks and counters); RET_SLOW_FRAME: the completed frame is the Python path's to
+    open (io[SIO_SLOW_SLOT])."""
+    ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt = fr[0], fr[1], fr[2], fr[3], fr[4], fr[5]
+    sender = fragment_sender(buf, off, k)
+    prow = _row_of(p_node, sender) if sender >= 0 else -1
+    if prow < 0 or not _from_row(src, p_addr, p_port, prow):
+        return -1
+    slot = frag_take(ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt, buf, off, k,
+                     monotonic_ns(ts) // 1_000_000)
+    if slot < 0:
+        return 0
+    frame = ra_data[slot]
+    total = ra_meta[slot, M_TOTAL]
+    row = _fast_row(io, frame, 0, total, src, p_node, p_addr, p_port, rp_session, rk_id)
+    opened = -1
+    if row >= 0:
+        opened = _open_data(io, rx_h, rx_d, frame, 0, total, row, p_stats, rp_top, rp_bits,
+                            rk_ctx, iv, cbuf, outl, cnt, sc, wk, ts, u64)
+    if opened < 0:
+        io[SIO_SLOW_SLOT] = slot
+        return RET_SLOW_FRAME
+    return opened
+
+
+@njit(cache=True)
 def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp_session,
-              rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc, errs, wk, ts, u64):
+              rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc, errs, wk, ts, u64,
+              fr):
     """Receive until EAGAIN, the batch bound or a frame for the Python path: 0 drained,
-    1 the bound stopped us, RET_SLOW_RX (io's SIO_SLOW_* say where)."""
+    1 the bound stopped us, RET_SLOW_RX or RET_SLOW_FRAME (io's SIO_SLOW_* say where)."""
     fd = io[SIO_FD]
     n_max = io[SIO_RECV_BYTES]
     frames = 0
@@ -280,11 +326,24 @@ def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp
         off = 0
         while off < n:
             k = min(seg, n - off)
-            row = _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session, rk_id)
             opened = -1
-            if row >= 0:
-                opened = _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top,
-                                    rp_bits, rk_ctx, iv, cbuf, outl, cnt, sc, wk, ts, u64)
+            if is_fragment(buf, off, k):
+                opened = _take_fragment(io, rx_h, rx_d, buf, off, k, src, p_node, p_addr,
+                                        p_port, p_stats, rp_session, rp_top, rp_bits, rk_id,
+                                        rk_ctx, iv, cbuf, outl, cnt, sc, wk, ts, u64, fr)
+                if opened == RET_SLOW_FRAME:
+                    io[SIO_SLOW_POS] = off + k      # the train goes on after the frame
+                    io[SIO_SLOW_END] = n
+                    io[SIO_SLOW_SEG] = seg
+                    waker_note_drain(wk, frames)
+                    return RET_SLOW_FRAME
+            else:
+                row = _fast_row(io, buf, off, k, src, p_node, p_addr, p_port, rp_session,
+                                rk_id)
+                if row >= 0:
+                    opened = _open_data(io, rx_h, rx_d, buf, off, k, row, p_stats, rp_top,
+                                        rp_bits, rk_ctx, iv, cbuf, outl, cnt, sc, wk, ts,
+                                        u64)
             if opened < 0:
                 io[SIO_SLOW_POS] = off
                 io[SIO_SLOW_END] = n
@@ -298,10 +357,12 @@ def _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats, rp
 
 
 @njit(cache=True)
-def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p_stats, iv,
-             cbuf, outl, cnt, sc, errs):
+def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p_mtu,
+             p_stats, iv, cbuf, outl, cnt, sc, errs, fr):
     """Seal the f_len-byte frame at tx_d[foff:] for row (the header's dest and the next
-    seq; AEAD: the body into cbuf; MAC: header, frame and digest into cbuf) and send it."""
+    seq; AEAD: the body into cbuf; MAC: header, frame and digest into cbuf) and send it:
+    one datagram, or fragments of the row's path MTU if it is bigger (fr: the carrier's
+    fragment arrays, fragments/table.py)."""
     seq = useq[0] + np.uint64(1)
     useq[0] = seq
     dest = p_node[row]
@@ -310,11 +371,14 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
     for i in range(8):
         hdr[O_SEQ + i] = np.uint8((seq >> np.uint64(8 * i)) & np.uint64(0xFF))
     flags = io[SIO_FLAGS]
+    tag = io[SIO_TAG_BYTES]
+    mtu = p_mtu[row]
+    fragmented = 0 < mtu < LINK_HDR_BYTES + f_len + tag
+    body_off = 0
     if flags == LINK_FLAGS_CLEAR:
         sm[SM_IOV + IOVEC_WORDS] = tx_d.ctypes.data + foff
         sm[SM_IOV + IOVEC_WORDS + 1] = f_len
     else:
-        tag = io[SIO_TAG_BYTES]
         if flags == LINK_FLAGS_AEAD:
             set_iv(iv, seq)
             body = cbuf.ctypes.data
@@ -324,8 +388,11 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
             # the MAC covers header + frame: both go into cbuf, the digest after them
             for i in range(LINK_HDR_BYTES):
                 cbuf[i] = hdr[i]
+            dst = cbuf[LINK_HDR_BYTES:LINK_HDR_BYTES + f_len]
+            src = tx_d[foff:foff + f_len]
             for i in range(f_len):
-                cbuf[LINK_HDR_BYTES + i] = tx_d[foff + i]
+                dst[i] = src[i]
+            body_off = LINK_HDR_BYTES
             body = cbuf.ctypes.data + LINK_HDR_BYTES
             sealed = mac_compute(io[SIO_TX_CTX], cbuf.ctypes.data, LINK_HDR_BYTES + f_len,
                                  body + f_len, outl)
@@ -337,9 +404,18 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
         sm[SM_IOV + IOVEC_WORDS] = body
         sm[SM_IOV + IOVEC_WORDS + 1] = f_len + tag
     sc[SC_TX_SEALED] += 1
-    sm[SM_MH + MMSG_NAME] = p_sa.ctypes.data + row * p_sa.shape[1]
-    sm[SM_MH + MMSG_NAMELEN] = p_salen[row]
-    sent = sendmsg(io[SIO_FD], sm)
+    if not fragmented:
+        sm[SM_MH + MMSG_NAME] = p_sa.ctypes.data + row * p_sa.shape[1]
+        sm[SM_MH + MMSG_NAMELEN] = p_salen[row]
+        sent = sendmsg(io[SIO_FD], sm)
+    elif flags == LINK_FLAGS_CLEAR:
+        sent = frag_send(io[SIO_FD], p_sa[row], p_salen[row], hdr, LINK_HDR_BYTES, tx_d,
+                         foff, f_len, mtu, io[SIO_LOCAL_NODEID], fr[6], fr[7], fr[8], fr[9],
+                         fr[5])
+    else:
+        sent = frag_send(io[SIO_FD], p_sa[row], p_salen[row], hdr, LINK_HDR_BYTES, cbuf,
+                         body_off, f_len + tag, mtu, io[SIO_LOCAL_NODEID], fr[6], fr[7],
+                         fr[8], fr[9], fr[5])
     if sent < 0:        # ENOBUFS, EHOSTUNREACH, ECONNREFUSED, EAGAIN: Totem retransmits
         errs[ERR_TX, min(-sent, ERRNO_SLOTS - 1)] += 1
         cnt[C_TX_ERRORS] += 1
@@ -352,13 +428,24 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
 
 
 @njit(cache=True, inline="always")
+def _sendable(size, mtu):
+    """Can this loop send a size-byte link frame to a peer whose path takes mtu bytes
+    (0: not known yet, the frame goes whole)?"""
+    if mtu <= 0 or size <= mtu:
+        return size <= DATAGRAM_MAX_BYTES
+    chunk = mtu - FRAG_HEADER_BYTES
+    return (chunk > 0 and size <= DATAGRAM_MAX_BYTES
+            and (size + chunk - 1) // chunk <= SEND_FRAGS_MAX)
+
+
+@njit(cache=True, inline="always")
 def _chosen(p_rule, p_tslot, row, frame_no):
     return p_tslot[row] >= 0 and frame_no % p_rule[row, 0] == p_rule[row, 1]
 
 
 @njit(cache=True)
 def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_rule, p_mtu,
-              p_stats, fanout, gens, rgen, iv, cbuf, outl, cnt, sc, errs):
+              p_stats, fanout, gens, rgen, iv, cbuf, outl, cnt, sc, errs, fr):
     """Send up to one batch, then release what was taken: 0 the ring is empty, 1 the
     bound stopped us, -1 corrupt (io's SIO_CORRUPT_*), RET_SLOW_TX / RET_RULES (the
     record at the ring's tail is not taken)."""
@@ -400,14 +487,15 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
                     pos = nxt
                     frame_no += 1
                     continue
-            # every peer this link serves must take the frame whole, or Python sends it
+            # every peer this link serves must take the frame whole or as fragments of
+            # its path MTU, or Python sends it (and counts why it cannot)
             size = LINK_HDR_BYTES + f_len + io[SIO_TAG_BYTES]
-            whole = size <= DATAGRAM_MAX_BYTES
+            ok = True
             for i in range(1 if dest != 0 else fanout.shape[0]):
                 r = row if dest != 0 else fanout[i]
-                if _chosen(p_rule, p_tslot, r, frame_no) and 0 < p_mtu[r] < size:
-                    whole = False
-            if not whole:
+                if _chosen(p_rule, p_tslot, r, frame_no) and not _sendable(size, p_mtu[r]):
+                    ok = False
+            if not ok:
                 result = RET_SLOW_TX
                 break
             for i in range(1 if dest != 0 else fanout.shape[0]):
@@ -418,7 +506,8 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
                     sc[SC_TX_NOT_CHOSEN] += 1
                 else:
                     _send_to(io, useq, hdr, sm, tx_d, off + DEST_PREFIX_BYTES, f_len, r,
-                             p_node, p_sa, p_salen, p_stats, iv, cbuf, outl, cnt, sc, errs)
+                             p_node, p_sa, p_salen, p_mtu, p_stats, iv, cbuf, outl, cnt, sc,
+                             errs, fr)
             frame_no += 1
         records += 1
         nbytes += n
@@ -433,21 +522,25 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
 def run_secure(io, useq, pfd, rx_h, rx_d, tx_h, tx_d, buf, src, rxm, hdr, sm, p_node,
                p_addr, p_port, p_sa, p_salen, p_tslot, p_rule, p_mtu, p_stats, fanout,
                gens, rgen, rp_session, rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt,
-               sc, errs, wk, ts, u64, deadline_ns):
+               sc, errs, wk, ts, u64, fr, deadline_ns):
     """Move DATA frames until deadline_ns (CLOCK_MONOTONIC), a readable control fd, a
     signal, or a frame or record for the Python path; returns RET_*."""
     while True:
         rx = _drain_rx(io, rx_h, rx_d, buf, src, rxm, p_node, p_addr, p_port, p_stats,
                        rp_session, rp_top, rp_bits, rk_id, rk_ctx, iv, cbuf, outl, cnt, sc,
-                       errs, wk, ts, u64)
-        if rx == RET_SLOW_RX:
-            return RET_SLOW_RX
+                       errs, wk, ts, u64, fr)
+        if rx == RET_SLOW_RX or rx == RET_SLOW_FRAME:
+            sc[SC_RX_HANDED_BACK] += 1
+            return rx
         tx = _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot,
                        p_rule, p_mtu, p_stats, fanout, gens, rgen, iv, cbuf, outl, cnt, sc,
-                       errs)
+                       errs, fr)
         if tx < 0:
             return RET_TX_CORRUPT
-        if tx == RET_SLOW_TX or tx == RET_RULES:
+        if tx == RET_SLOW_TX:
+            sc[SC_TX_HANDED_BACK] += 1
+            return tx
+        if tx == RET_RULES:
             return tx
         ret = end_turn(rx != 0 or tx != 0, pfd, 2, io[SIO_N_CTRL], tx_h, wk,
                        io[SIO_RING_WAKE_FD], cnt, ts, u64, deadline_ns, io, SIO_POLL_ERRNO)
