@@ -30,6 +30,8 @@ from nemesis import schedule as S  # noqa: E402
 from nemesis.runner import RunConfig, run  # noqa: E402
 from nemesis.soak_report import write_report  # noqa: E402
 
+from coroproc.tools.cpghum_wire import check_size  # noqa: E402
+
 
 def _args(argv):
     p = argparse.ArgumentParser(prog="soak.py", description=__doc__.splitlines()[0])
@@ -47,6 +49,9 @@ def _args(argv):
     p.add_argument("--load-rate", type=int, default=10,
                    help="load-engine msgs/s per node (event log size grows with it)")
     p.add_argument("--cpg-rate", type=float, default=5.0, help="CPG msgs/s per node")
+    p.add_argument("--cpg-size", type=int, default=256,
+                   help="CPG message bytes (default 256; above the path MTU, ~1,400 bytes, "
+                        "every knet frame carrying one goes as fragments)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="run files (default /tmp/coroproc-soak-<seed>-<pid>)")
     p.add_argument("--report", type=Path, default=REPO / "bench" / "results" / "soak.md")
@@ -66,6 +71,10 @@ def _args(argv):
         a.links = 2 if a.transport == "knet" else 1
     if a.transport != "knet" and a.links != 1:
         p.error(f"--links {a.links}: only knet has several links")
+    try:
+        check_size(a.cpg_size)
+    except ValueError as exc:
+        p.error(f"--cpg-size: {exc}")
     if a.minutes <= 0 or a.nodes < 3:
         p.error("--minutes must be > 0 and --nodes at least 3")
     return a
@@ -76,7 +85,7 @@ def main(argv=None) -> int:
     cfg = RunConfig(seed=a.seed, n_nodes=a.nodes, transport=a.transport, links=a.links,
                     token_ms=a.token_ms, fault_window_s=a.minutes * 60,
                     faults_min=a.faults_min, load_msgs_per_s=a.load_rate,
-                    cpg_msgs_per_s=a.cpg_rate,
+                    cpg_msgs_per_s=a.cpg_rate, cpg_size_bytes=a.cpg_size,
                     out_dir=a.out_dir or Path(f"/tmp/coroproc-soak-{a.seed}-{os.getpid()}"),
                     progress=lambda line: print(line, flush=True), replay=a.replay)
     try:
