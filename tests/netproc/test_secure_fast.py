@@ -17,6 +17,7 @@ stops the jitted link with the record's position, offset and length.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 import numpy as np
@@ -24,6 +25,8 @@ import pytest
 from netproc_harness import frame, unique_tag
 
 from coroproc.netproc.carrier_udp import UdpCarrier
+from coroproc.netproc.fragments.wire import write_fragment
+from coroproc.netproc.jit.link_loop import SOL_UDP, UDP_SEGMENT
 from coroproc.netproc.jit import secure_loop as S
 from coroproc.netproc.linktable import LinkTable
 from coroproc.netproc.secure import CryptoSuite, KeyRing, LinkCodec
@@ -311,3 +314,47 @@ def test_frames_above_the_path_mtu_stay_on_the_jitted_path(peers, suite):
     assert counters["tx_fragmented_frames"] == 3
     assert counters["rx_fragments"] == -(-len(big) // chunk)
     assert counters["reasm_frames"] == 1 and counters["reasm_in_progress"] == 0
+
+
+def test_a_reassembled_frame_the_jitted_path_cannot_open_goes_to_python_mid_train(peers,
+                                                                                   suite):
+    """One GSO train from node 1 carries the fragments of two frames: the first of a new
+    session (the Python path must accept it) and one more. The jitted path completes
+    the first, hands it over (RET_SLOW_FRAME), the Python path opens it and the rest of
+    the train, and the next frame of the session is the jitted path's again."""
+    nodelist, carriers, _stranger = peers
+    to2 = nodelist[LOCAL]
+    n1 = _codec(1, 5000, suite)
+    chunk = 1200 - 20
+    overhead = len(n1.seal(FTYPE_DATA, LOCAL, frame(0, 100))) - 100
+    first = n1.seal(FTYPE_DATA, LOCAL, frame(1, 3 * chunk - overhead))   # 3 whole chunks
+    second = n1.seal(FTYPE_DATA, LOCAL, frame(2, 2500))
+    assert len(first) == 3 * chunk
+
+    def fragments(link_frame: bytes, frame_id: int) -> list[bytes]:
+        count = -(-len(link_frame) // chunk)
+        out = []
+        for i in range(count):
+            b = bytearray(1200)
+            n = write_fragment(b, 0, link_frame, 1, frame_id, i, count, chunk)
+            out.append(bytes(b[:n]))
+        return out
+
+    def one_train():
+        datagrams = fragments(first, 70) + fragments(second, 71)
+        carriers[1]._sock.sendmsg(datagrams, [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", 1200))],
+                                  0, to2)
+    third = n1.seal(FTYPE_DATA, LOCAL, frame(3, 4000))
+    adopted = []
+
+    def watch(link, _tx):
+        adopt = link.carrier.adopt_frame
+        link.carrier.adopt_frame = lambda slot: (adopted.append(slot), adopt(slot))
+    counters, frames, jitted = _run_link(
+        nodelist, suite, True, watch, mtu_bytes=1200,
+        phases=[one_train, lambda: carriers[1].send(third, LOCAL)])
+    assert frames == [frame(1, 3 * chunk - overhead), frame(2, 2500), frame(3, 4000)]
+    assert len(adopted) == 1            # the first frame, reassembled by the jitted path
+    assert jitted["rx_handed_back"] == 1 and jitted["rx_ok"] == 1
+    assert counters["reasm_frames"] == 3 and counters["reasm_in_progress"] == 0
+    assert counters["rx_gro_trains"] >= 1
