@@ -36,10 +36,7 @@ import numpy as np
 
 from coroproc.netproc.addresses import canonical_host, sockaddr, sockaddr_bytes, sockaddr_tuple
 from coroproc.netproc.fragments.table import FragState
-from coroproc.netproc.jit.fragments import (F_RX_FRAG_SENDER_MISMATCH as FCNT_SENDER_MISMATCH,
-                                            F_RX_FRAGMENTS as FCNT_FRAGMENTS,
-                                            fragment_header_ok, fragment_sender,
-                                            is_fragment)
+from coroproc.netproc.jit.fragments import is_fragment
 from coroproc.netproc.jit.link_loop import SOL_UDP, UDP_GRO
 from coroproc.netproc.link import enable_udp_gro, udp_gso_segments
 from coroproc.netproc.sockets import link_scope_id, open_link_sockets
@@ -47,8 +44,6 @@ from coroproc.netproc.spec import LinkSpec
 
 # sources remembered by _source_node; a flood of forged sources only empties the table
 SOURCE_CACHE_ENTRIES_MAX = 256
-# the largest datagram (and so link frame) the carrier takes or reassembles
-DATAGRAM_MAX_BYTES = 65507
 # a GRO train is at most one IP datagram's worth of segments
 TRAIN_BUFFER_BYTES = 65536
 _ANC_BYTES = socket.CMSG_SPACE(4)       # UDP_GRO: the segment size as an int
@@ -187,7 +182,8 @@ class UdpCarrier:
         start = self._pos
         stop = self._pos = min(start + self._seg, self._end)
         if is_fragment(self._train_array, start, stop - start):
-            frame = self._reassemble(start, stop - start)
+            frame = self.frags.take(self._train_array, start, stop - start,
+                                    self._train_node, time.monotonic_ns() // 1_000_000)
             return None if frame is None else self._hand_out(frame, buf)
         return self._hand_out(self._train_view[start:stop], buf)
 
@@ -198,17 +194,6 @@ class UdpCarrier:
             return None
         buf[:n] = view
         return n, self._train_node
-
-    def _reassemble(self, off: int, k: int):
-        """The whole frame once the fragment at off completes it, else None."""
-        frags = self.frags
-        train = self._train_array
-        if (self._train_node and fragment_header_ok(train, off, k)
-                and fragment_sender(train, off, k) != self._train_node):
-            frags.fcnt[FCNT_SENDER_MISMATCH] += 1
-            frags.fcnt[FCNT_FRAGMENTS] += 1
-            return None
-        return frags.take(train, off, k, time.monotonic_ns() // 1_000_000)
 
     def _source_node(self, src: tuple) -> int | None:
         """The nodeid a source address belongs to, 0 if several share it, None if unlisted."""

@@ -120,8 +120,8 @@ def _frags(frame: bytes, frame_id: int, chunk: int = 1000, src: int = SENDER) ->
     return out
 
 
-def _take(state: FragState, d: np.ndarray, now_ms: int = 0):
-    got = state.take(d, 0, len(d), now_ms)
+def _take(state: FragState, d: np.ndarray, now_ms: int = 0, came_from: int = 0):
+    got = state.take(d, 0, len(d), came_from, now_ms)
     return None if got is None else bytes(got)
 
 
@@ -168,15 +168,16 @@ def test_a_stale_frame_times_out_and_a_third_frame_evicts_the_oldest():
 def test_fragments_that_cannot_be_ours_are_refused_by_reason():
     state = FragState([SENDER], gso_segments=0)
     assert _take(state, _frags(bytes(3000), 1, src=9)[0]) is None         # no peer of ours
+    assert _take(state, _frags(bytes(3000), 5)[0], came_from=3) is None   # 3's address
     bad = _frags(bytes(3000), 2)[0].copy()
     bad[2] = 9                                                              # version
-    assert _take(state, bad) is None
+    assert _take(state, bad, came_from=3) is None          # a bad header counts as bad
     assert _take(state, _frags(bytes(1000), 2)[0][:19]) is None             # cut short
     assert _take(state, _frags(bytes(3000), 3, chunk=1)[0]) is None         # 3,000 pieces
     assert _take(state, _frags(bytes(65520), 4, chunk=65000)[1]) is None    # > a datagram
     c = state.counters()
-    assert c["rx_frag_sender_mismatch"] == 1 and c["rx_frag_bad"] == 3
-    assert c["reasm_oversize"] == 1 and c["rx_fragments"] == 5
+    assert c["rx_frag_sender_mismatch"] == 2 and c["rx_frag_bad"] == 3
+    assert c["reasm_oversize"] == 1 and c["rx_fragments"] == 6
     assert c["reasm_in_progress"] == 0
 
 

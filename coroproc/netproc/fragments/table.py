@@ -56,11 +56,11 @@ class FragState:
     def gso_refused_errno(self) -> int:
         return int(self.gso[1])
 
-    def take(self, buf: np.ndarray, off: int, k: int, now_ms: int):
-        """Take one fragment; the whole frame (a view, valid until its sender's next frames)
-        once this completes it, else None."""
-        slot = F.frag_take(self.ra_node, self.ra_data, self.ra_meta, self.ra_have,
-                           self.ra_done, self.fcnt, buf, off, k, now_ms)
+    def take(self, buf: np.ndarray, off: int, k: int, expect_sender: int, now_ms: int):
+        """Take one fragment that came from node expect_sender's address (0: no one
+        node's); the whole frame (a view, valid until its sender's next frames) once this
+        completes it, else None."""
+        slot = F.frag_take(self.arrays(), buf, off, k, expect_sender, now_ms)
         return self.frame(slot) if slot >= 0 else None
 
     def frame(self, slot: int) -> memoryview:
@@ -73,7 +73,7 @@ class FragState:
             link_frame = link_frame.view()
             link_frame.flags.writeable = False
         rc = F.frag_send(fd, sa, sa.shape[0], link_frame, len(link_frame), link_frame, 0, 0,
-                         mtu, local_nodeid, self.fid, self.gso, self.fbuf, self.fw, self.fcnt)
+                         mtu, local_nodeid, self.arrays())
         if rc < 0:
             raise OSError(-rc, f"sending a {len(link_frame)}-byte frame as fragments of "
                                f"{mtu} bytes: {os.strerror(-rc)}")
@@ -82,14 +82,14 @@ class FragState:
     def warm(self) -> None:
         """Load (or compile) the two kernels with the argument types take() and send()
         pass them, so the first fragment the Python path meets does not stop the link
-        process for a compile. Changes nothing: a fragment too short to check is not
-        counted here, and an mtu of 0 is refused before anything is laid out."""
+        process for a compile. Changes nothing: the counts of a fragment too short to
+        check are put back, and an mtu of 0 is refused before anything is laid out."""
         saved = self.fcnt.copy()
-        self.take(np.zeros(F.FRAG_HEADER_BYTES, np.uint8), 0, 0, 0)
+        self.take(np.zeros(F.FRAG_HEADER_BYTES, np.uint8), 0, 0, 0, 0)
         self.fcnt[:] = saved
         frame = np.frombuffer(bytes(F.FRAG_HEADER_BYTES), np.uint8)
         rc = F.frag_send(-1, self.fbuf[:16], 16, frame, len(frame), frame, 0, 0, 0, 0,
-                         self.fid, self.gso, self.fbuf, self.fw, self.fcnt)
+                         self.arrays())
         assert rc < 0
 
     def counters(self) -> dict[str, int]:

@@ -25,7 +25,8 @@ fragment: Totem retransmits the frame), the oldest is evicted when both slots ar
 and each peer's last DONE_IDS completed ids make a late duplicate fragment a duplicate
 instead of the start of a frame that can never complete.
 
-Arrays (FragState, fragments/table.py, builds them):
+Arrays (FragState, fragments/table.py, builds them; the kernels take them as one tuple,
+`fr`, in this order):
   ra_node int64[P]       the peers' nodeids (row r's entries: r*E .. r*E + E - 1)
   ra_data uint8[P*E, FRAME_SLOT_BYTES]   frames being reassembled
   ra_meta int64[P*E, M_WORDS]            M_*: in progress, id, count, chunk, total, got, start
@@ -44,6 +45,7 @@ import numpy as np
 from coroproc.netproc.jit.link_loop import (CMSG_LEN_U16, CMSG_SPACE_U16, EINVAL, EIO,
                                             EMSGSIZE, EOPNOTSUPP, GSO_BYTES_MAX,
                                             GSO_SEGS_MAX, SOL_UDP, UDP_SEGMENT)
+from coroproc.netproc.secure.frame import DATAGRAM_MAX_BYTES   # the largest frame taken
 from coroproc.njit import njit
 from coroproc.shm.syscalls import (IOVEC_WORDS, MMSG_CONTROL, MMSG_CONTROLLEN, MMSG_FLAGS,
                                    MMSG_IOV, MMSG_IOVLEN, MMSG_NAME, MMSG_NAMELEN,
@@ -53,7 +55,6 @@ from coroproc.shm.syscalls import (IOVEC_WORDS, MMSG_CONTROL, MMSG_CONTROLLEN, M
 FRAG_HEADER_BYTES = 20
 FRAG_MAGIC_BYTE0, FRAG_MAGIC_BYTE1 = 0x44, 0x52       # 0x5244 little-endian ("DR")
 FRAG_VERSION = 1
-DATAGRAM_MAX_BYTES = 65507      # the largest frame reassembled (carrier_udp's limit)
 FRAME_SLOT_BYTES = 65536
 # fragments of one frame the table takes: 65,535 bytes in chunks of >= 32. A sender with
 # a path MTU of 576 needs 118; more is nothing coroproc sends (counted rx_frag_bad)
@@ -183,13 +184,18 @@ def _entry_for(ra_meta, ra_have, fcnt, row, frame_id, count, chunk, total, now_m
 
 
 @njit(cache=True)
-def frag_take(ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt, buf, off, k, now_ms):
-    """Take the fragment buf[off:off+k] (the caller checked where it came from): the slot
-    of the frame it completes (ra_data[slot, :ra_meta[slot, M_TOTAL]], valid until that
+def frag_take(fr, buf, off, k, expect_sender, now_ms):
+    """Take the fragment buf[off:off+k], which came from the address of node
+    expect_sender (0: of no one node, e.g. loopback clusters sharing one): the slot of
+    the frame it completes (ra_data[slot, :ra_meta[slot, M_TOTAL]], valid until that
     peer's next frames), TAKE_PENDING, or TAKE_REFUSED (counted)."""
+    ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt = fr[0], fr[1], fr[2], fr[3], fr[4], fr[5]
     fcnt[F_RX_FRAGMENTS] += 1
     if not fragment_header_ok(buf, off, k):
         fcnt[F_RX_FRAG_BAD] += 1
+        return TAKE_REFUSED
+    if expect_sender and _u32(buf, off + 4) != expect_sender:
+        fcnt[F_RX_FRAG_SENDER_MISMATCH] += 1
         return TAKE_REFUSED
     count, chunk, total = _u16(buf, off + 14), _u16(buf, off + 16), _u16(buf, off + 18)
     if count > FRAG_COUNT_MAX:
@@ -234,15 +240,25 @@ def frag_take(ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt, buf, off, k, no
     return e
 
 
+@njit(cache=True, inline="always")
+def sendable(size, mtu):
+    """Can a size-byte link frame go to a peer whose path takes mtu bytes: whole (mtu 0:
+    not known yet) or as frag_send's fragments?"""
+    if size > DATAGRAM_MAX_BYTES:
+        return False
+    if mtu <= 0 or size <= mtu:
+        return True
+    chunk = mtu - FRAG_HEADER_BYTES
+    return chunk > 0 and (size + chunk - 1) // chunk <= SEND_FRAGS_MAX
+
+
 @njit(cache=True)
 def _lay_out(fbuf, hdr, hdr_bytes, body, body_off, body_bytes, mtu, local_nodeid, frame_id):
     """Write the frame hdr[:hdr_bytes] + body[body_off:][:body_bytes] into fbuf as its
-    datagrams; returns how many, or 0 if it needs more than SEND_FRAGS_MAX."""
+    datagrams (sendable() said it can); returns how many."""
     total = hdr_bytes + body_bytes
     chunk = mtu - FRAG_HEADER_BYTES
     count = max(1, (total + chunk - 1) // chunk)
-    if count > SEND_FRAGS_MAX:
-        return 0
     for i in range(count):
         at = i * mtu
         fbuf[at] = FRAG_MAGIC_BYTE0
@@ -289,17 +305,17 @@ def _send_one_by_one(fd, fw, fbuf, first, n, mtu, last_bytes):
 
 @njit(cache=True)
 def frag_send(fd, sa, salen, hdr, hdr_bytes, body, body_off, body_bytes, mtu, local_nodeid,
-              fid, gso, fbuf, fw, fcnt):
+              fr):
     """Send the link frame hdr[:hdr_bytes] + body[body_off:][:body_bytes] to the sockaddr
-    sa[:salen] as fragments of mtu bytes: the bytes handed to the kernel, or -errno (the
-    first error; the rest of the frame is not sent: Totem retransmits it)."""
-    if mtu <= FRAG_HEADER_BYTES:
+    sa[:salen] as fragments of mtu bytes: the bytes handed to the kernel, or -errno
+    (EMSGSIZE if it is not sendable(); else the first error, the rest of the frame not
+    sent: Totem retransmits it)."""
+    fcnt, fid, gso, fbuf, fw = fr[5], fr[6], fr[7], fr[8], fr[9]
+    if mtu <= 0 or not sendable(hdr_bytes + body_bytes, mtu):
         return -EMSGSIZE
     frame_id = (fid[0] + 1) & 0xFFFFFFFF
     count = _lay_out(fbuf, hdr, hdr_bytes, body, body_off, body_bytes, mtu, local_nodeid,
                      frame_id)
-    if count == 0:
-        return -EMSGSIZE
     fid[0] = frame_id
     fcnt[F_TX_FRAGMENTED_FRAMES] += 1
     fcnt[F_TX_FRAGMENTS] += count

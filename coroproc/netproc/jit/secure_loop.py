@@ -90,9 +90,8 @@ from coroproc.netproc.jit.link_loop import (
     u32_at,
 )
 from coroproc.netproc.jit.aead import gcm_open, gcm_seal, set_iv
-from coroproc.netproc.jit.fragments import (FRAG_HEADER_BYTES, M_TOTAL, SEND_FRAGS_MAX,
-                                            frag_send, frag_take, fragment_sender,
-                                            is_fragment)
+from coroproc.netproc.jit.fragments import (M_TOTAL, frag_send, frag_take,
+                                            fragment_sender, is_fragment, sendable)
 from coroproc.netproc.jit.mac import mac_compute, mac_verify
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
@@ -131,7 +130,6 @@ LINK_FLAGS_AEAD = 1
 LINK_FLAGS_MAC = 2
 O_VERSION, O_FTYPE, O_FLAGS, O_KEY_ID, O_LINK, O_RESERVED = 2, 3, 4, 5, 6, 7
 O_SENDER, O_DEST, O_SESSION, O_SEQ = 8, 12, 16, 24
-DATAGRAM_MAX_BYTES = 65507
 
 # io words
 SIO_FD = 0
@@ -273,17 +271,15 @@ def _take_fragment(io, rx_h, rx_d, buf, off, k, src, p_node, p_addr, p_port, p_s
     takes the fragment (a sender that is no peer, or not from that peer's address: its
     checks and counters); RET_SLOW_FRAME: the completed frame is the Python path's to
     open (io[SIO_SLOW_SLOT])."""
-    ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt = fr[0], fr[1], fr[2], fr[3], fr[4], fr[5]
     sender = fragment_sender(buf, off, k)
     prow = _row_of(p_node, sender) if sender >= 0 else -1
     if prow < 0 or not _from_row(src, p_addr, p_port, prow):
         return -1
-    slot = frag_take(ra_node, ra_data, ra_meta, ra_have, ra_done, fcnt, buf, off, k,
-                     monotonic_ns(ts) // 1_000_000)
+    slot = frag_take(fr, buf, off, k, sender, monotonic_ns(ts) // 1_000_000)
     if slot < 0:
         return 0
-    frame = ra_data[slot]
-    total = ra_meta[slot, M_TOTAL]
+    frame = fr[1][slot]                     # ra_data, ra_meta: jit/fragments.py
+    total = fr[2][slot, M_TOTAL]
     row = _fast_row(io, frame, 0, total, src, p_node, p_addr, p_port, rp_session, rk_id)
     opened = -1
     if row >= 0:
@@ -410,12 +406,10 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
         sent = sendmsg(io[SIO_FD], sm)
     elif flags == LINK_FLAGS_CLEAR:
         sent = frag_send(io[SIO_FD], p_sa[row], p_salen[row], hdr, LINK_HDR_BYTES, tx_d,
-                         foff, f_len, mtu, io[SIO_LOCAL_NODEID], fr[6], fr[7], fr[8], fr[9],
-                         fr[5])
+                         foff, f_len, mtu, io[SIO_LOCAL_NODEID], fr)
     else:
         sent = frag_send(io[SIO_FD], p_sa[row], p_salen[row], hdr, LINK_HDR_BYTES, cbuf,
-                         body_off, f_len + tag, mtu, io[SIO_LOCAL_NODEID], fr[6], fr[7],
-                         fr[8], fr[9], fr[5])
+                         body_off, f_len + tag, mtu, io[SIO_LOCAL_NODEID], fr)
     if sent < 0:        # ENOBUFS, EHOSTUNREACH, ECONNREFUSED, EAGAIN: Totem retransmits
         errs[ERR_TX, min(-sent, ERRNO_SLOTS - 1)] += 1
         cnt[C_TX_ERRORS] += 1
@@ -425,17 +419,6 @@ def _send_to(io, useq, hdr, sm, tx_d, foff, f_len, row, p_node, p_sa, p_salen, p
     cnt[C_TX_BYTES] += sent
     p_stats[row, P_TX_PACKETS] += 1
     p_stats[row, P_TX_BYTES] += sent
-
-
-@njit(cache=True, inline="always")
-def _sendable(size, mtu):
-    """Can this loop send a size-byte link frame to a peer whose path takes mtu bytes
-    (0: not known yet, the frame goes whole)?"""
-    if mtu <= 0 or size <= mtu:
-        return size <= DATAGRAM_MAX_BYTES
-    chunk = mtu - FRAG_HEADER_BYTES
-    return (chunk > 0 and size <= DATAGRAM_MAX_BYTES
-            and (size + chunk - 1) // chunk <= SEND_FRAGS_MAX)
 
 
 @njit(cache=True, inline="always")
@@ -493,7 +476,7 @@ def _drain_tx(io, useq, tx_h, tx_d, hdr, sm, p_node, p_sa, p_salen, p_tslot, p_r
             ok = True
             for i in range(1 if dest != 0 else fanout.shape[0]):
                 r = row if dest != 0 else fanout[i]
-                if _chosen(p_rule, p_tslot, r, frame_no) and not _sendable(size, p_mtu[r]):
+                if _chosen(p_rule, p_tslot, r, frame_no) and not sendable(size, p_mtu[r]):
                     ok = False
             if not ok:
                 result = RET_SLOW_TX
