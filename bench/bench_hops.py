@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
-import glob
 import os
 import re
 import statistics
@@ -42,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from sbs_client import Cell, build, run_cell  # noqa: E402
+from sbs_client import Cell, build, run_cell, run_sampled  # noqa: E402
 from sbs_daemons import KINDS, Session, _title  # noqa: E402
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -238,28 +237,18 @@ def run_kind(kind: str, rate: int, seconds: float, floods: bool, out_dir: Path,
     k = KINDS[kind]
     binary = build(out_dir)
     prefix = str(out_dir / f"samples-{kind}")
-    for path in glob.glob(prefix + ".*"):
-        os.unlink(path)
     with tempfile.TemporaryDirectory() as wd, Session(k, 3, Path(wd)) as s:
         time.sleep(3.0)
         for size in FLOOD_SIZES if floods else ():
             run_cell(s, binary, Cell(3, size, 1), 2.0)
         run_cell(s, binary, Cell(3, 1024, 1, rate, 1), 1.0)      # the clients' first turn
         names = node_names(s)
-        os.environ["SBS_SAMPLES"] = prefix
-        try:
-            with SchedTrace() as trace:
-                res = run_cell(s, binary, Cell(3, 1024, 1, rate, 1), seconds)
-        finally:
-            del os.environ["SBS_SAMPLES"]
+        with SchedTrace() as trace:
+            res, rows, senders = run_sampled(s, binary, Cell(3, 1024, 1, rate, 1), seconds,
+                                             prefix)
         if not res.get("ok"):
             raise RuntimeError(f"{kind}: {res.get('error')}")
-    rows = []
-    for path in glob.glob(prefix + ".*"):
-        names[int(path.rsplit(".", 1)[1])] = CLIENT            # the sender's pid
-        with open(path) as f:
-            rows += [tuple(map(int, line.split())) for line in f]
-    rows.sort()
+    names.update({pid: CLIENT for pid in senders})
     events = parse(trace.lines, names)
     hop_path = COROPROC_PATH if k.daemon == "coroproc" else COROSYNC_PATH
     out = [f"{kind}{' after floods' if floods else ''}: {len(rows)} messages at {rate}/s, "

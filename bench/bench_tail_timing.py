@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import cmath
 import dataclasses
-import glob
 import math
-import os
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from sbs_client import Cell, build, run_cell  # noqa: E402
+from sbs_client import Cell, build, run_cell, run_sampled  # noqa: E402
 from sbs_daemons import KINDS, Session  # noqa: E402
 
 WARM_SIZES = (1024, 65536, 1024)
@@ -49,18 +47,10 @@ def samples(kind: str, rate: int, seconds: float, out_dir: Path,
         time.sleep(3.0)
         for size in WARM_SIZES:
             run_cell(s, binary, Cell(3, size, 1), 2.0)
-        os.environ["SBS_SAMPLES"] = prefix
-        try:
-            res = run_cell(s, binary, Cell(3, 1024, 1, rate, 1), seconds)
-        finally:
-            del os.environ["SBS_SAMPLES"]
+        res, rows, _senders = run_sampled(s, binary, Cell(3, 1024, 1, rate, 1), seconds, prefix)
         if not res.get("ok"):
             raise RuntimeError(f"{kind}: {res.get('error')}")
-    rows = []
-    for path in glob.glob(prefix + ".*"):
-        with open(path) as f:
-            rows += [tuple(map(int, line.split())) for line in f]
-    return sorted(rows)
+    return rows
 
 
 def rayleigh(times_ns: list[int], period_ns: float) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import itertools
 import json
 import os
@@ -118,6 +119,26 @@ def run_cell(session, binary: str, cell: Cell, seconds: float) -> dict:
                 p.kill()
                 p.wait()
     return {**merge(cell, outs), **cpu.stop()}
+
+
+def run_sampled(session, binary: str, cell: Cell, seconds: float,
+                prefix: str) -> tuple[dict, list[tuple[int, int]], set[int]]:
+    """run_cell with its senders writing every own-delivery sample to prefix.<pid>
+    (SBS_SAMPLES, c/sbs_cpgload.c): (the cell's figures, (send ns on CLOCK_MONOTONIC,
+    latency µs) in send order, the senders' pids)."""
+    for path in glob.glob(prefix + ".*"):
+        os.unlink(path)
+    os.environ["SBS_SAMPLES"] = prefix
+    try:
+        res = run_cell(session, binary, cell, seconds)
+    finally:
+        del os.environ["SBS_SAMPLES"]
+    rows, senders = [], set()
+    for path in glob.glob(prefix + ".*"):
+        senders.add(int(path.rsplit(".", 1)[1]))
+        with open(path) as f:
+            rows += [tuple(map(int, line.split())) for line in f]
+    return res, sorted(rows), senders
 
 
 def merge(cell: Cell, outs: dict[int, dict]) -> dict:
