@@ -52,8 +52,8 @@ CLIENT = "client"
 
 _LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+"
                    r"(?P<ts>\d+\.\d+): (?P<event>sched_switch|sched_wakeup): (?P<rest>.*)$")
-_SWITCH = re.compile(r"prev_comm=(?P<pcomm>.*?) prev_pid=(?P<ppid>\d+) .*prev_state=(?P<state>\S+)"
-                     r" ==> next_comm=(?P<ncomm>.*?) next_pid=(?P<npid>\d+)")
+_SWITCH = re.compile(r"prev_comm=(?P<pcomm>.*?) prev_pid=(?P<ppid>\d+) .* ==> "
+                     r"next_comm=(?P<ncomm>.*?) next_pid=(?P<npid>\d+)")
 _WAKEUP = re.compile(r"comm=(?P<comm>.*?) pid=(?P<pid>\d+) .*target_cpu=(?P<cpu>\d+)")
 
 
@@ -61,9 +61,8 @@ _WAKEUP = re.compile(r"comm=(?P<comm>.*?) pid=(?P<pid>\d+) .*target_cpu=(?P<cpu>
 class Event:
     ns: int
     cpu: int
-    kind: str        # "wake" (who), "in" (who starts running), "out" (who stops; state)
+    kind: str        # "wake" (who is woken), "in" (who starts running), "out" (who stops)
     who: str
-    state: str = ""
 
 
 def parse(lines, names: dict[int, str]) -> list[Event]:
@@ -85,7 +84,7 @@ def parse(lines, names: dict[int, str]) -> list[Event]:
             continue
         prev = "idle" if s["ppid"] == "0" else names.get(int(s["ppid"]), s["pcomm"])
         nxt = "idle" if s["npid"] == "0" else names.get(int(s["npid"]), s["ncomm"])
-        out.append(Event(ns, cpu, "out", prev, s["state"]))
+        out.append(Event(ns, cpu, "out", prev))
         out.append(Event(ns, cpu, "in", nxt))
     return out
 
@@ -125,28 +124,29 @@ def stages(events: list[Event], samples: list[tuple[int, int]], path) -> dict[st
 def runtimes(events: list[Event], windows: list[tuple[int, int]]) -> collections.Counter:
     """µs each task ran (or a CPU idled: "idle") inside the windows, all CPUs."""
     running: dict[int, tuple[str, int]] = {}
-    spans = []                                   # (start, end, who)
+    spans = collections.defaultdict(list)      # cpu → (start, end, who), back to back
     for e in events:
         if e.kind != "in":
             continue
         prev = running.get(e.cpu)
         if prev is not None:
-            spans.append((prev[1], e.ns, prev[0]))
+            spans[e.cpu].append((prev[1], e.ns, prev[0]))
         running[e.cpu] = (e.who, e.ns)
     end_ns = events[-1].ns if events else 0      # what still runs, runs to the trace's end
-    spans += [(since, end_ns, who) for who, since in running.values()]
-    spans.sort()
-    starts = [s for s, _e, _w in spans]
+    for cpu, (who, since) in running.items():
+        spans[cpu].append((since, end_ns, who))
     total = collections.Counter()
-    for a, b in windows:
-        # spans are at most a scheduling slice long: look back a little before a
-        i = max(bisect.bisect_left(starts, a - 50_000_000), 0)
-        while i < len(spans) and spans[i][0] < b:
-            s, e, who = spans[i]
-            overlap = min(e, b) - max(s, a)
-            if overlap > 0:
-                total[who] += overlap / 1000
-            i += 1
+    for cpu_spans in spans.values():
+        starts = [s for s, _e, _w in cpu_spans]
+        for a, b in windows:
+            # the span a falls in (a CPU's spans follow each other), then on to b
+            i = max(bisect.bisect_right(starts, a) - 1, 0)
+            while i < len(cpu_spans) and cpu_spans[i][0] < b:
+                s, e, who = cpu_spans[i]
+                overlap = min(e, b) - max(s, a)
+                if overlap > 0:
+                    total[who] += overlap / 1000
+                i += 1
     return total
 
 

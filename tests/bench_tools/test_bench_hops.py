@@ -81,3 +81,14 @@ def test_tail_report_sets_the_slowest_messages_against_median_ones():
     out = "\n".join(H.tail_report(events, sorted(samples), top=3))
     assert "the slowest 1 % (1 messages, ≥ 4000 µs)" in out
     assert "kdamond.0" in out.splitlines()[1] and "4000" in out.splitlines()[1]
+
+
+def test_a_span_that_began_long_before_the_window_still_counts():
+    """An idle CPU (or a long-running task) is one span from its switch in: a window far
+    into it takes its share, however long ago it began."""
+    lines = [switch(0, 1, 300, 0), switch(0, 0, 0, 79, "R"),
+             switch(900_000, 0, 79, 200, "R"), switch(900_000, 1, 0, 300, "R")]
+    events = H.parse(lines, NAMES)
+    t0_ns = round(T0_S * 1e9)
+    got = H.runtimes(events, [(t0_ns + 500_000_000, t0_ns + 500_400_000)])
+    assert got == {"idle": 400.0, "kdamond.0": 400.0}
