@@ -32,6 +32,7 @@ import collections
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,13 +42,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from sbs_client import Cell, build, run_cell, run_sampled  # noqa: E402
+from sbs_client import FLOODS_BEFORE_SPARSE, Cell, build, run_cell, run_sampled  # noqa: E402
 from sbs_daemons import KINDS, Session, _title  # noqa: E402
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("sched/sched_switch", "sched/sched_wakeup")
 BUFFER_KB_PER_CPU = 65536
-FLOOD_SIZES = (1024, 65536, 1024)
 CLIENT = "client"
 
 _LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+"
@@ -170,12 +170,19 @@ def stage_report(cols: dict[str, list], path) -> list[str]:
     if not cols.get("latency"):
         return ["  no message showed every hop in order"]
     out = [f"  {len(cols['latency'])} messages with every hop traced; µs after the send "
-           "(p10 / p50 / p90):"]
+           "(p10 / p50 / p90; min / p50 / max below 10 messages):"]
     for name in [p[0] for p in path] + ["latency"]:
         v = sorted(cols[name])
-        q = statistics.quantiles(v, n=10) if len(v) >= 10 else [v[0]] * 9
-        out.append(f"    {name:16s} {q[0]:7.0f} {statistics.median(v):7.0f} {q[-1]:7.0f}")
+        lo, hi = (statistics.quantiles(v, n=10)[::8] if len(v) >= 10 else (v[0], v[-1]))
+        out.append(f"    {name:16s} {lo:7.0f} {statistics.median(v):7.0f} {hi:7.0f}")
     return out
+
+
+def buffer_kb(text: str) -> str:
+    """The per-CPU buffer size buffer_size_kb shows, to write back: an unused buffer
+    reads "7 (expanded: 1408)", the size it takes once tracing starts."""
+    m = re.search(r"expanded: (\d+)", text)
+    return m.group(1) if m else text.split()[0]
 
 
 class SchedTrace:
@@ -185,12 +192,13 @@ class SchedTrace:
 
     def __enter__(self):
         if not (TRACEFS / "trace_clock").exists():
-            os.system(f"mount -t tracefs nodev {TRACEFS}")
+            subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+                           capture_output=True)
         if not (TRACEFS / "trace_clock").exists():
             raise SystemExit(f"no tracefs at {TRACEFS} (root, and a kernel with ftrace)")
         clock = (TRACEFS / "trace_clock").read_text()
         self._clock = clock[clock.index("[") + 1:clock.index("]")]
-        self._kb = (TRACEFS / "buffer_size_kb").read_text().split()[0]
+        self._kb = buffer_kb((TRACEFS / "buffer_size_kb").read_text())
         self._w("trace_clock", "mono")
         self._w("buffer_size_kb", str(BUFFER_KB_PER_CPU))
         self._w("trace", "")
@@ -239,7 +247,7 @@ def run_kind(kind: str, rate: int, seconds: float, floods: bool, out_dir: Path,
     prefix = str(out_dir / f"samples-{kind}")
     with tempfile.TemporaryDirectory() as wd, Session(k, 3, Path(wd)) as s:
         time.sleep(3.0)
-        for size in FLOOD_SIZES if floods else ():
+        for size in FLOODS_BEFORE_SPARSE if floods else ():
             run_cell(s, binary, Cell(3, size, 1), 2.0)
         run_cell(s, binary, Cell(3, 1024, 1, rate, 1), 1.0)      # the clients' first turn
         names = node_names(s)

@@ -27,10 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from sbs_client import Cell, build, run_cell, run_sampled  # noqa: E402
+from sbs_client import FLOODS_BEFORE_SPARSE, Cell, build, run_cell, run_sampled  # noqa: E402
 from sbs_daemons import KINDS, Session  # noqa: E402
 
-WARM_SIZES = (1024, 65536, 1024)
 BURST_GAP_NS = 5_000_000
 PERIODS_MS = list(range(5, 200)) + list(range(200, 2001, 5))
 
@@ -45,7 +44,7 @@ def samples(kind: str, rate: int, seconds: float, out_dir: Path,
         k = dataclasses.replace(k, idle_token_pace_us=pace_us)
     with tempfile.TemporaryDirectory() as wd, Session(k, 3, Path(wd)) as s:
         time.sleep(3.0)
-        for size in WARM_SIZES:
+        for size in FLOODS_BEFORE_SPARSE:
             run_cell(s, binary, Cell(3, size, 1), 2.0)
         res, rows, _senders = run_sampled(s, binary, Cell(3, 1024, 1, rate, 1), seconds, prefix)
         if not res.get("ok"):

@@ -22,6 +22,9 @@ from sbs_proc import CpuWindow
 SOURCE = Path(__file__).resolve().parent / "c" / "sbs_cpgload.c"
 CLIENT_SLACK_S = 120.0  # END wait (60 s in the client) + start-up; a hung client is an error
 _GROUPS = itertools.count(1)
+# the one-sender floods a sparse-traffic bench runs first, where the side-by-side's
+# 1,000 msgs/s cell follows its floods (buffers written, caches and queues as after load)
+FLOODS_BEFORE_SPARSE = (1024, 65536, 1024)
 
 
 def build(out_dir: Path) -> str:

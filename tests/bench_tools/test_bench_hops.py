@@ -92,3 +92,10 @@ def test_a_span_that_began_long_before_the_window_still_counts():
     t0_ns = round(T0_S * 1e9)
     got = H.runtimes(events, [(t0_ns + 500_000_000, t0_ns + 500_400_000)])
     assert got == {"idle": 400.0, "kdamond.0": 400.0}
+
+
+def test_the_buffer_size_written_back_is_the_one_tracing_would_use():
+    """An unused trace buffer reads "7 (expanded: 1408)": writing 7 back would leave a
+    7 KiB buffer where tracing had 1,408 KiB."""
+    assert H.buffer_kb("7 (expanded: 1408)\n") == "1408"
+    assert H.buffer_kb("1410\n") == "1410"

@@ -241,6 +241,12 @@ def frag_take(fr, buf, off, k, expect_sender, now_ms):
 
 
 @njit(cache=True, inline="always")
+def taken_frame(fr, slot):
+    """The frame frag_take completed in `slot`: (its slot's bytes, how many of them)."""
+    return fr[1][slot], fr[2][slot, M_TOTAL]
+
+
+@njit(cache=True, inline="always")
 def sendable(size, mtu):
     """Can a size-byte link frame go to a peer whose path takes mtu bytes: whole (mtu 0:
     not known yet) or as frag_send's fragments?"""

@@ -90,8 +90,8 @@ from coroproc.netproc.jit.link_loop import (
     u32_at,
 )
 from coroproc.netproc.jit.aead import gcm_open, gcm_seal, set_iv
-from coroproc.netproc.jit.fragments import (M_TOTAL, frag_send, frag_take,
-                                            fragment_sender, is_fragment, sendable)
+from coroproc.netproc.jit.fragments import (frag_send, frag_take, fragment_sender,
+                                            is_fragment, sendable, taken_frame)
 from coroproc.netproc.jit.mac import mac_compute, mac_verify
 from coroproc.netproc.jit.replay_window import window_accept
 from coroproc.netproc.jit.waker import (
@@ -278,8 +278,7 @@ def _take_fragment(io, rx_h, rx_d, buf, off, k, src, p_node, p_addr, p_port, p_s
     slot = frag_take(fr, buf, off, k, sender, monotonic_ns(ts) // 1_000_000)
     if slot < 0:
         return 0
-    frame = fr[1][slot]                     # ra_data, ra_meta: jit/fragments.py
-    total = fr[2][slot, M_TOTAL]
+    frame, total = taken_frame(fr, slot)
     row = _fast_row(io, frame, 0, total, src, p_node, p_addr, p_port, rp_session, rk_id)
     opened = -1
     if row >= 0:
