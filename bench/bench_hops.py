@@ -12,7 +12,10 @@ stamps its sends with (SBS_SAMPLES, bench/c/sbs_cpgload.c). For every message:
 * coroproc: when node 1's CPG engine ran for the request, went back to sleep, when the
   ring process was woken, when it woke its link process and, for the delivery, the
   engine, when the engine woke the client, and the latency — median and spread over
-  the cell (a message whose hops the trace does not show in that order is left out);
+  the cell (a message whose hops the trace does not show in that order is left out; an
+  engine that polled for its own delivery and caught it neither slept nor was woken,
+  and those two hops are counted where they happened; a client the engine preempted
+  runs again instead of being woken);
 * Corosync: when the daemon was woken and when it woke the client;
 * the slowest 1 %: the run time of every task on every CPU inside their [send,
   delivery] windows, against the same for as many median messages — a task that takes
@@ -89,34 +92,51 @@ def parse(lines, names: dict[int, str]) -> list[Event]:
     return out
 
 
-# the own-delivery path at node 1, in order: (stage, event kind, task)
-COROPROC_PATH = (("engine runs", "in", "n1 coroproc: cpg"),
-                 ("engine sleeps", "out", "n1 coroproc: cpg"),
-                 ("ring woken", "wake", "n1 coroproc: ring"),
-                 ("link woken", "wake", "n1 coroproc: net link0"),
-                 ("engine woken", "wake", "n1 coroproc: cpg"),
-                 ("client woken", "wake", CLIENT))
-COROSYNC_PATH = (("daemon woken", "wake", "n1 corosync"),
-                 ("client woken", "wake", CLIENT))
+# the own-delivery path at node 1, in order: (stage, event kinds, task, optional). The CPG
+# engine that polls for its own delivery (coroproc.own_delivery_spin_us) neither sleeps
+# nor is woken for it when the delivery comes while it polls; a client the engine
+# preempted on its CPU is not woken but runs again ("in").
+COROPROC_PATH = (("engine runs", ("in",), "n1 coroproc: cpg", False),
+                 ("engine sleeps", ("out",), "n1 coroproc: cpg", True),
+                 ("ring woken", ("wake",), "n1 coroproc: ring", False),
+                 ("link woken", ("wake",), "n1 coroproc: net link0", False),
+                 ("engine woken", ("wake",), "n1 coroproc: cpg", True),
+                 ("client woken", ("wake", "in"), CLIENT, False))
+COROSYNC_PATH = (("daemon woken", ("wake",), "n1 corosync", False),
+                 ("client woken", ("wake", "in"), CLIENT, False))
+
+
+def _next_stage(path, j: int, e: Event) -> int:
+    """The stage at or after j that e is, skipping only optional stages; -1: none."""
+    for k in range(j, len(path)):
+        _name, kinds, who, optional = path[k]
+        if e.kind in kinds and e.who == who:
+            return k
+        if not optional:
+            return -1
+    return -1
 
 
 def stages(events: list[Event], samples: list[tuple[int, int]], path) -> dict[str, list]:
     """Per stage, its µs after each message's send, for the messages whose trace shows
-    every stage in order between send and delivery; and their latencies ("latency")."""
+    every required stage in order between send and delivery (an optional stage only
+    when it was there); and their latencies ("latency")."""
     stamps = [e.ns for e in events]
     cols = collections.defaultdict(list)
     for send_ns, lat_us in samples:
         i = bisect.bisect_left(stamps, send_ns - 5_000)
         end = send_ns + lat_us * 1000
-        got = []
-        while i < len(events) and events[i].ns <= end and len(got) < len(path):
-            e, (_name, kind, who) = events[i], path[len(got)]
-            if e.kind == kind and e.who == who:
-                got.append((e.ns - send_ns) / 1000)
+        got: dict[int, float] = {}
+        j = 0
+        while i < len(events) and events[i].ns <= end and j < len(path):
+            k = _next_stage(path, j, events[i])
+            if k >= 0:
+                got[k] = (events[i].ns - send_ns) / 1000
+                j = k + 1
             i += 1
-        if len(got) == len(path):
-            for (name, _k, _w), us in zip(path, got):
-                cols[name].append(us)
+        if j == len(path):
+            for k, us in got.items():
+                cols[path[k][0]].append(us)
             cols["latency"].append(lat_us)
     return cols
 
@@ -169,12 +189,17 @@ def tail_report(events: list[Event], samples: list[tuple[int, int]], top: int) -
 def stage_report(cols: dict[str, list], path) -> list[str]:
     if not cols.get("latency"):
         return ["  no message showed every hop in order"]
-    out = [f"  {len(cols['latency'])} messages with every hop traced; µs after the send "
+    n = len(cols["latency"])
+    out = [f"  {n} messages with every hop traced; µs after the send "
            "(p10 / p50 / p90; min / p50 / max below 10 messages):"]
-    for name in [p[0] for p in path] + ["latency"]:
+    for name, *_k, optional in list(path) + [("latency", (), "", False)]:
         v = sorted(cols[name])
+        if not v:
+            out.append(f"    {name:16s}       -  (in none)")
+            continue
         lo, hi = (statistics.quantiles(v, n=10)[::8] if len(v) >= 10 else (v[0], v[-1]))
-        out.append(f"    {name:16s} {lo:7.0f} {statistics.median(v):7.0f} {hi:7.0f}")
+        seen = f"  (in {len(v)} of {n})" if optional else ""
+        out.append(f"    {name:16s} {lo:7.0f} {statistics.median(v):7.0f} {hi:7.0f}{seen}")
     return out
 
 

@@ -56,6 +56,8 @@ class Kind:
     rr_titles: str = ""
     # coroproc only: coroproc.sched_slice_us (-1 = its default, 100; 0 = the kernel's)
     sched_slice_us: int = -1
+    # coroproc only: coroproc.own_delivery_spin_us (-1 = its default)
+    own_delivery_spin_us: int = -1
     by_default: bool = True   # in a run without --kinds
 
 
@@ -91,6 +93,12 @@ KINDS = {k.name: k for k in (
          by_default=False),
     Kind("coroproc-knet-noslice", "coroproc", "knet", "socket", "corosync-knet",
          sched_slice_us=0, by_default=False),
+    # the CPG engine sleeps at once after handing a client's message to the ring
+    # (coroproc.own_delivery_spin_us: 0; engineprocs/cpg/jit/loop.py)
+    Kind("coroproc-nospin", "coroproc", "udpu", "socket", "corosync-shm",
+         own_delivery_spin_us=0, by_default=False),
+    Kind("coroproc-knet-nospin", "coroproc", "knet", "socket", "corosync-knet",
+         own_delivery_spin_us=0, by_default=False),
     # the default placement against none (bench/results/placement.md)
     Kind("coroproc-unpinned", "coroproc", "udpu", "socket", "corosync-shm", ring_cpu="none",
          by_default=False),
@@ -126,6 +134,8 @@ def conf_text(kind: Kind, cluster_name: str, hosts, workdir: Path) -> str:
         text += f"coroproc {{\n    idle_token_pace_us: {kind.idle_token_pace_us}\n}}\n"
     if kind.sched_slice_us >= 0:
         text += f"coroproc {{\n    sched_slice_us: {kind.sched_slice_us}\n}}\n"
+    if kind.own_delivery_spin_us >= 0:
+        text += f"coroproc {{\n    own_delivery_spin_us: {kind.own_delivery_spin_us}\n}}\n"
     return text
 
 

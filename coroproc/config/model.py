@@ -111,6 +111,10 @@ class QuorumConfig:
     expected_votes_tracking: bool = False
 
 
+# coroproc { own_delivery_spin_us } when unset (docs/executive.md "Own-delivery spin")
+OWN_DELIVERY_SPIN_US_DEFAULT = 200
+
+
 @dataclass(frozen=True)
 class CoroprocSection:
     """coroproc { }: keys only coroproc reads, so the file stays loadable by Corosync."""
@@ -126,6 +130,9 @@ class CoroprocSection:
     # the CPU of the token's path — the ring process and the link processes: "auto"
     # (the highest of two or more allowed), "none", or a CPU number (supervisor/placement.py)
     ring_cpu: str = "auto"
+    # how long the CPG engine polls its delivery ring for the messages it just handed to
+    # the ring process before it sleeps; 0: never (engineprocs/cpg/jit/loop.py)
+    own_delivery_spin_us: int = OWN_DELIVERY_SPIN_US_DEFAULT
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ def _table() -> dict[str, Spec]:
         "coroproc.ring_cpu": _STR,  # auto | none | a CPU number, checked in sections
         "coroproc.idle_token_pace_us": _int("u32", "us", 0, 100000),
         "coroproc.sched_slice_us": _int("u32", "us", 0, 100000),  # 0, or 100.. (sections)
+        "coroproc.own_delivery_spin_us": _int("u32", "us", 0, 10000),
     }
     for key in _TOTEM_U32_MS:
         t[f"totem.{key}"] = _int("u32", "ms")

@@ -12,7 +12,8 @@ import re
 
 from coroproc.config.context import Keys
 from coroproc.config.errors import ConfigParseError
-from coroproc.config.model import (DEFAULT_STATE_DIR, CoroprocSection, LoggingConfig,
+from coroproc.config.model import (DEFAULT_STATE_DIR, OWN_DELIVERY_SPIN_US_DEFAULT,
+                                   CoroprocSection, LoggingConfig,
                                    QuorumConfig, SchedulingConfig, ServiceSection,
                                    SubsysLogging)
 from coroproc.ringproc.config import MINIMUM_TIMEOUT_MS, ConfigError, TotemConfig
@@ -45,6 +46,7 @@ IDLE_TOKEN_PACE_US_DEFAULT = 1000
 # task on its CPU at once (supervisor/slice.py; docs/executive.md "Scheduling")
 SCHED_SLICE_US_DEFAULT = 100
 SLICE_MIN_US = 100       # what the kernel clamps a shorter request to
+
 RING_CPU_MAX = 8191      # the kernel numbers at most 8,192 CPUs (NR_CPUS with CONFIG_MAXSMP)
 _RING_CPU_RE = re.compile(r"auto|none|[0-9]{1,5}")
 
@@ -222,7 +224,9 @@ def build_coroproc(keys: Keys) -> CoroprocSection:
     return CoroprocSection(nodeid=keys.get("coroproc.nodeid"), run_dir=run_dir,
                            service_suffix=suffix,
                            heartbeat_timeout_ms=keys.get("coroproc.heartbeat_timeout_ms", 10000),
-                           udp_gso=keys.flag("coroproc.udp_gso", True), ring_cpu=ring_cpu)
+                           udp_gso=keys.flag("coroproc.udp_gso", True), ring_cpu=ring_cpu,
+                           own_delivery_spin_us=keys.get("coroproc.own_delivery_spin_us",
+                                                         OWN_DELIVERY_SPIN_US_DEFAULT))
 
 
 _SERVICE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?")

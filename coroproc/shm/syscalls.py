@@ -53,7 +53,14 @@ _read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, ty
 _write = types.ExternalFunction("write", types.intp(types.int32, types.voidptr, types.uintp))
 _clock_gettime = types.ExternalFunction(
     "clock_gettime", types.int32(types.int32, types.voidptr))
+# the CPU the calling thread runs on (glibc reads it from rseq or the vDSO: no syscall)
+_sched_getcpu = types.ExternalFunction("sched_getcpu", types.int32())
 _errno_location = types.ExternalFunction("__errno_location", types.CPointer(types.int32)())
+
+
+@njit(cache=True, inline="always")
+def current_cpu():
+    return _sched_getcpu()
 
 
 @njit(cache=True, inline="always")

@@ -62,6 +62,36 @@ def test_stages_time_each_hop_after_the_send_and_skip_a_message_missing_one():
     assert "1 messages with every hop traced" in report and "ring woken" in report
 
 
+def test_an_engine_that_caught_its_delivery_polling_needs_neither_optional_hop():
+    t = 0
+    spun = [wake(t + 5, 0, 200), switch(t + 10, 0, 100, 200, "R"),      # engine runs
+            wake(t + 30, 1, 300), wake(t + 40, 1, 400),                  # ring, link woken
+            wake(t + 60, 0, 100)]                                        # client
+    lines = spun + _message(1000)
+    events = H.parse(lines, NAMES)
+    t0_ns = round(T0_S * 1e9)
+    cols = H.stages(events, [(t0_ns, 100), (t0_ns + 1_000_000, 100)], H.COROPROC_PATH)
+    assert cols["ring woken"] == [30.0, 30.0] and cols["client woken"] == [60.0, 60.0]
+    assert cols["engine sleeps"] == [20.0] and cols["engine woken"] == [50.0]
+    report = "\n".join(H.stage_report(cols, H.COROPROC_PATH))
+    assert "2 messages with every hop traced" in report and "(in 1 of 2)" in report
+
+
+def test_a_client_the_engine_preempted_runs_again_instead_of_being_woken():
+    lines = [wake(5, 0, 200), switch(10, 0, 100, 200, "R"),             # engine preempts
+             wake(30, 1, 300), wake(40, 1, 400),                         # ring, link woken
+             switch(60, 0, 200, 100)]                                    # the client again
+    cols = H.stages(H.parse(lines, NAMES), [(round(T0_S * 1e9), 100)], H.COROPROC_PATH)
+    assert cols["client woken"] == [60.0] and cols["latency"] == [100]
+
+
+def test_a_required_hop_is_not_skipped_for_a_later_one():
+    lines = [wake(5, 0, 200), switch(10, 0, 100, 200, "R"),             # engine runs
+             wake(40, 1, 400), wake(60, 0, 100)]                         # no ring wake-up
+    cols = H.stages(H.parse(lines, NAMES), [(round(T0_S * 1e9), 100)], H.COROPROC_PATH)
+    assert not cols.get("latency")
+
+
 def test_runtimes_count_each_task_and_idle_inside_the_windows_only():
     lines = [switch(0, 0, 0, 79, "R"),            # kdamond on CPU 0 from 0 µs
              switch(0, 1, 300, 0),                # CPU 1 idle from 0 µs

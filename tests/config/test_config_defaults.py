@@ -240,6 +240,22 @@ def test_sched_slice_us_refuses_what_the_kernel_cannot_take_at_its_line(tmp_path
     assert info.value.key == "coroproc.sched_slice_us" and info.value.line == 17
 
 
+@pytest.mark.parametrize("value, loaded", [(None, 200), ("0", 0), ("50", 50),
+                                           ("10000", 10000)])
+def test_own_delivery_spin_us_loads_200_by_default_0_or_up_to_10_ms(tmp_path, value, loaded):
+    tail = f"coroproc {{\n    own_delivery_spin_us: {value}\n}}\n" if value else ""
+    config, warnings = load(_conf(tmp_path, "transport: udpu\n", tail=tail))
+    assert warnings == [] and config.coroproc.own_delivery_spin_us == loaded
+
+
+@pytest.mark.parametrize("value", ["10001", "-1", "long"])
+def test_own_delivery_spin_us_refuses_anything_else_at_its_line(tmp_path, value):
+    with pytest.raises(ConfigParseError, match=value) as info:
+        load(_conf(tmp_path, "transport: udpu\n",
+                   tail=f"coroproc {{\n    own_delivery_spin_us: {value}\n}}\n"))
+    assert info.value.key == "coroproc.own_delivery_spin_us" and info.value.line == 17
+
+
 @pytest.mark.parametrize("body, sched_rr, nice", [
     ("", False, None), ("sched_rr: yes", True, None), ("sched_rr: no", False, None),
     ("sched_rr: no\n    priority: max", False, -20), ("priority: min", False, 19),

@@ -7,8 +7,9 @@ kernel takes (the same submit records), sleep when nothing waits, wake on the do
 records pushed while it sleeps, and come back to Python — with the cursor at the right
 record, a request left whole in the buffer, other events still ready — for each reason
 the host relies on: a record or request for Python, another fd readable, a failed send,
-the flow-control level, until_us, the snapshot bounds. No timing is asserted: waits only
-bound a hang.
+the flow-control level, until_us, the snapshot bounds. After taking requests it polls the
+delivery ring for up to spin_ns before it sleeps, except on CPU avoid_cpu. No timing is
+asserted: waits only bound a hang.
 """
 import os
 import select
@@ -28,8 +29,8 @@ from coroproc.ipc.cpg_structs import REQ_JOIN, REQ_MCAST, pack_req_mcast
 from coroproc.ipc.wire import pack_request
 from coroproc.engineprocs.host import EXEC_ONLY_PREFIX
 from coroproc.ringproc.records import RT_CONFIG, RT_DELIVER
-from coroproc.shm.kernels import ring_peek
-from coroproc.shm.layout import W_TAIL
+from coroproc.shm.kernels import ring_head, ring_peek
+from coroproc.shm.layout import W_TAIL, W_WAKEUPS_REQUESTED
 from coroproc.shm.ring import ShmRing
 from coroproc.shm.syscalls import EPOLL_EVENT_WORDS, pollfd_array
 
@@ -69,6 +70,7 @@ class LoopRig(Rig):
         self.buf = np.zeros(1 << 17, np.uint8)
         self.rq_out = np.zeros(RQ.OUT_WORDS, np.int64)
         self.requesters = []
+        self.spin = np.zeros(L.SPIN_WORDS, np.int64)     # its last-requests time stays
 
     def add_requester(self, group, pid, source, control):
         """A client connection: (client socket, its server-side socket) registered in the
@@ -90,7 +92,8 @@ class LoopRig(Rig):
         return client, server
 
     def loop(self, until_us, moved_until_us=NO_LIMIT, pos_limit=NO_LIMIT, release=True,
-             batch=1000, stop_used_bytes=NO_LIMIT, nodeid=NODE_A):
+             batch=1000, stop_used_bytes=NO_LIMIT, nodeid=NODE_A, spin_ns=0, avoid_cpu=-1):
+        self.spin[L.SPIN_NS], self.spin[L.SPIN_AVOID_CPU] = spin_ns, avoid_cpu
         q = self.queues
         why = L.lane_loop(self.ring.hdr, self.ring.data, self.pos, pos_limit, release, batch,
                           self.gmeta, self.gnames, self.grecv, self.gnodes, self.ngroups,
@@ -100,7 +103,7 @@ class LoopRig(Rig):
                           self.ev, self.rq, self.rq_group, self.nrq, 50, self.buf, nodeid,
                           self.submit.hdr, self.submit.data, -1, 1 << 20, NO_LIMIT,
                           stop_used_bytes, np.zeros(128, np.uint8), np.zeros(1, np.uint32),
-                          np.zeros(1, np.uint64), self.rq_out)
+                          np.zeros(1, np.uint64), self.rq_out, self.spin)
         self.pos = int(self.acc[L.A_POS])
         return why, int(self.acc[L.A_RECORDS])
 
@@ -227,6 +230,7 @@ def test_takes_mcast_requests_into_the_submit_ring_as_the_request_kernel(rig):
     why, _records = rig.loop(until_us=now_us() + 200_000)
     assert why == L.LOOP_UNTIL                  # took them, slept on, until_us came
     assert rig.acc[L.A_REQUESTS] == 3 and rig.rq[0, L.RQ_TAKEN] == 3 and control[0] == 0
+    assert rig.acc[L.A_SPINS] == 0              # spin_ns 0: straight to sleep
     got = rig.submit.pop_batch()
     assert [r[2] for r in got] == [request_record(GROUP, 77, NODE_A, 5, m) for m in messages]
 
@@ -270,3 +274,95 @@ def test_a_request_that_fills_the_submit_ring_to_the_flow_level_stops_it(rig):
         control[0] += 1
     why, _records = rig.loop(until_us=now_us() + int(HANG_GUARD_S * 1e6), stop_used_bytes=1)
     assert why == L.LOOP_FLOW and rig.acc[L.A_REQUESTS] == 1 and control[0] == 2
+
+
+# ---- the own-delivery spin -----------------------------------------------------------------
+
+def send_one_request(rig, message=b"mine"):
+    control = np.zeros(2, np.int32)
+    client, _server = rig.add_requester(GROUP, 77, 5, control)
+    client.send(pack_request(REQ_MCAST, pack_req_mcast(0, message)))
+    control[0] += 1
+
+
+def test_after_taking_a_request_it_polls_for_the_delivery_and_the_bell_stays_quiet(rig):
+    """The delivery that comes while it spins is taken without a doorbell: the producer
+    saw no sleeping flag, so it asked for no wake-up."""
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    theirs = rig.clients[0][1]
+    send_one_request(rig)
+    submitted = int(ring_head(rig.submit.hdr))
+    pid = os.fork()
+    if pid == 0:       # the ring process's part, from another process (see the bell test)
+        code = 1
+        try:
+            deadline = time.monotonic() + HANG_GUARD_S
+            while int(ring_head(rig.submit.hdr)) == submitted:     # the request taken
+                if time.monotonic() > deadline:
+                    os._exit(3)
+            ring = ShmRing.attach(rig.ring.name, wake_fd=rig.bell, role="producer")
+            ring.push(RT_DELIVER, mcast_record(NODE_A, GROUP, 77, b"mine"))
+            theirs.settimeout(HANG_GUARD_S)
+            got = theirs.recv(1 << 16)
+            code = 0 if got == python_event(NODE_A, GROUP, 77, b"mine") else 2
+            rig.poke_tx.send(b"!")
+        finally:
+            os._exit(code)
+    why, records = rig.loop(until_us=now_us() + int(2 * HANG_GUARD_S * 1e6),
+                            spin_ns=int(HANG_GUARD_S * 1e9))
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (why, records) == (L.LOOP_FDS, 1)
+    assert rig.acc[L.A_REQUESTS] == 1
+    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_HITS] == 1
+    assert int(rig.ring.hdr[W_WAKEUPS_REQUESTED]) == 0
+
+
+def test_a_spin_that_sees_nothing_ends_at_spin_ns_then_it_sleeps(rig):
+    send_one_request(rig)
+    spin_ns = 2_000_000
+    why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=spin_ns)
+    assert why == L.LOOP_UNTIL and rig.acc[L.A_SLEEPS] >= 1
+    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_HITS] == 0
+    assert rig.acc[L.A_SPIN_NS] >= spin_ns
+
+
+def test_a_spin_ends_at_until_us_and_goes_back_to_python_without_sleeping(rig):
+    send_one_request(rig)
+    spin_ns = int(HANG_GUARD_S * 1e9)
+    why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=spin_ns)
+    assert why == L.LOOP_UNTIL
+    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_NS] < spin_ns
+    assert rig.acc[L.A_SLEEPS] == 1             # the poll that found the request
+
+
+def test_requests_soon_after_the_last_ones_are_a_flood_it_does_not_spin_for(rig):
+    send_one_request(rig)
+    rig.spin[L.SPIN_LAST_US] = now_us()
+    why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=int(HANG_GUARD_S * 1e9))
+    assert why == L.LOOP_UNTIL and rig.acc[L.A_REQUESTS] == 1
+    assert rig.acc[L.A_SPINS] == 0
+    assert rig.spin[L.SPIN_LAST_US] > 0
+
+
+def test_no_spin_while_the_ring_process_has_not_taken_earlier_submissions(rig):
+    assert rig.submit.push(RT_DELIVER, b"submitted before, not taken yet")
+    send_one_request(rig)
+    why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=int(HANG_GUARD_S * 1e9))
+    assert why == L.LOOP_UNTIL and rig.acc[L.A_REQUESTS] == 1
+    assert rig.acc[L.A_SPINS] == 0
+
+
+def test_it_does_not_spin_on_the_ring_process_cpu(rig):
+    cpus = os.sched_getaffinity(0)
+    cpu = min(cpus)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        send_one_request(rig)
+        spin_ns = int(HANG_GUARD_S * 1e9)
+        why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=spin_ns, avoid_cpu=cpu)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert why == L.LOOP_UNTIL
+    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_HITS] == 0
+    assert rig.acc[L.A_SPIN_NS] < spin_ns

@@ -69,11 +69,16 @@ class CpgLane:
         self._slot_conn: dict[int, object] = {}
         self.stats = {"runs": 0, "records": 0, "rebuilds": 0, "stops_for_python": 0,
                       "request_runs": 0, "requests": 0, "requests_to_python": 0,
-                      "loops": 0, "loop_sleeps": 0}
+                      "loops": 0, "loop_sleeps": 0,
+                      # the own-delivery spin (jit/loop.py): polls, the ones a delivery
+                      # ended, and µs spent in them
+                      "spins": 0, "spin_hits": 0, "spin_us": 0}
         self._submit = None
         # the kernels' compiled entry points (jitcache.compiled_entry), made at first use
         self._deliver_entry = self._requests_entry = self._loop_entry = None
         self._acc = np.zeros(L.A_WORDS, np.int64)
+        self.spin = np.zeros(L.SPIN_WORDS, np.int64)    # set_spin; the loop keeps its state
+        self.spin[L.SPIN_AVOID_CPU] = -1
         # the loop's request table (jit/loop.py RQ_*) and the IPC server's epoll events
         self.rq = np.zeros((REQUEST_ROWS_MAX, L.RQ_WORDS), np.int64)
         self.rq_group = np.zeros((REQUEST_ROWS_MAX, K.NAME_MAX), np.uint8)
@@ -213,6 +218,12 @@ class CpgLane:
             self._after_flush(int(self.touched[i, K.T_SLOT]), int(self.touched[i, K.T_ERRNO]))
         return records, int(out[K.OUT_POS]), _LANE_STOP[reason]
 
+    def set_spin(self, spin_ns: int, avoid_cpu: int) -> None:
+        """The own-delivery spin (jit/loop.py): poll up to spin_ns (0: never), not on CPU
+        avoid_cpu (-1: any)."""
+        self.spin[L.SPIN_NS] = spin_ns
+        self.spin[L.SPIN_AVOID_CPU] = avoid_cpu
+
     def loop(self, dhdr, ddata, pos: int, pos_limit: int, release: bool, max_records: int,
              pfd, until_us: int, moved_until_us: int, ipc=None, ipc_idx: int = -1,
              stop_used_bytes: int = 0):
@@ -240,7 +251,7 @@ class CpgLane:
                 self.engine.ctx.nodeid, submit.hdr, submit.data, self._wake_fd,
                 self._max_message_bytes, self._roomy_used_bytes,
                 min(self._roomy_used_bytes, stop_used_bytes), self._src, self._src_len,
-                self._scratch, self._rq_out)
+                self._scratch, self._rq_out, self.spin)
         if self._loop_entry is None:
             self._loop_entry = compiled_entry(L.lane_loop, args)
         why = self._loop_entry(*args)
@@ -248,6 +259,10 @@ class CpgLane:
         st = self.stats
         st["loops"] += 1
         st["loop_sleeps"] += int(acc[L.A_SLEEPS])
+        if acc[L.A_SPINS]:
+            st["spins"] += int(acc[L.A_SPINS])
+            st["spin_hits"] += int(acc[L.A_SPIN_HITS])
+            st["spin_us"] += int(acc[L.A_SPIN_NS]) // 1000
         if records:
             st["records"] += records
             es = self.engine.stats

@@ -32,15 +32,28 @@ connections the server would offer its read_fast hook: joined or joining, respon
 channel connected, nothing deferred or waiting to be sent) runs jit/requests.py's
 mcast_requests on it, with libqb's batch size from the client's control file; anything
 else is left ready (epoll is level-triggered) for the server's own epoll_wait.
+
+Own delivery: after a turn that took requests into the submit ring, when the delivery
+ring is empty, the loop polls it for up to spin[SPIN_NS] (and not past until_us) before it
+sleeps. A client's message then comes back to its sender without the ring process's
+eventfd write and this process's wake-up — two of the sparse path's cross-CPU hand-offs,
+each an IPI and a vCPU's exit from halt on a VM (docs/executive.md "Own-delivery spin").
+Only for sparse traffic, where a CPU is there to spare: not when the requests came less
+than SPIN_NS after the previous ones (a flood: the time would be the clients' and the
+other engines'), not when the ring process had not yet taken what was submitted before
+them (their delivery waits behind that), and not on CPU spin[SPIN_AVOID_CPU], the ring
+process's (there the spin would keep the ring process from running).
 """
 from __future__ import annotations
 
 from coroproc.njit import njit
 
 from coroproc.shm.atomics import fetch_add_i32_at
-from coroproc.shm.kernels import ring_cancel_sleep, ring_head, ring_prepare_sleep, ring_release
+from coroproc.shm.kernels import (ring_cancel_sleep, ring_head, ring_prepare_sleep, ring_release,
+                                  ring_tail)
 from coroproc.shm.syscalls import (EINTR, EPOLL_EVENT_WORDS, EPOLLIN, POLLFD_WORDS,
-                                   doorbell_poll, epoll_wait, monotonic_ns, poll, readable)
+                                   current_cpu, doorbell_poll, epoll_wait, monotonic_ns, poll,
+                                   readable)
 
 from . import requests as RQ
 from .deliver import (OUT_DELIVERED, OUT_EVENTS, OUT_POS, OUT_REASON, OUT_RECORDS,
@@ -67,7 +80,10 @@ A_ERR = 6
 A_REQUESTS = 7          # requests taken into the submit ring (per row: rq_taken)
 A_RQ_ROW = 8
 A_RQ_PENDING = 9
-A_WORDS = 10
+A_SPINS = 10            # polls of the delivery ring after taking requests (spin_ns)
+A_SPIN_HITS = 11        # of those, the ones a record ended (not the time or the CPU)
+A_SPIN_NS = 12          # time spent in them
+A_WORDS = 13
 
 # the request table (rq_*), one row per connection whose MCAST requests the loop may take:
 RQ_FD = 0               # its request socket
@@ -80,6 +96,12 @@ RQ_TAKEN = 6            # requests taken (the loop adds)
 RQ_WORDS = 7
 
 SLEEP_MAX_MS = 1 << 30   # poll()'s timeout is an int
+
+# spin[], the own-delivery spin's settings and state (int64, kept between calls):
+SPIN_NS = 0             # how long to poll; 0: never
+SPIN_AVOID_CPU = 1      # the CPU not to poll on (-1: none)
+SPIN_LAST_US = 2        # when requests were last taken (the loop sets it)
+SPIN_WORDS = 3
 
 
 def readable_fds(pfd) -> list[int]:
@@ -112,6 +134,29 @@ def _sleep(dhdr, pos, pfd, timeout_ms, u64, ts):
     rc = doorbell_poll(pfd, ring_head(dhdr) == pos, timeout_ms * 1000, u64, ts)
     ring_cancel_sleep(dhdr)
     return rc
+
+
+@njit(cache=True)
+def _worth_a_spin(spin, now_us, shdr, submitted):
+    """Whether requests taken at now_us are sparse traffic's (module docstring); notes
+    their time."""
+    last_us = spin[SPIN_LAST_US]
+    spin[SPIN_LAST_US] = now_us
+    return (spin[SPIN_NS] > 0 and now_us - last_us >= spin[SPIN_NS] // 1000
+            and ring_tail(shdr) >= submitted)
+
+
+@njit(cache=True)
+def _spin_for_record(dhdr, pos, until_ns, avoid_cpu, ts):
+    """Poll the delivery ring for a record after pos until until_ns, while this thread is
+    not on CPU avoid_cpu (-1: any): True when one came. Nothing is raised, so the
+    producer does not ring the doorbell for it."""
+    while current_cpu() != avoid_cpu:
+        if ring_head(dhdr) != pos:
+            return True
+        if monotonic_ns(ts) >= until_ns:
+            break
+    return False
 
 
 @njit(cache=True)
@@ -180,16 +225,19 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
               ngroups, table_complete, slot_msg_max, qs, rows, arena, mm, iov, touched, out,
               pfd, u64, ts, until_us, moved_until_us, acc, ipc_idx, epfd, ev, rq, rq_group,
               nrq, rq_batch_max, buf, nodeid, shdr, sdata, wake_fd, max_message_bytes,
-              roomy_used_bytes, stop_used_bytes, src, src_len, scratch, rq_out):
+              roomy_used_bytes, stop_used_bytes, src, src_len, scratch, rq_out, spin):
     """Turn until Python is needed; returns why (LOOP_*), acc[] says what was done.
     pfd: int32 pollfds (syscalls.pollfd_array), the doorbell first; u64: uint64[1] and
     ts: int64[2] scratch; acc: int64[A_WORDS]. moved_until_us bounds the loop only once
-    the cursor moved (the host's next snapshot is due then, not while nothing arrives)."""
+    the cursor moved (the host's next snapshot is due then, not while nothing arrives).
+    spin: int64[SPIN_WORDS], the own-delivery spin (module docstring)."""
     start = pos
     for i in range(A_WORDS):
         acc[i] = 0
     acc[A_POS] = pos
     n_other = pfd.shape[0] // POLLFD_WORDS - 1
+    spun_for = 0            # acc[A_REQUESTS] when the loop last looked at spinning
+    submitted = ring_head(shdr)     # the submit ring's head before the last requests
     while True:
         deliver_run(dhdr, ddata, pos, batch, gmeta, gnames, grecv, gnodes, ngroups,
                     table_complete, slot_msg_max, qs, rows, arena, mm, iov, touched, out)
@@ -217,6 +265,7 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
             return LOOP_UNTIL
         if reason == R_LIMIT:
             # more records wait: look at the other fds without sleeping, then go on
+            submitted = ring_head(shdr)
             if n_other > 0 and poll(pfd, 1, n_other, 0) > 0:
                 why = _after_poll(pfd, ipc_idx, epfd, ev, rq, rq_group, nrq, rq_batch_max,
                                   buf, nodeid, shdr, sdata, wake_fd, max_message_bytes,
@@ -225,9 +274,25 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
                 if why >= 0:
                     return why
             continue
+        if acc[A_REQUESTS] != spun_for:
+            spun_for = acc[A_REQUESTS]
+            if _worth_a_spin(spin, t, shdr, submitted):
+                # the requests just taken are on their way round: their delivery comes soon
+                acc[A_SPINS] += 1
+                t_ns = monotonic_ns(ts)
+                hit = _spin_for_record(dhdr, pos, min(t_ns + spin[SPIN_NS], until_us * 1000),
+                                       spin[SPIN_AVOID_CPU], ts)
+                acc[A_SPIN_NS] += monotonic_ns(ts) - t_ns
+                if hit:
+                    acc[A_SPIN_HITS] += 1
+                    continue
+                t = monotonic_ns(ts) // 1000
+                if t >= until_us or (pos != start and t >= moved_until_us):
+                    return LOOP_UNTIL
         wait_us = until_us - t
         if pos != start:
             wait_us = min(wait_us, moved_until_us - t)
+        submitted = ring_head(shdr)
         rc = _sleep(dhdr, pos, pfd, min((wait_us + 999) // 1000, SLEEP_MAX_MS), u64, ts)
         if rc == -EINTR:
             return LOOP_INTERRUPTED
