@@ -46,7 +46,6 @@ IDLE_TOKEN_PACE_US_DEFAULT = 1000
 # task on its CPU at once (supervisor/slice.py; docs/executive.md "Scheduling")
 SCHED_SLICE_US_DEFAULT = 100
 SLICE_MIN_US = 100       # what the kernel clamps a shorter request to
-
 RING_CPU_MAX = 8191      # the kernel numbers at most 8,192 CPUs (NR_CPUS with CONFIG_MAXSMP)
 _RING_CPU_RE = re.compile(r"auto|none|[0-9]{1,5}")
 

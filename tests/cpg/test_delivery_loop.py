@@ -363,6 +363,5 @@ def test_it_does_not_spin_on_the_ring_process_cpu(rig):
         why, _records = rig.loop(until_us=now_us() + 200_000, spin_ns=spin_ns, avoid_cpu=cpu)
     finally:
         os.sched_setaffinity(0, cpus)
-    assert why == L.LOOP_UNTIL
-    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_HITS] == 0
-    assert rig.acc[L.A_SPIN_NS] < spin_ns
+    assert why == L.LOOP_UNTIL and rig.acc[L.A_REQUESTS] == 1
+    assert rig.acc[L.A_SPINS] == 0 and rig.acc[L.A_SPIN_NS] == 0

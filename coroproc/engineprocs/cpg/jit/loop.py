@@ -39,10 +39,10 @@ sleeps. A client's message then comes back to its sender without the ring proces
 eventfd write and this process's wake-up — two of the sparse path's cross-CPU hand-offs,
 each an IPI and a vCPU's exit from halt on a VM (docs/executive.md "Own-delivery spin").
 Only for sparse traffic, where a CPU is there to spare: not when the requests came less
-than SPIN_NS after the previous ones (a flood: the time would be the clients' and the
-other engines'), not when the ring process had not yet taken what was submitted before
-them (their delivery waits behind that), and not on CPU spin[SPIN_AVOID_CPU], the ring
-process's (there the spin would keep the ring process from running).
+than spin[SPIN_NS] after the previous ones (a flood: the time would be the clients' and
+the other engines'), not when the ring process had not yet taken what was submitted
+before them (their delivery waits behind that), and not on CPU spin[SPIN_AVOID_CPU], the
+ring process's (there the spin would keep the ring process from running).
 """
 from __future__ import annotations
 
@@ -138,19 +138,19 @@ def _sleep(dhdr, pos, pfd, timeout_ms, u64, ts):
 
 @njit(cache=True)
 def _worth_a_spin(spin, now_us, shdr, submitted):
-    """Whether requests taken at now_us are sparse traffic's (module docstring); notes
-    their time."""
+    """Whether to poll for the delivery of requests taken at now_us: sparse traffic's,
+    off the ring process's CPU (module docstring); notes their time."""
     last_us = spin[SPIN_LAST_US]
     spin[SPIN_LAST_US] = now_us
     return (spin[SPIN_NS] > 0 and now_us - last_us >= spin[SPIN_NS] // 1000
-            and ring_tail(shdr) >= submitted)
+            and ring_tail(shdr) >= submitted and current_cpu() != spin[SPIN_AVOID_CPU])
 
 
 @njit(cache=True)
 def _spin_for_record(dhdr, pos, until_ns, avoid_cpu, ts):
     """Poll the delivery ring for a record after pos until until_ns, while this thread is
-    not on CPU avoid_cpu (-1: any): True when one came. Nothing is raised, so the
-    producer does not ring the doorbell for it."""
+    not on CPU avoid_cpu (-1: any; the kernel may move it there meanwhile): True when
+    one came. Nothing is raised, so the producer does not ring the doorbell for it."""
     while current_cpu() != avoid_cpu:
         if ring_head(dhdr) != pos:
             return True
