@@ -136,17 +136,15 @@ def sync_leader(plan) -> int | None:
     return ids[0] if ids else None
 
 
-def own_delivery_spin(plan, allowed_cpus: int) -> tuple[int, int]:
+def own_delivery_spin(spin_us: int, ring_cpus, allowed_cpus: int) -> tuple[int, int]:
     """(ns, CPU not to spin on, -1: none) of the CPG lane's own-delivery spin
-    (coroproc.own_delivery_spin_us; engineprocs/cpg/jit/loop.py): not where the ring
-    process is kept to one CPU, and not at all with one CPU to run on, where the spin
-    would hold the very CPU the ring process needs to deliver."""
-    cfg = plan.config
-    spin_us = cfg.coroproc.own_delivery_spin_us if cfg is not None else 0
+    (coroproc.own_delivery_spin_us; engineprocs/cpg/jit/loop.py): not on the CPU the ring
+    process is kept to (ring_cpus, placement.py), and not at all with one CPU to run on,
+    where the spin would hold the very CPU the ring process needs to deliver."""
     if allowed_cpus < 2:
         return 0, -1
-    cpus = plan.ring_cpus
-    return spin_us * 1000, (next(iter(cpus)) if cpus and len(cpus) == 1 else -1)
+    return spin_us * 1000, (next(iter(ring_cpus)) if ring_cpus and len(ring_cpus) == 1
+                            else -1)
 
 
 def _procname(pid: int) -> str:
@@ -359,8 +357,10 @@ class EngineHost:
             if u.lane is not None:
                 u.lane.bind_submit(self.submit, plan.ring_wake_fd, self.max_message_bytes,
                                    self._roomy_used_bytes)
-                if hasattr(u.lane, "set_spin"):
-                    u.lane.set_spin(*own_delivery_spin(plan, len(os.sched_getaffinity(0))))
+                if hasattr(u.lane, "set_spin") and plan.config is not None:
+                    u.lane.set_spin(*own_delivery_spin(plan.config.coroproc.own_delivery_spin_us,
+                                                       plan.ring_cpus,
+                                                       len(os.sched_getaffinity(0))))
         self._ipc_servers = [u.ipc for u in self.units if u.ipc is not None]
         for u in self.units:
             u.ctx.siblings = {s: x.engine for s, x in self.by_service.items() if x is not u}

@@ -353,6 +353,20 @@ def test_no_spin_while_the_ring_process_has_not_taken_earlier_submissions(rig):
     assert rig.acc[L.A_SPINS] == 0
 
 
+def test_requests_taken_while_records_still_flow_are_spun_for_once_the_ring_is_empty(rig):
+    """batch 1 leaves records waiting (R_LIMIT) while the request is taken; the submit
+    ring's head before it is what the ring process must have reached, not the head after
+    it, read again at the next of those turns."""
+    rig.add_group(GROUP, receivers=[0], nodes=[NODE_A])
+    for i in range(3):
+        rig.push(mcast_record(NODE_A, GROUP, 1, b"%d" % i))
+    send_one_request(rig)
+    spin_ns = 2_000_000
+    why, records = rig.loop(until_us=now_us() + 200_000, batch=1, spin_ns=spin_ns)
+    assert (why, records) == (L.LOOP_UNTIL, 3) and rig.acc[L.A_REQUESTS] == 1
+    assert rig.acc[L.A_SPINS] == 1 and rig.acc[L.A_SPIN_NS] >= spin_ns
+
+
 def test_it_does_not_spin_on_the_ring_process_cpu(rig):
     cpus = os.sched_getaffinity(0)
     cpu = min(cpus)

@@ -237,7 +237,9 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
     acc[A_POS] = pos
     n_other = pfd.shape[0] // POLLFD_WORDS - 1
     spun_for = 0            # acc[A_REQUESTS] when the loop last looked at spinning
-    submitted = ring_head(shdr)     # the submit ring's head before the last requests
+    # the submit ring's head before the requests not yet looked at (kept while a turn
+    # with records still to deliver takes more of them)
+    submitted = ring_head(shdr)
     while True:
         deliver_run(dhdr, ddata, pos, batch, gmeta, gnames, grecv, gnodes, ngroups,
                     table_complete, slot_msg_max, qs, rows, arena, mm, iov, touched, out)
@@ -265,7 +267,8 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
             return LOOP_UNTIL
         if reason == R_LIMIT:
             # more records wait: look at the other fds without sleeping, then go on
-            submitted = ring_head(shdr)
+            if acc[A_REQUESTS] == spun_for:
+                submitted = ring_head(shdr)
             if n_other > 0 and poll(pfd, 1, n_other, 0) > 0:
                 why = _after_poll(pfd, ipc_idx, epfd, ev, rq, rq_group, nrq, rq_batch_max,
                                   buf, nodeid, shdr, sdata, wake_fd, max_message_bytes,
@@ -292,7 +295,8 @@ def lane_loop(dhdr, ddata, pos, pos_limit, release, batch, gmeta, gnames, grecv,
         wait_us = until_us - t
         if pos != start:
             wait_us = min(wait_us, moved_until_us - t)
-        submitted = ring_head(shdr)
+        if acc[A_REQUESTS] == spun_for:
+            submitted = ring_head(shdr)
         rc = _sleep(dhdr, pos, pfd, min((wait_us + 999) // 1000, SLEEP_MAX_MS), u64, ts)
         if rc == -EINTR:
             return LOOP_INTERRUPTED
